@@ -1,0 +1,144 @@
+package handler
+
+import (
+	"context"
+
+	"github.com/rs/zerolog"
+)
+
+// Op is the kind of operation an IO asks a Backend to perform.
+type Op uint8
+
+const (
+	// OpRead fills Iov with Len bytes read from Off.
+	OpRead Op = iota + 1
+	// OpWrite writes the Len bytes in Iov at Off; with FUA the data must
+	// be on stable storage before Done.
+	OpWrite
+	// OpFlush makes every write completed so far stable.
+	OpFlush
+	// OpDiscard deallocates [Off, Off+Len). Only sent when Limits.Discard.
+	OpDiscard
+	// OpWriteSame writes the one logical block in Iov repeatedly over
+	// [Off, Off+Len). Only sent when Limits.WriteSame; otherwise the
+	// handler emulates it with OpWrite.
+	OpWriteSame
+	// OpCompareAndWrite compares [Off, Off+Len) with the first Len bytes of
+	// Iov and, only if they are equal, writes the second Len bytes, atomically
+	// with respect to other writes. On a mismatch Done gets an error for which
+	// errors.Is(err, syscall.EILSEQ) holds, and MiscompareOffset is set to the
+	// offset of the first differing byte from Off. Only sent when
+	// Limits.CompareAndWrite; otherwise the handler emulates it.
+	OpCompareAndWrite
+)
+
+// IO is one asynchronous operation handed to a Backend. The handler owns
+// it and reuses it after Done, so a backend must not keep it (or Iov)
+// past calling Done.
+//
+// The buffers in Iov are slices of the device's mmapped data area, not of
+// the Go heap: a backend may hand pointers to them straight to C code for
+// the duration of the operation.
+type IO struct {
+	Op  Op
+	Off int64 // byte offset on the device
+	Len int64 // bytes covered on the device
+	Iov [][]byte
+	FUA bool
+
+	// MiscompareOffset is set by the backend for OpCompareAndWrite.
+	MiscompareOffset int64
+
+	done func(*IO, error)
+}
+
+// NewIO returns an IO whose Done calls done. The handler makes one per
+// command slot and reuses it, so completing costs no allocation.
+func NewIO(done func(*IO, error)) *IO { return &IO{done: done} }
+
+// Done reports the result of the operation. It must be called exactly
+// once per Submit, from any goroutine, possibly before Submit returns.
+// Errors keep their errno (wrap a syscall.Errno): the handler turns them
+// into SCSI status and sense, nothing below it does.
+func (io *IO) Done(err error) { io.done(io, err) }
+
+// Backend serves one device's data. Submit starts an operation and must
+// not block for long: a backend runs the operation asynchronously (librbd
+// aio, a worker pool) and calls io.Done when it finishes. Submit is
+// called concurrently for independent IOs; ordering between IOs in flight
+// is not guaranteed, as with SCSI simple task attributes.
+type Backend interface {
+	Submit(io *IO)
+	// Limits describes what the backend can do natively.
+	Limits() Limits
+	// Close waits for nothing: the handler has completed every IO before
+	// calling it.
+	Close() error
+}
+
+// Limits tells the handler which operations a backend supports natively
+// and with what granularity; the handler advertises them in the Block
+// Limits and Logical Block Provisioning VPD pages.
+type Limits struct {
+	// Discard means OpDiscard is supported (thin provisioning, UNMAP).
+	Discard bool
+	// DiscardZeroes means deallocated blocks read back as zeros (LBPRZ).
+	DiscardZeroes bool
+	// WriteSame and CompareAndWrite mean the ops are native.
+	WriteSame       bool
+	CompareAndWrite bool
+	// DiscardGranularity and DiscardAlignment, in bytes (0: any).
+	DiscardGranularity uint32
+	DiscardAlignment   uint32
+	// MaxDiscardBytes and MaxWriteSameBytes bound one operation (0: no
+	// limit beyond the handler's own).
+	MaxDiscardBytes   uint64
+	MaxWriteSameBytes uint64
+	// NonRotational is reported in the Block Device Characteristics page.
+	NonRotational bool
+}
+
+// LBAStatuser is implemented by backends that know which ranges are
+// allocated (GET LBA STATUS). Status reports whether the byte range
+// starting at off is mapped and how many bytes from off share that state
+// (at most length). It may block; the handler calls it off the I/O path.
+type LBAStatuser interface {
+	Status(ctx context.Context, off, length int64) (mapped bool, extent int64, err error)
+}
+
+// Resizer is implemented by backends that must act when the kernel changes
+// the device size (RECONFIG_DEVICE with DEV_SIZE). Returning an error
+// refuses the resize.
+type Resizer interface {
+	Resize(size int64) error
+}
+
+// DeviceInfo is what a handler needs to open a device's backend.
+type DeviceInfo struct {
+	// Name is the configfs device name (the backstore name).
+	Name string
+	// Config is the config string after "<subtype>/", e.g. "pool/image;id=x"
+	// for rbd/pool/image;id=x.
+	Config    string
+	Size      int64
+	BlockSize uint32
+	// MaxSectors is hw_max_sectors: the largest transfer, in blocks.
+	MaxSectors uint32
+	// WriteCache is emulate_write_cache.
+	WriteCache bool
+}
+
+// Handler is one backstore subtype (user:file, user:rbd, ...), as listed
+// over D-Bus and matched against the first element of a config string.
+type Handler struct {
+	// Subtype is the name after "user:", and the config string prefix.
+	Subtype string
+	// ConfigDesc is the help text targetcli shows for the config string.
+	ConfigDesc string
+	// CheckConfig validates a config string without the subtype prefix
+	// ("pool/image;..."); the message of its error is shown to the
+	// operator. It must return within ctx's deadline.
+	CheckConfig func(ctx context.Context, config string) error
+	// Open opens the backend of a device.
+	Open func(ctx context.Context, info DeviceInfo, log zerolog.Logger) (Backend, error)
+}

@@ -1,0 +1,361 @@
+package uio
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// Ring is the TCMU command ring of one device: the mailbox, the circular
+// command area and the data area, all within one mapping.
+//
+// Next is called by one goroutine at a time (the device's command loop).
+// Complete and Kick may be called from any goroutine, concurrently with
+// Next and with each other.
+type Ring struct {
+	mem      []byte
+	doorbell func() error
+
+	cmdrOff  uint32
+	cmdrSize uint32
+	dataOff  uint64
+
+	// OnTMR, if set, is called from Next for every TMR entry with the
+	// task management function and the cmd_ids it affects. The ids slice
+	// is only valid during the call.
+	OnTMR func(tmrType uint8, ids []uint16)
+
+	// Fetch side, owned by the goroutine calling Next.
+	head    uint32 // cmd_head snapshot, loaded once per Refresh
+	next    uint32 // offset of the next entry to fetch
+	tmrIDs  []uint16
+	fetched atomic.Uint32 // last fetch position, published for Complete
+
+	// Completion side.
+	mu          sync.Mutex
+	tail        uint32 // our copy of mb->cmd_tail
+	gen         uint64 // bumped by Reset; completions of older commands are dropped
+	outstanding int
+
+	kickPending atomic.Uint32
+	kicking     atomic.Uint32
+}
+
+// NewRing validates the mailbox at the start of mem and returns the ring it
+// describes. doorbell is called to tell the kernel that completions are
+// ready (a 4-byte write to the uio fd).
+func NewRing(mem []byte, doorbell func() error) (*Ring, error) {
+	if len(mem) < MailboxSize {
+		return nil, fmt.Errorf("map of %d bytes is smaller than the mailbox", len(mem))
+	}
+	if uintptr(unsafe.Pointer(&mem[0]))%8 != 0 {
+		return nil, fmt.Errorf("map is not 8-byte aligned")
+	}
+	if v := binary.LittleEndian.Uint16(mem[mbVersionOff:]); v != MailboxVersion {
+		return nil, fmt.Errorf("mailbox version %d, want %d", v, MailboxVersion)
+	}
+	off := binary.LittleEndian.Uint32(mem[mbCmdrOffOff:])
+	size := binary.LittleEndian.Uint32(mem[mbCmdrSizeOff:])
+	switch {
+	case off < MailboxSize || off%opAlignment != 0:
+		return nil, fmt.Errorf("cmdr_off %d is not a valid ring offset", off)
+	case size < CmdEntrySize*2 || size%opAlignment != 0:
+		return nil, fmt.Errorf("cmdr_size %d is not a valid ring size", size)
+	case uint64(off)+uint64(size) > uint64(len(mem)):
+		return nil, fmt.Errorf("ring [%d,+%d) outside the %d-byte map", off, size, len(mem))
+	}
+	r := &Ring{mem: mem, doorbell: doorbell, cmdrOff: off, cmdrSize: size, dataOff: uint64(off) + uint64(size)}
+	r.resync()
+	return r, nil
+}
+
+// Flags returns the mailbox capability flags (Cap*).
+func (r *Ring) Flags() uint16 { return binary.LittleEndian.Uint16(r.mem[mbFlagsOff:]) }
+
+// Size returns the size of the command ring in bytes.
+func (r *Ring) Size() uint32 { return r.cmdrSize }
+
+// DataArea returns the offset and length of the data area within the map.
+func (r *Ring) DataArea() (off, length uint64) { return r.dataOff, uint64(len(r.mem)) - r.dataOff }
+
+func (r *Ring) u32(off uint32) *uint32 {
+	return (*uint32)(unsafe.Pointer(&r.mem[off]))
+}
+
+// resync takes the shared tail as the starting point of both fetching and
+// completing. Used at start (adopting a device) and after reset_ring.
+func (r *Ring) resync() {
+	t := atomic.LoadUint32(r.u32(mbCmdTailOff))
+	if t >= r.cmdrSize || t%opAlignment != 0 {
+		t = 0
+	}
+	r.tail, r.next, r.head = t, t, t
+	r.fetched.Store(t)
+}
+
+// Reset forgets every outstanding command after the kernel's ring was reset
+// (action/reset_ring sets cmd_head and cmd_tail to 0). Completions of
+// commands fetched before the reset are dropped. It must not run
+// concurrently with Next.
+func (r *Ring) Reset() {
+	r.mu.Lock()
+	r.gen++
+	r.outstanding = 0
+	r.resync()
+	r.mu.Unlock()
+}
+
+// Outstanding returns how many fetched commands are not yet completed.
+func (r *Ring) Outstanding() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.outstanding
+}
+
+// Idle reports whether the kernel has nothing queued that is not yet
+// completed: cmd_head equals cmd_tail.
+func (r *Ring) Idle() bool {
+	return atomic.LoadUint32(r.u32(mbCmdHeadOff)) == atomic.LoadUint32(r.u32(mbCmdTailOff))
+}
+
+// Refresh loads cmd_head once, with acquire semantics, pairing with the
+// kernel's smp_store_release in queue_cmd_ring (Go's atomics are
+// sequentially consistent). Next then fetches up to that snapshot.
+// It reports ErrBrokenRing if cmd_head is not a valid ring offset.
+func (r *Ring) Refresh() error {
+	h := atomic.LoadUint32(r.u32(mbCmdHeadOff))
+	if h >= r.cmdrSize || h%opAlignment != 0 {
+		return fmt.Errorf("cmd_head %d in a %d-byte ring: %w", h, r.cmdrSize, ErrBrokenRing)
+	}
+	r.head = h
+	return nil
+}
+
+func (r *Ring) dist(from, to uint32) uint32 {
+	if to >= from {
+		return to - from
+	}
+	return r.cmdrSize - from + to
+}
+
+// Next fetches the next command up to the cmd_head snapshot taken by
+// Refresh into c, and reports false when there is none. PAD entries are
+// skipped, TMR entries are passed to OnTMR and consumed, and entries with
+// an unknown opcode are completed at once with TCMU_UFLAG_UNKNOWN_OP. A
+// CMD entry whose contents are malformed is still returned, with c.Err
+// set. The error is ErrBrokenRing when the entry headers themselves cannot
+// be trusted.
+func (r *Ring) Next(c *Command) (bool, error) {
+	for r.next != r.head {
+		pos := r.next
+		slot := r.mem[r.cmdrOff+pos:]
+		lenOp := binary.LittleEndian.Uint32(slot[hdrLenOpOff:])
+		length := lenOp &^ OpMask
+		if length == 0 || length > r.dist(pos, r.head) {
+			return false, fmt.Errorf("entry at %d has length %d with %d bytes queued: %w",
+				pos, length, r.dist(pos, r.head), ErrBrokenRing)
+		}
+		slot = slot[:length:length]
+		r.next = (pos + length) % r.cmdrSize
+		r.fetched.Store(r.next)
+		switch lenOp & OpMask {
+		case OpPad:
+			continue
+		case OpTMR:
+			r.decodeTMR(slot)
+			continue
+		case OpCmd:
+			c.reset()
+			r.mu.Lock()
+			c.gen = r.gen
+			r.outstanding++
+			r.mu.Unlock()
+			r.decodeCmd(c, slot)
+			return true, nil
+		default:
+			// An opcode this handler does not know: the kernel looks
+			// the slot up by cmd_id like any command and fails it with
+			// LOGICAL UNIT COMMUNICATION FAILURE.
+			c.reset()
+			c.ID = binary.LittleEndian.Uint16(slot[hdrCmdIDOff:])
+			c.unknownOp = true
+			r.mu.Lock()
+			c.gen = r.gen
+			r.outstanding++
+			r.mu.Unlock()
+			r.Complete(c)
+		}
+	}
+	return false, nil
+}
+
+func (r *Ring) decodeTMR(slot []byte) {
+	if r.OnTMR == nil || len(slot) < TMREntrySize {
+		return
+	}
+	n := binary.LittleEndian.Uint32(slot[tmrCmdCntOff:])
+	if max := uint32(len(slot)-tmrCmdIDsOff) / 2; n > max {
+		n = max
+	}
+	r.tmrIDs = r.tmrIDs[:0]
+	for i := uint32(0); i < n; i++ {
+		r.tmrIDs = append(r.tmrIDs, binary.LittleEndian.Uint16(slot[tmrCmdIDsOff+2*i:]))
+	}
+	r.OnTMR(slot[tmrTypeOff], r.tmrIDs)
+}
+
+// decodeCmd copies the CDB and iovecs of one CMD entry into c, checking
+// each against the entry and the data area.
+func (r *Ring) decodeCmd(c *Command, slot []byte) {
+	c.ID = binary.LittleEndian.Uint16(slot[hdrCmdIDOff:])
+	if len(slot) < CmdEntrySize {
+		c.Err = ErrShortEntry
+		return
+	}
+	iovCnt := uint64(binary.LittleEndian.Uint32(slot[reqIovCntOff:]))
+	bidiCnt := uint64(binary.LittleEndian.Uint32(slot[reqIovBidiCntOff:]))
+	if ReqIovOff+(iovCnt+bidiCnt)*IovecSize > uint64(len(slot)) {
+		c.Err = ErrBadIovCnt
+		return
+	}
+	// cdb_off is an offset from the start of the map; the kernel places
+	// the CDB inside the entry, after the iovecs.
+	slotStart := uint64(uintptr(unsafe.Pointer(&slot[0])) - uintptr(unsafe.Pointer(&r.mem[0])))
+	cdbOff := binary.LittleEndian.Uint64(slot[reqCdbOffOff:])
+	if cdbOff < slotStart+ReqIovOff || cdbOff >= slotStart+uint64(len(slot)) {
+		c.Err = ErrBadCDB
+		return
+	}
+	cdb := slot[cdbOff-slotStart:]
+	var add byte
+	if len(cdb) > 7 {
+		add = cdb[7]
+	}
+	n := CDBLen(cdb[0], add)
+	if n > len(cdb) {
+		c.Err = ErrBadCDB
+		return
+	}
+	c.CDB = c.cdbBuf[:copy(c.cdbBuf[:], cdb[:n])]
+
+	iov := c.iovBuf[:0]
+	for i := uint64(0); i < iovCnt+bidiCnt; i++ {
+		e := slot[ReqIovOff+i*IovecSize:]
+		base := binary.LittleEndian.Uint64(e)
+		ln := binary.LittleEndian.Uint64(e[8:])
+		if base < r.dataOff || ln > uint64(len(r.mem)) || base > uint64(len(r.mem))-ln {
+			c.Err = ErrBadIovec
+			c.iovBuf = iov
+			return
+		}
+		iov = append(iov, r.mem[base:base+ln:base+ln])
+	}
+	c.iovBuf = iov
+	c.Iov = iov[:iovCnt:iovCnt]
+	c.BidiIov = iov[iovCnt:]
+}
+
+// Complete writes c's response into the oldest unanswered ring slot and
+// advances cmd_tail past it (and past any PAD or TMR entries behind it),
+// as tcmu_handle_completions expects: the slot's cmd_id is rewritten to
+// c.ID, its len_op is left alone. Completions may come in any order. The
+// kernel is not told until Kick. Completing a command fetched before a
+// Reset does nothing.
+func (r *Ring) Complete(c *Command) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c.gen != r.gen || r.outstanding == 0 {
+		return
+	}
+	r.outstanding--
+	fetched := r.fetched.Load()
+	r.skipNoReply(fetched)
+	if r.tail == fetched {
+		// Cannot happen while outstanding counts match CMD slots; a
+		// broken invariant must not write past what was fetched.
+		return
+	}
+	slot := r.mem[r.cmdrOff+r.tail:]
+	length := binary.LittleEndian.Uint32(slot) &^ OpMask
+	slot = slot[:length:length]
+	binary.LittleEndian.PutUint16(slot[hdrCmdIDOff:], c.ID)
+	uflags := byte(0)
+	switch {
+	case c.unknownOp:
+		uflags = UFlagUnknownOp
+	case c.HasReadLen:
+		uflags = UFlagReadLen
+	}
+	slot[hdrUFlagsOff] = uflags
+	if len(slot) > rspStatusOff {
+		slot[rspStatusOff] = c.Status
+	}
+	if c.HasReadLen && len(slot) >= rspReadLenOff+4 {
+		binary.LittleEndian.PutUint32(slot[rspReadLenOff:], c.ReadLen)
+	}
+	if len(c.Sense) > 0 && len(slot) > rspSenseOff {
+		end := min(len(slot), rspSenseOff+SenseBufferSize)
+		copy(slot[rspSenseOff:end], c.Sense)
+	}
+	r.tail = (r.tail + length) % r.cmdrSize
+	r.skipNoReply(fetched)
+	// Release: the response above is visible before the new tail.
+	atomic.StoreUint32(r.u32(mbCmdTailOff), r.tail)
+	r.kickPending.Store(1)
+}
+
+// skipNoReply moves the tail past PAD and TMR entries, which need no
+// response, but never past what has been fetched.
+func (r *Ring) skipNoReply(fetched uint32) {
+	for r.tail != fetched {
+		op := binary.LittleEndian.Uint32(r.mem[r.cmdrOff+r.tail:])
+		if op&OpMask != OpPad && op&OpMask != OpTMR {
+			return
+		}
+		r.tail = (r.tail + op&^OpMask) % r.cmdrSize
+	}
+}
+
+// Release advances cmd_tail past PAD and TMR entries with no command
+// behind them waiting for an answer, so their ring space is reclaimed
+// even when no command completes afterwards. The command loop calls it
+// after draining a batch.
+func (r *Ring) Release() {
+	r.mu.Lock()
+	t := r.tail
+	r.skipNoReply(r.fetched.Load())
+	if r.tail != t {
+		atomic.StoreUint32(r.u32(mbCmdTailOff), r.tail)
+		r.kickPending.Store(1)
+	}
+	r.mu.Unlock()
+}
+
+// Kick rings the doorbell if anything was completed since the last kick.
+// Concurrent callers are coalesced: while one goroutine is writing, the
+// others only leave a note, and the writer goes round once more if it
+// finds one. So each drained batch costs one 4-byte write.
+func (r *Ring) Kick() error {
+	if r.kickPending.Load() == 0 {
+		return nil
+	}
+	if !r.kicking.CompareAndSwap(0, 1) {
+		return nil
+	}
+	var err error
+	for {
+		if r.kickPending.Swap(0) == 1 {
+			if e := r.doorbell(); e != nil && err == nil {
+				err = e
+			}
+		}
+		r.kicking.Store(0)
+		// A completion that arrived after our Swap saw kicking==1 and
+		// left it to us: take it, unless another goroutine already has.
+		if r.kickPending.Load() == 0 || !r.kicking.CompareAndSwap(0, 1) {
+			return err
+		}
+	}
+}

@@ -1,0 +1,278 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gotcmu/gotcmu/uio"
+)
+
+// Waiter blocks until the kernel signals new commands on a device's ring:
+// a uio.Device, or the fake kernel of uio/uiotest.
+type Waiter interface {
+	Wait(ctx context.Context) error
+}
+
+// DeviceConfig is the part of a device's configfs the SCSI emulation reads
+// while running: things rtslib writes after enable, or that the operator
+// may change under a running device.
+type DeviceConfig interface {
+	// UnitSerial returns wwn/vpd_unit_serial ("" if not set yet).
+	UnitSerial() (string, error)
+	// PortGroups returns the ALUA target port groups of the device.
+	PortGroups() ([]PortGroup, error)
+}
+
+// PortGroup is one ALUA target port group (configfs alua/<group>).
+type PortGroup struct {
+	Name  string
+	ID    uint16
+	State uint8 // asymmetric access state (SPC-4 6.37): 0 AO, 1 ANO, 2 standby, ...
+	// Supported is the supported-states byte of REPORT TARGET PORT GROUPS
+	// (T_SUP, O_SUP, LBD_SUP, U_SUP, S_SUP, AN_SUP, AO_SUP; SPC-4 6.37).
+	Supported uint8
+	Preferred bool
+	// Implicit and Explicit give the group's alua_access_type.
+	Implicit, Explicit bool
+	// Ports are the relative target port identifiers in the group.
+	Ports []uint16
+}
+
+// settings is a snapshot of what the kernel told us about the device;
+// replaced as a whole (resize, write cache change), read without locks.
+type settings struct {
+	blockSize  uint32
+	numLBAs    uint64
+	maxSectors uint32
+	writeCache bool
+}
+
+// admitter decides whether a medium-access command may run now (implicit
+// ALUA and the image's exclusive lock). It returns handled=false to let
+// the command run.
+type admitter interface {
+	Admit(c *Cmd) (r result, handled bool)
+}
+
+// Device is one TCMU device being served: its ring, its backend, and the
+// SCSI state the emulation keeps.
+type Device struct {
+	log  zerolog.Logger
+	name string
+	info DeviceInfo
+
+	ring *uio.Ring
+	wait Waiter
+	be   Backend
+	lim  Limits
+	cfg  DeviceConfig
+	gate admitter
+
+	set               atomic.Pointer[settings]
+	dsense            atomic.Bool // Control mode page D_SENSE
+	uaCapacityChanged atomic.Bool
+
+	freeMu sync.Mutex
+	free   []*Cmd
+
+	inflightIO atomic.Int64
+	kick       chan struct{}
+	stats      deviceStats
+}
+
+// deviceStats are the counters `gotcmu status` and the metrics report.
+type deviceStats struct {
+	commands atomic.Uint64
+	errors   atomic.Uint64
+	kickErrs atomic.Uint64
+}
+
+// NewDevice makes a device ready to Run. The backend is owned by the
+// device from here on and closed by Close.
+func NewDevice(log zerolog.Logger, info DeviceInfo, ring *uio.Ring, wait Waiter, be Backend, cfg DeviceConfig) (*Device, error) {
+	switch info.BlockSize {
+	case 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536:
+	default:
+		return nil, fmt.Errorf("block size %d: %w", info.BlockSize, syscall.EINVAL)
+	}
+	if info.Size < 0 || info.Size%int64(info.BlockSize) != 0 {
+		return nil, fmt.Errorf("size %d is not a multiple of block size %d: %w", info.Size, info.BlockSize, syscall.EINVAL)
+	}
+	d := &Device{
+		log:  log,
+		name: info.Name,
+		info: info,
+		ring: ring,
+		wait: wait,
+		be:   be,
+		lim:  be.Limits(),
+		cfg:  cfg,
+		kick: make(chan struct{}, 1),
+	}
+	d.set.Store(&settings{
+		blockSize:  info.BlockSize,
+		numLBAs:    uint64(info.Size) / uint64(info.BlockSize),
+		maxSectors: max(info.MaxSectors, 1),
+		writeCache: info.WriteCache,
+	})
+	return d, nil
+}
+
+// Name returns the configfs name of the device.
+func (d *Device) Name() string { return d.name }
+
+// Run serves commands until ctx is cancelled or the ring can no longer be
+// used (the device was removed, the ring broke). It returns nil on
+// cancellation.
+func (d *Device) Run(ctx context.Context) error {
+	// Touching a data-area page that no pending iovec refers to raises
+	// SIGBUS; make that a recoverable fault in this goroutine, not a crash.
+	debug.SetPanicOnFault(true)
+	kctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go d.kicker(kctx)
+	for {
+		if err := d.drain(); err != nil {
+			return err
+		}
+		if err := d.wait.Wait(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("wait for commands: %w", err)
+		}
+	}
+}
+
+// drain fetches and executes every command queued since the last wakeup,
+// then rings the doorbell once for everything completed synchronously.
+func (d *Device) drain() (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("fault while serving ring: %v", p)
+		}
+	}()
+	if err := d.ring.Refresh(); err != nil {
+		return err
+	}
+	for {
+		c := d.getCmd()
+		ok, err := d.ring.Next(c.Command)
+		if err != nil || !ok {
+			d.putCmd(c)
+			d.ring.Release()
+			d.doorbell()
+			return err
+		}
+		d.stats.commands.Add(1)
+		if d.execute(c) == done {
+			d.complete(c, false)
+		}
+	}
+}
+
+// complete posts c's response to the ring and recycles c. Completions from
+// backend goroutines (async) hand the doorbell to the kicker goroutine, so
+// a burst of completions costs one write; the command loop rings it itself
+// at the end of each drained batch.
+func (d *Device) complete(c *Cmd, async bool) {
+	d.ring.Complete(c.Command)
+	d.putCmd(c)
+	if async {
+		select {
+		case d.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (d *Device) kicker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.kick:
+			d.doorbell()
+		}
+	}
+}
+
+func (d *Device) doorbell() {
+	if err := d.ring.Kick(); err != nil {
+		if d.stats.kickErrs.Add(1) == 1 {
+			d.log.Error().Err(err).Msg("notify kernel of completions")
+		}
+	}
+}
+
+func (d *Device) getCmd() *Cmd {
+	d.freeMu.Lock()
+	if n := len(d.free); n > 0 {
+		c := d.free[n-1]
+		d.free = d.free[:n-1]
+		d.freeMu.Unlock()
+		return c
+	}
+	d.freeMu.Unlock()
+	return newCmd(d)
+}
+
+func (d *Device) putCmd(c *Cmd) {
+	c.then = nil
+	d.freeMu.Lock()
+	d.free = append(d.free, c)
+	d.freeMu.Unlock()
+}
+
+// countError records a failed IO.
+func (d *Device) countError(c *Cmd, errno syscall.Errno) {
+	if d.stats.errors.Add(1)%1000 == 1 {
+		d.log.Warn().Uint16("cmd_id", c.ID).Str("errno", errno.Error()).Uint8("op", c.op()).Msg("io failed")
+	}
+}
+
+// Resize changes the capacity after the kernel's dev_size changed and
+// raises CAPACITY DATA HAS CHANGED for the next command (SBC-3 4.11).
+func (d *Device) Resize(size int64) error {
+	old := d.set.Load()
+	if size <= 0 || size%int64(old.blockSize) != 0 {
+		return fmt.Errorf("resize to %d bytes: %w", size, syscall.EINVAL)
+	}
+	if r, ok := d.be.(Resizer); ok {
+		if err := r.Resize(size); err != nil {
+			return fmt.Errorf("resize backend: %w", err)
+		}
+	}
+	s := *old
+	s.numLBAs = uint64(size) / uint64(s.blockSize)
+	d.set.Store(&s)
+	d.uaCapacityChanged.Store(true)
+	d.log.Info().Int64("size", size).Msg("capacity changed")
+	return nil
+}
+
+// SetWriteCache records emulate_write_cache (reported as WCE).
+func (d *Device) SetWriteCache(on bool) {
+	s := *d.set.Load()
+	s.writeCache = on
+	d.set.Store(&s)
+}
+
+// InFlight returns how many backend operations are outstanding.
+func (d *Device) InFlight() int64 { return d.inflightIO.Load() }
+
+// Close releases the backend. The caller has stopped Run and made sure no
+// IO is in flight.
+func (d *Device) Close() error {
+	if n := d.inflightIO.Load(); n != 0 {
+		return fmt.Errorf("close device with %d operations in flight: %w", n, syscall.EBUSY)
+	}
+	return errors.Join(d.be.Close())
+}

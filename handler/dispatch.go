@@ -1,0 +1,114 @@
+package handler
+
+// opFlags describe how the dispatcher treats a command.
+type opFlags uint8
+
+const (
+	// flagNoUA: the command is answered even with a unit attention
+	// pending (INQUIRY, REQUEST SENSE; SAM-5 5.14).
+	flagNoUA opFlags = 1 << iota
+	// flagIO: a medium-access command; at a gateway without the image's
+	// lock it triggers implicit ALUA lock acquisition.
+	flagIO
+)
+
+// opInfo is one row of the command table: it dispatches the command and
+// describes it for REPORT SUPPORTED OPERATION CODES, so the two can never
+// disagree.
+type opInfo struct {
+	name string
+	// op is the operation code; sa the service action when hasSA.
+	op    byte
+	sa    uint16
+	hasSA bool
+	// usage is the CDB usage data (SPC-4 6.35.3): the CDB length and, for
+	// each byte, which bits the command looks at. usage[0] is the opcode.
+	usage []byte
+	flags opFlags
+	fn    func(c *Cmd) result
+}
+
+// serviceAction returns the service action of a CDB whose opcode carries
+// one (SPC-4 4.2.5.2): bits 0-4 of byte 1, or bytes 8-9 of a variable
+// length CDB.
+func serviceAction(cdb []byte) uint16 {
+	if cdb[0] == 0x7f {
+		if len(cdb) < 10 {
+			return 0xffff
+		}
+		return be16(cdb[8:])
+	}
+	if len(cdb) < 2 {
+		return 0xffff
+	}
+	return uint16(cdb[1] & 0x1f)
+}
+
+// opTable indexes the command table by opcode.
+type opTable struct {
+	byOp [256][]*opInfo
+	all  []*opInfo
+}
+
+func newOpTable(families ...[]opInfo) *opTable {
+	t := &opTable{}
+	for _, f := range families {
+		for i := range f {
+			o := &f[i]
+			if len(o.usage) == 0 || o.usage[0] != o.op {
+				panic("handler: command table row " + o.name + " has no CDB usage data")
+			}
+			t.byOp[o.op] = append(t.byOp[o.op], o)
+			t.all = append(t.all, o)
+		}
+	}
+	return t
+}
+
+// lookup finds the row for a CDB, or nil.
+func (t *opTable) lookup(cdb []byte) *opInfo {
+	rows := t.byOp[cdb[0]]
+	if len(rows) == 0 {
+		return nil
+	}
+	if !rows[0].hasSA {
+		return rows[0]
+	}
+	sa := serviceAction(cdb)
+	for _, o := range rows {
+		if o.sa == sa {
+			return o
+		}
+	}
+	return nil
+}
+
+// commands is the table every device dispatches from; each family file
+// contributes its rows.
+var commands = newOpTable(
+	spcCommands,
+	sbcCommands,
+)
+
+// execute runs one command to the point where it is done or an IO is in
+// flight.
+func (d *Device) execute(c *Cmd) result {
+	if c.Err != nil {
+		// A malformed ring entry: nothing in it may be touched.
+		d.log.Warn().Err(c.Err).Uint16("cmd_id", c.ID).Msg("malformed command entry")
+		return c.check(keyHardwareError, ascInternalTargetFailure)
+	}
+	o := commands.lookup(c.CDB)
+	if o == nil {
+		return c.check(keyIllegalRequest, ascInvalidCommandOperationCode)
+	}
+	if o.flags&flagNoUA == 0 && d.uaCapacityChanged.CompareAndSwap(true, false) {
+		return c.check(keyUnitAttention, ascCapacityDataChanged)
+	}
+	if o.flags&flagIO != 0 && d.gate != nil {
+		if r, handled := d.gate.Admit(c); handled {
+			return r
+		}
+	}
+	return o.fn(c)
+}

@@ -1,0 +1,13 @@
+// Package handler is gotcmu's SCSI target logic: it takes commands off a
+// device's ring (package uio), emulates the SBC-3/SPC-4 block command set,
+// hands data operations to a Backend, and writes status and sense back.
+//
+// It is the only layer that turns errors into SCSI status and sense data:
+// backends and everything below report errors that keep their errno, and
+// handler/errors.go maps them.
+//
+// A Device owns one ring and runs one command loop goroutine; backends
+// complete operations from their own goroutines. The Manager owns every
+// Device and is the single client-facing surface for netlink events, D-Bus
+// calls and the configuration file.
+package handler

@@ -1,0 +1,4 @@
+package handler
+
+// sbcCommands are the block commands (SBC-3).
+var sbcCommands = []opInfo{}

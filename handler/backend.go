@@ -142,3 +142,31 @@ type Handler struct {
 	// Open opens the backend of a device.
 	Open func(ctx context.Context, info DeviceInfo, log zerolog.Logger) (Backend, error)
 }
+
+// Caller identifies who asked for a CheckConfig over D-Bus. The D-Bus
+// service puts it in the context it passes to Handler.CheckConfig.
+//
+// A CheckConfig whose Caller has a UID other than 0 must answer only what
+// that caller could find out by itself: the D-Bus service runs the check on
+// an OS thread that has the caller's filesystem credentials, so files opened
+// from the calling goroutine are checked with the caller's permissions, but
+// work handed to other goroutines or threads (librados reading a keyring, a
+// worker pool) runs as the daemon and must be skipped for such callers.
+// A context without a Caller means the daemon itself is asking.
+type Caller struct {
+	UID  uint32
+	GIDs []uint32
+}
+
+type callerKey struct{}
+
+// WithCaller returns a context carrying c.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the Caller that ctx carries, if any.
+func CallerFrom(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}

@@ -1,0 +1,25 @@
+// Package rbd is gotcmu's user:rbd backend: it serves a Ceph RBD image to a
+// TCMU device through librbd's asynchronous API.
+//
+// go-ceph provides the cluster connection, configuration, IO contexts and
+// mon commands. The package's own cgo opens the image on go-ceph's IO
+// context and drives rbd_aio_readv, writev, discard, flush, writesame and
+// compare_and_write with iovecs that point straight into the device's
+// mmapped data area: the daemon copies no READ or WRITE data. Completions
+// are not delivered by C-to-Go callbacks: librbd signals an eventfd
+// (rbd_set_image_notification) and one goroutine per image collects them
+// with rbd_poll_io_events. Exclusive-lock operations, image metadata and
+// diff iteration are own cgo too, because they must act on the very image
+// handle that does the I/O and go-ceph keeps its handle private.
+//
+// Clients (rados_t) are shared between images up to Options.ImagesPerClient;
+// each image registers in Ceph's service map as tcmu-runner does, so
+// `ceph -s`, gwcli and the dashboard see it.
+//
+// Errors keep librbd's errno as a wrapped syscall.Errno; this package never
+// builds SCSI status or sense. Image methods are safe for concurrent use.
+//
+// Files that use cgo carry go-ceph's build constraint for the releases whose
+// lock API they need (!nautilus); the Makefile builds with -tags pacific
+// for Debian's librbd 16.2.
+package rbd

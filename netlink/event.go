@@ -82,23 +82,32 @@ func (ev *Event) decode(b []byte) error {
 		size     *uint64
 		cache    *bool
 		reconfig int
+		// A bad attribute value is remembered and the walk goes on, because
+		// the kernel puts DEVICE first and DEVICE_ID last
+		// (tcmu_netlink_event_init) and DEVICE_ID is what the caller needs
+		// to fail the waiting configfs writer with -EINVAL. A framing error
+		// ends the walk: nothing after it can be located.
+		valueErr error
 	)
+	fail := func(format string, args ...any) {
+		if valueErr == nil {
+			valueErr = fmt.Errorf(format, args...)
+		}
+	}
 	// The attributes are walked by hand rather than with
-	// netlink.AttributeDecoder for two reasons: the decoder refuses the whole
-	// buffer up front if any attribute is truncated, and DEVICE_ID decoded
-	// before the fault is still worth having (the kernel's configfs writer
-	// waits, uninterruptibly, for a reply to that device); and an attribute
-	// length below the 4-byte header is invalid here as in the kernel's
-	// nla_ok(), where the decoder accepts a zero length.
+	// netlink.AttributeDecoder, which refuses the whole buffer up front if
+	// any attribute is truncated (and DEVICE_ID may still be readable before
+	// it), and which accepts a length of 0 where the kernel's nla_ok()
+	// requires at least the 4-byte header.
 	for len(b) > 0 {
 		if len(b) < 4 {
-			return fmt.Errorf("truncated attribute header: %d bytes left", len(b))
+			return errors.Join(valueErr, fmt.Errorf("truncated attribute header: %d bytes left", len(b)))
 		}
 		n := int(binary.NativeEndian.Uint16(b[0:2]))
 		// NLA_F_NESTED and NLA_F_NET_BYTEORDER are masked off as nla_type() does.
 		typ := binary.NativeEndian.Uint16(b[2:4]) & 0x3fff
 		if n < 4 || n > len(b) {
-			return fmt.Errorf("%s: length %d with %d bytes left", attrName(typ), n, len(b))
+			return errors.Join(valueErr, fmt.Errorf("%s: length %d with %d bytes left", attrName(typ), n, len(b)))
 		}
 		data := b[4:n]
 		// Attributes are padded to 4 bytes; the last one may lack its padding.
@@ -107,7 +116,8 @@ func (ev *Event) decode(b []byte) error {
 		switch typ {
 		case attrDevice, attrMinor, attrDeviceID, attrDevCfg, attrDevSize, attrWriteCache:
 			if seen[typ] {
-				return fmt.Errorf("duplicate %s", attrName(typ))
+				fail("duplicate %s", attrName(typ))
+				continue
 			}
 			seen[typ] = true
 		default:
@@ -119,50 +129,55 @@ func (ev *Event) decode(b []byte) error {
 		switch typ {
 		case attrDevice:
 			s, err := nulString(data, maxDeviceLen)
-			if err != nil {
-				return fmt.Errorf("DEVICE: %w", err)
+			switch {
+			case err != nil:
+				fail("DEVICE: %w", err)
+			case s == "":
+				fail("DEVICE: empty")
+			default:
+				ev.Device = s
 			}
-			if s == "" {
-				return errors.New("DEVICE: empty")
-			}
-			ev.Device = s
 		case attrMinor:
-			v, err := fixed(data, 4)
-			if err != nil {
-				return fmt.Errorf("MINOR: %w", err)
+			if err := fixed(data, 4); err != nil {
+				fail("MINOR: %w", err)
+				break
 			}
-			ev.Minor = binary.NativeEndian.Uint32(v)
+			ev.Minor = binary.NativeEndian.Uint32(data)
 		case attrDeviceID:
-			v, err := fixed(data, 4)
-			if err != nil {
-				return fmt.Errorf("DEVICE_ID: %w", err)
+			if err := fixed(data, 4); err != nil {
+				fail("DEVICE_ID: %w", err)
+				break
 			}
-			ev.DeviceID = binary.NativeEndian.Uint32(v)
+			ev.DeviceID = binary.NativeEndian.Uint32(data)
 			ev.HasDeviceID = true
 		case attrDevCfg:
+			reconfig++
 			s, err := nulString(data, maxConfigLen)
 			if err != nil {
-				return fmt.Errorf("DEV_CFG: %w", err)
+				fail("DEV_CFG: %w", err)
+				break
 			}
 			config = &s
-			reconfig++
 		case attrDevSize:
-			v, err := fixed(data, 8)
-			if err != nil {
-				return fmt.Errorf("DEV_SIZE: %w", err)
-			}
-			n := binary.NativeEndian.Uint64(v)
-			size = &n
 			reconfig++
+			if err := fixed(data, 8); err != nil {
+				fail("DEV_SIZE: %w", err)
+				break
+			}
+			v := binary.NativeEndian.Uint64(data)
+			size = &v
 		case attrWriteCache:
-			v, err := fixed(data, 1)
-			if err != nil {
-				return fmt.Errorf("WRITECACHE: %w", err)
-			}
-			on := v[0] != 0
-			cache = &on
 			reconfig++
+			if err := fixed(data, 1); err != nil {
+				fail("WRITECACHE: %w", err)
+				break
+			}
+			on := data[0] != 0
+			cache = &on
 		}
+	}
+	if valueErr != nil {
+		return valueErr
 	}
 
 	var missing []string
@@ -209,9 +224,9 @@ func nulString(b []byte, limit int) (string, error) {
 }
 
 // fixed checks that an integer attribute has exactly its size.
-func fixed(b []byte, size int) ([]byte, error) {
+func fixed(b []byte, size int) error {
 	if len(b) != size {
-		return nil, fmt.Errorf("want %d bytes, got %d", size, len(b))
+		return fmt.Errorf("want %d bytes, got %d", size, len(b))
 	}
-	return b, nil
+	return nil
 }

@@ -151,7 +151,7 @@ func TestDecodeEvent(t *testing.T) {
 		{
 			name:    "MINOR of eight bytes",
 			m:       eventMessage(CmdAddedDevice, attr(attrMinor, nlaU64(3)), attr(attrDeviceID, nlaU32(7))),
-			want:    Event{Cmd: CmdAddedDevice, Version: 2},
+			want:    Event{Cmd: CmdAddedDevice, Version: 2, DeviceID: 7, HasDeviceID: true},
 			wantErr: "MINOR: want 4 bytes, got 8",
 		},
 		{
@@ -165,6 +165,20 @@ func TestDecodeEvent(t *testing.T) {
 			m:       eventMessage(CmdAddedDevice, attr(attrDeviceID, nlaU32(7)), attr(attrDevice, []byte("tcm-user/1/a"))),
 			want:    Event{Cmd: CmdAddedDevice, Version: 2, DeviceID: 7, HasDeviceID: true},
 			wantErr: "DEVICE: string not NUL-terminated",
+		},
+		{
+			name: "DEVICE_ID after a bad DEVICE kept",
+			m: eventMessage(CmdAddedDevice, attr(attrDevice, []byte("tcm-user/1/a")), attr(attrMinor, nlaU32(3)),
+				attr(attrDeviceID, nlaU32(7))),
+			want:    Event{Cmd: CmdAddedDevice, Version: 2, Minor: 3, DeviceID: 7, HasDeviceID: true},
+			wantErr: "DEVICE: string not NUL-terminated",
+		},
+		{
+			name: "bad value and then a broken frame both reported",
+			m: eventMessage(CmdAddedDevice, attr(attrDevice, nlaString("")), attr(attrDeviceID, nlaU32(7)),
+				rawAttr(200, attrMinor, nlaU32(3))),
+			want:    Event{Cmd: CmdAddedDevice, Version: 2, DeviceID: 7, HasDeviceID: true},
+			wantErr: "DEVICE: empty\nMINOR: length 200 with 8 bytes left",
 		},
 		{
 			name:    "DEVICE with a NUL inside",

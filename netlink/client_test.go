@@ -117,7 +117,7 @@ func TestClientAnswersEvents(t *testing.T) {
 			wantReply: doneRequest(cmdAddedDeviceDone, 0, 7),
 		},
 		{
-			name: "added refused",
+			name:  "added refused",
 			event: eventMessage(CmdAddedDevice, deviceAttrs("tcm-user/2/bad", 4, 0xfffffffe)),
 			want: Event{Cmd: CmdAddedDevice, Version: 2, Device: "tcm-user/2/bad", Minor: 4, DeviceID: 0xfffffffe,
 				HasDeviceID: true},

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"encoding/binary"
+	"time"
 
 	"github.com/gotcmu/gotcmu/uio"
 )
@@ -32,6 +33,8 @@ type Cmd struct {
 	// scratch is per-command memory for emulation (compare buffers);
 	// kept with the Cmd so steady state does not allocate.
 	scratch []byte
+	// start is when the command was fetched (latency metrics).
+	start    time.Time
 	senseBuf [uio.SenseBufferSize]byte
 }
 

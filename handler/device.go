@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -22,12 +23,26 @@ type Waiter interface {
 
 // DeviceConfig is the part of a device's configfs the SCSI emulation reads
 // while running: things rtslib writes after enable, or that the operator
-// may change under a running device.
+// may change under a running device. Configfs is the truth: the emulation
+// reads it each time a command needs it and keeps no copy.
 type DeviceConfig interface {
-	// UnitSerial returns wwn/vpd_unit_serial ("" if not set yet).
+	// UnitSerial returns the unit serial number of wwn/vpd_unit_serial
+	// without the file's "T10 VPD Unit Serial Number: " prefix ("" if not
+	// set yet).
 	UnitSerial() (string, error)
-	// PortGroups returns the ALUA target port groups of the device.
+	// PortGroups returns the ALUA target port groups of the device. An
+	// empty list means ALUA is not configured: INQUIRY reports TPGS 00b.
 	PortGroups() ([]PortGroup, error)
+	// SetPortGroupState makes an explicit ALUA transition (SET TARGET
+	// PORT GROUPS): it writes state to alua/<group>/alua_access_state of
+	// the group with the given ID, and records alua_access_status as
+	// "Altered by Explicit STPG". It is called only for groups whose
+	// PortGroup.Explicit is set and states their Supported byte allows.
+	// Whatever else a transition implies on this gateway (taking the
+	// image's exclusive lock when a group becomes active/optimized) hangs
+	// off this call. An error fails the command with HARDWARE ERROR / SET
+	// TARGET PORT GROUPS COMMAND FAILED (SPC-4 6.36).
+	SetPortGroupState(id uint16, state uint8) error
 }
 
 // PortGroup is one ALUA target port group (configfs alua/<group>).
@@ -41,8 +56,35 @@ type PortGroup struct {
 	Preferred bool
 	// Implicit and Explicit give the group's alua_access_type.
 	Implicit, Explicit bool
-	// Ports are the relative target port identifiers in the group.
-	Ports []uint16
+	// ImplicitTransitionSecs is implicit_trans_secs (at most 255 in the
+	// kernel), reported in REPORT TARGET PORT GROUPS' extended header.
+	ImplicitTransitionSecs uint8
+	// Status is alua_access_status, the STATUS CODE of REPORT TARGET PORT
+	// GROUPS: 0 none, 1 altered by SET TARGET PORT GROUPS, 2 altered by
+	// implicit ALUA.
+	Status uint8
+	// Ports are the target ports in the group (alua/<group>/members).
+	Ports []TargetPort
+}
+
+// TargetPort is one target port of a port group: a LUN of a fabric TPG
+// (member "<fabric>/<wwn>/tpgt_N/lun_M" of an ALUA group).
+type TargetPort struct {
+	// RelativeID is the relative target port identifier
+	// (lun_M/statistics/scsi_port/indx).
+	RelativeID uint16
+	// ProtocolID is the SCSI transport protocol identifier of the fabric
+	// (SPC-4 7.6.1: 5 iSCSI, 6 SAS, 0 FCP, ...).
+	ProtocolID uint8
+	// TargetName is the target's WWN (an iSCSI IQN) and TPGT the target
+	// portal group tag: the SCSI name strings of VPD page 83.
+	TargetName string
+	TPGT       uint16
+	// Enabled reports tpgt_N/enable. Each gateway enables only its own
+	// TPGs (ceph-iscsi), so the enabled port is the one commands arrive
+	// through: TCMU does not say which port a command came in on, and
+	// tcmu-runner makes the same inference (tcmu_get_enabled_port).
+	Enabled bool
 }
 
 // settings is a snapshot of what the kernel told us about the device;
@@ -85,6 +127,7 @@ type Device struct {
 	inflightIO atomic.Int64
 	kick       chan struct{}
 	stats      deviceStats
+	cstats     commandStats
 }
 
 // deviceStats are the counters `gotcmu status` and the metrics report.
@@ -172,6 +215,7 @@ func (d *Device) drain() (err error) {
 			return err
 		}
 		d.stats.commands.Add(1)
+		c.start = time.Now()
 		if d.execute(c) == done {
 			d.complete(c, false)
 		}
@@ -183,6 +227,7 @@ func (d *Device) drain() (err error) {
 // a burst of completions costs one write; the command loop rings it itself
 // at the end of each drained batch.
 func (d *Device) complete(c *Cmd, async bool) {
+	d.cstats.record(c, time.Now())
 	d.ring.Complete(c.Command)
 	d.putCmd(c)
 	if async {

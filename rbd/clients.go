@@ -1,0 +1,112 @@
+//go:build !nautilus
+
+package rbd
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/ceph/go-ceph/rados"
+)
+
+// DefaultImagesPerClient is how many images share one RADOS client unless
+// Options says otherwise. One client per image is what tcmu-runner does and
+// what SPDK measured fastest for small-block IOPS (SPDK #2580: 115 K IOPS
+// with a client per image against 62.5 K with one shared client for 8
+// images), and it is the only setting under which breaking one image's
+// exclusive lock (which blocklists the owner's whole client) cannot fence
+// the other images of the same gateway. Sharing saves threads and
+// connections (about 17 threads per client, tcmu-runner #363).
+const DefaultImagesPerClient = 1
+
+// client is one connected rados_t and the images using it.
+type client struct {
+	key     connKey
+	conn    *rados.Conn
+	timeout time.Duration // rados_osd_op_timeout in force
+
+	// Guarded by clientPool.mu.
+	images int
+	broken bool // blocklisted or otherwise unusable: no new images
+}
+
+// clientPool hands out clients, shared by up to perClient images with the
+// same connKey. Safe for concurrent use.
+type clientPool struct {
+	perClient int
+
+	mu      sync.Mutex
+	clients map[connKey][]*client
+}
+
+func newClientPool(perClient int) *clientPool {
+	if perClient < 1 {
+		perClient = DefaultImagesPerClient
+	}
+	return &clientPool{perClient: perClient, clients: make(map[connKey][]*client)}
+}
+
+// get returns a client for key with room for one more image, connecting a
+// new one if none has room. Connecting happens outside the lock, so
+// concurrent opens may both connect; the pool stays correct, only fuller
+// sharing is lost.
+func (p *clientPool) get(ctx context.Context, key connKey) (*client, error) {
+	p.mu.Lock()
+	for _, c := range p.clients[key] {
+		if !c.broken && c.images < p.perClient {
+			c.images++
+			p.mu.Unlock()
+			return c, nil
+		}
+	}
+	p.mu.Unlock()
+
+	conn, timeout, err := connect(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{key: key, conn: conn, timeout: timeout, images: 1}
+	p.mu.Lock()
+	p.clients[key] = append(p.clients[key], c)
+	p.mu.Unlock()
+	return c, nil
+}
+
+// exclusive reports whether c serves at most one image, so that its rados_t
+// may carry that image's service-map registration.
+func (p *clientPool) exclusive() bool { return p.perClient == 1 }
+
+// put releases one image's use of c and shuts c down after the last one.
+func (p *clientPool) put(c *client) {
+	p.mu.Lock()
+	c.images--
+	last := c.images == 0
+	if last {
+		list := p.clients[c.key]
+		for i, x := range list {
+			if x == c {
+				list = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(list) == 0 {
+			delete(p.clients, c.key)
+		} else {
+			p.clients[c.key] = list
+		}
+	}
+	p.mu.Unlock()
+	if last {
+		c.conn.Shutdown()
+	}
+}
+
+// markBroken stops c from being handed to new images: after a blocklisting
+// every operation of the client fails with ESHUTDOWN, and a reopen must get
+// a fresh client (tcmu-runner reopens for the same reason).
+func (p *clientPool) markBroken(c *client) {
+	p.mu.Lock()
+	c.broken = true
+	p.mu.Unlock()
+}

@@ -1,0 +1,356 @@
+//go:build !nautilus
+
+package rbd
+
+/*
+#include "aio.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"github.com/ceph/go-ceph/rados"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/gotcmu/gotcmu/handler"
+)
+
+// Image is one open RBD image serving a device: a handler.Backend, a
+// handler.LBAStatuser and a handler.Resizer, plus the exclusive-lock
+// operations the failover logic needs. Safe for concurrent use.
+type Image struct {
+	cfg    Config
+	log    zerolog.Logger
+	pool   *clientPool
+	client *client
+	ioctx  *rados.IOContext
+	image  C.rbd_image_t
+
+	size    atomic.Int64
+	objSize int64
+	limits  handler.Limits
+
+	slots slots
+
+	// Completion side, owned by the drain goroutine.
+	efd      *os.File
+	comps    unsafe.Pointer // C array of pollBatch rbd_completion_t
+	ids      [pollBatch]uint64
+	rets     [pollBatch]int64
+	closing  atomic.Bool
+	drained  chan struct{}
+	closed   atomic.Bool
+	closeErr error
+	closeMu  sync.Mutex
+
+	svc *service
+}
+
+var _ interface {
+	handler.Backend
+	handler.LBAStatuser
+	handler.Resizer
+} = (*Image)(nil)
+
+// Limits implements handler.Backend.
+func (im *Image) Limits() handler.Limits { return im.limits }
+
+// Size returns the image size the device is serving.
+func (im *Image) Size() int64 { return im.size.Load() }
+
+// ObjectSize returns the size of the image's RADOS objects.
+func (im *Image) ObjectSize() int64 { return im.objSize }
+
+// Submit implements handler.Backend. It starts the librbd operation and
+// returns; io.Done is called from the image's drain goroutine, or at once
+// if the IO is malformed or librbd refuses to start it.
+func (im *Image) Submit(io *handler.IO) {
+	if im.closed.Load() {
+		io.Done(fmt.Errorf("%s on closed image %s: %w", opName(io.Op), im.cfg.ImageSpec(), syscall.ESHUTDOWN))
+		return
+	}
+	if err := im.check(io); err != nil {
+		io.Done(err)
+		return
+	}
+	if io.Len == 0 && io.Op != handler.OpFlush {
+		io.Done(nil)
+		return
+	}
+	id, cs := im.slots.get(io)
+	var err error
+	switch io.Op {
+	case handler.OpRead:
+		err = aioReadv(im.image, id, cs, setIovecs(cs, io.Iov), io.Off)
+	case handler.OpWrite:
+		err = aioWritev(im.image, id, cs, setIovecs(cs, io.Iov), io.Off)
+	case handler.OpFlush:
+		err = aioFlush(im.image, id)
+	case handler.OpDiscard:
+		err = aioDiscard(im.image, id, io.Off, io.Len)
+	case handler.OpWriteSame:
+		n := iovLen(io.Iov)
+		err = aioWriteSame(im.image, id, io.Off, io.Len, contiguous(cs, io.Iov, int(n)), int(n))
+	case handler.OpCompareAndWrite:
+		p := contiguous(cs, io.Iov, int(2*io.Len))
+		err = aioCompareAndWrite(im.image, id, cs, io.Off, io.Len, p, (*C.char)(unsafe.Add(unsafe.Pointer(p), io.Len)))
+	}
+	if err != nil {
+		im.slots.put(id)
+		io.Done(im.opError(io, err))
+	}
+}
+
+// check refuses an IO that does not describe a valid operation on this
+// image. The handler checks commands against the device size already;
+// this guards librbd against a handler bug or a size that changed.
+func (im *Image) check(io *handler.IO) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%s %d+%d on %s: %s: %w", opName(io.Op), io.Off, io.Len, im.cfg.ImageSpec(),
+			fmt.Sprintf(format, args...), syscall.EINVAL)
+	}
+	if io.Op == handler.OpFlush {
+		return nil
+	}
+	size := im.size.Load()
+	if io.Off < 0 || io.Len < 0 || io.Off > size || io.Len > size-io.Off {
+		return bad("beyond the image's %d bytes", size)
+	}
+	if len(io.Iov) > maxIovecs {
+		return bad("%d iovecs, at most %d", len(io.Iov), maxIovecs)
+	}
+	n := iovLen(io.Iov)
+	switch io.Op {
+	case handler.OpRead, handler.OpWrite:
+		if n != io.Len {
+			return bad("iovecs hold %d bytes", n)
+		}
+	case handler.OpDiscard:
+	case handler.OpWriteSame:
+		if io.Len == 0 {
+			return nil
+		}
+		if n == 0 || n > maxBounce || io.Len%n != 0 {
+			return bad("pattern of %d bytes does not tile the range", n)
+		}
+	case handler.OpCompareAndWrite:
+		if n != 2*io.Len || io.Len > maxBounce/2 {
+			return bad("iovecs hold %d bytes, want twice the length, at most %d", n, maxBounce)
+		}
+	default:
+		return bad("unknown operation %d", io.Op)
+	}
+	return nil
+}
+
+func iovLen(iov [][]byte) int64 {
+	var n int64
+	for _, b := range iov {
+		n += int64(len(b))
+	}
+	return n
+}
+
+func opName(op handler.Op) string {
+	switch op {
+	case handler.OpRead:
+		return "read"
+	case handler.OpWrite:
+		return "write"
+	case handler.OpFlush:
+		return "flush"
+	case handler.OpDiscard:
+		return "discard"
+	case handler.OpWriteSame:
+		return "write same"
+	case handler.OpCompareAndWrite:
+		return "compare and write"
+	}
+	return fmt.Sprintf("op %d", op)
+}
+
+// opError wraps librbd's errno with the operation and notes what the
+// failure means for the device's state (see noteError).
+func (im *Image) opError(io *handler.IO, err error) error {
+	im.noteError(err)
+	return fmt.Errorf("%s %d+%d on %s: %w", opName(io.Op), io.Off, io.Len, im.cfg.ImageSpec(), err)
+}
+
+// noteError counts the failures Ceph's service map reports (tcmu-runner
+// rbd.c rbd_finish_aio_generic): a timed-out command, and a lost lock,
+// which librbd reports as ESHUTDOWN once the client is blocklisted and as
+// EROFS when the exclusive lock was taken away.
+func (im *Image) noteError(err error) {
+	switch {
+	case errors.Is(err, syscall.ETIMEDOUT):
+		im.svc.cmdTimedOut()
+	case errors.Is(err, syscall.ESHUTDOWN):
+		im.pool.markBroken(im.client)
+		im.svc.lockLost()
+	case errors.Is(err, syscall.EROFS):
+		im.svc.lockLost()
+	}
+}
+
+// startEvents creates the eventfd librbd signals on completion and starts
+// the goroutine that drains completions.
+func (im *Image) startEvents() error {
+	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("create eventfd: %w", err)
+	}
+	if err := setImageNotification(im.image, fd); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("set image notification: %w", err)
+	}
+	// A non-blocking fd in os.NewFile goes to Go's netpoller: the drain
+	// goroutine waits without holding an OS thread.
+	im.efd = os.NewFile(uintptr(fd), "rbd-eventfd")
+	im.comps = C.calloc(pollBatch, C.size_t(unsafe.Sizeof(C.rbd_completion_t(nil))))
+	im.drained = make(chan struct{})
+	go im.drain()
+	return nil
+}
+
+// drain is the image's one completion goroutine: it waits for the eventfd,
+// collects every finished completion and calls Done, or issues the flush
+// that follows a FUA write.
+func (im *Image) drain() {
+	defer close(im.drained)
+	var buf [8]byte
+	for {
+		if _, err := im.efd.Read(buf[:]); err != nil {
+			if !errors.Is(err, os.ErrClosed) {
+				im.log.Error().Err(err).Msg("read rbd eventfd")
+			}
+			return
+		}
+		for {
+			n, err := pollEvents(im.image, im.comps, &im.ids, &im.rets)
+			if err != nil {
+				im.log.Error().Err(err).Msg("poll rbd io events")
+				break
+			}
+			for i := 0; i < n; i++ {
+				im.complete(im.ids[i], im.rets[i])
+			}
+			if n < pollBatch {
+				break
+			}
+		}
+		if im.closing.Load() {
+			return
+		}
+	}
+}
+
+// complete finishes one stage of the IO in slot id with librbd's result.
+func (im *Image) complete(id uint64, ret int64) {
+	var err error
+	if ret < 0 {
+		err = syscall.Errno(-ret)
+	}
+	var mismatchOff uint64
+	io, st, ok := im.slots.finish(id, func(io *handler.IO, st stage, cs *C.gotcmu_slot) stage {
+		// Read before the slot is freed: a new IO may take it at once.
+		mismatchOff = uint64(cs.mismatch_off)
+		if st == stageOp && err == nil && io.Op == handler.OpWrite && io.FUA {
+			return stageFUA
+		}
+		return stageIdle
+	})
+	if !ok {
+		im.log.Error().Uint64("slot", id).Int64("ret", ret).Msg("rbd completion for a free slot")
+		return
+	}
+	switch {
+	case err != nil && io.Op == handler.OpCompareAndWrite && errors.Is(err, syscall.EILSEQ):
+		io.MiscompareOffset = im.mismatch(io, int64(mismatchOff))
+		io.Done(fmt.Errorf("compare and write %d+%d on %s: miscompare at byte %d: %w",
+			io.Off, io.Len, im.cfg.ImageSpec(), io.MiscompareOffset, syscall.EILSEQ))
+	case err != nil:
+		io.Done(im.opError(io, err))
+	case st == stageOp && io.Op == handler.OpWrite && io.FUA:
+		// SBC-4 5.40 (WRITE(16)): with FUA the data must be on the
+		// medium before GOOD; librbd writes are stable once acknowledged
+		// with the cache off, and the flush makes that explicit.
+		if err := aioFlush(im.image, uint32(id)); err != nil {
+			im.slots.finish(id, func(*handler.IO, stage, *C.gotcmu_slot) stage { return stageIdle })
+			io.Done(im.opError(io, err))
+		}
+	default:
+		io.Done(nil)
+	}
+}
+
+// mismatch converts librbd's mismatch offset to one relative to io.Off.
+// librbd reports it as an image offset (librbd/io/ObjectRequest.cc maps the
+// object offset back to the image); tcmu-runner subtracts the start too.
+func (im *Image) mismatch(io *handler.IO, off int64) int64 {
+	if off >= io.Off && off < io.Off+io.Len {
+		return off - io.Off
+	}
+	im.log.Warn().Int64("mismatch_off", off).Int64("off", io.Off).Msg("librbd mismatch offset outside the compared range")
+	return 0
+}
+
+// Close implements handler.Backend: it stops the drain goroutine, closes
+// the image (releasing its exclusive lock if held) and releases the client.
+func (im *Image) Close() error {
+	im.closeMu.Lock()
+	defer im.closeMu.Unlock()
+	if im.closed.Swap(true) {
+		return im.closeErr
+	}
+	if n := im.slots.inFlight(); n > 0 {
+		im.log.Warn().Int("in_flight", n).Msg("closing rbd image with IO in flight")
+	}
+	// Wake the drain goroutine and let it see closing; the eventfd stays
+	// open until librbd has closed the image, so librbd never signals a
+	// closed (and possibly reused) fd number.
+	im.closing.Store(true)
+	if _, err := unix.Write(int(im.efd.Fd()), []byte{1, 0, 0, 0, 0, 0, 0, 0}); err != nil {
+		im.log.Error().Err(err).Msg("wake rbd drain goroutine")
+	}
+	<-im.drained
+	var errs []error
+	if err := rbdClose(im.image); err != nil {
+		errs = append(errs, fmt.Errorf("close image %s: %w", im.cfg.ImageSpec(), err))
+	}
+	if err := im.efd.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close eventfd: %w", err))
+	}
+	C.free(im.comps)
+	im.slots.release()
+	im.svc.close()
+	im.ioctx.Destroy()
+	im.pool.put(im.client)
+	im.closeErr = errors.Join(errs...)
+	return im.closeErr
+}
+
+// Resize implements handler.Resizer. The kernel asks after the image was
+// resized on the Ceph side (ceph-iscsi resizes the image first), so the
+// new size must be the image's: anything else is refused rather than
+// serving a device larger than its image.
+func (im *Image) Resize(size int64) error {
+	got, err := rbdSize(im.image)
+	if err != nil {
+		return fmt.Errorf("get size of %s: %w", im.cfg.ImageSpec(), err)
+	}
+	if got != size {
+		return fmt.Errorf("resize %s to %d bytes: the image is %d bytes; resize the image first (rbd resize): %w",
+			im.cfg.ImageSpec(), size, got, syscall.EINVAL)
+	}
+	old := im.size.Swap(size)
+	im.log.Info().Int64("old_size", old).Int64("size", size).Msg("rbd image resized")
+	return nil
+}

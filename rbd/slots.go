@@ -1,0 +1,172 @@
+//go:build !nautilus
+
+package rbd
+
+/*
+#include "aio.h"
+*/
+import "C"
+
+import (
+	"sync"
+	"unsafe"
+
+	"github.com/gotcmu/gotcmu/handler"
+)
+
+const (
+	// slotIovecs is the iovec capacity a slot starts with: a 512 KiB
+	// transfer (ceph-iscsi's hw_max_sectors=1024) over 4 KiB data-area
+	// blocks the kernel did not merge needs 128. A larger IO grows its
+	// slot's array once and the slot keeps it.
+	slotIovecs = 128
+	// maxIovecs bounds one IO's iovec count: more than a 64 MiB transfer in
+	// 16 KiB pieces is not a command the kernel builds.
+	maxIovecs = 4096
+	// maxBounce bounds the bounce buffer of a write-same block or a
+	// compare-and-write pair.
+	maxBounce = 1 << 20
+)
+
+// stage is what an IO's slot is waiting for.
+type stage uint8
+
+const (
+	stageIdle stage = iota
+	stageOp         // the operation itself
+	stageFUA        // the flush after a FUA write
+)
+
+// slots is the pool of C-side IO state, indexed by the slot id that rides
+// in each completion's callback argument. Slots are allocated on demand
+// and reused, so a command in flight costs no malloc once the pool has
+// grown to the queue depth. Safe for concurrent use.
+type slots struct {
+	mu    sync.Mutex
+	c     []*C.gotcmu_slot
+	io    []*handler.IO
+	stage []stage
+	free  []uint32
+}
+
+// get takes a slot for io.
+func (s *slots) get(io *handler.IO) (uint32, *C.gotcmu_slot) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var id uint32
+	if n := len(s.free); n > 0 {
+		id = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		cs := (*C.gotcmu_slot)(C.calloc(1, C.sizeof_gotcmu_slot))
+		cs.iov = (*C.struct_iovec)(C.calloc(slotIovecs, C.sizeof_struct_iovec))
+		cs.iov_cap = slotIovecs
+		id = uint32(len(s.c))
+		s.c = append(s.c, cs)
+		s.io = append(s.io, nil)
+		s.stage = append(s.stage, stageIdle)
+	}
+	s.io[id] = io
+	s.stage[id] = stageOp
+	return id, s.c[id]
+}
+
+// finish is called for a completion of slot id. Under the pool's lock it
+// asks next for the slot's following stage; it frees the slot unless that
+// is not stageIdle, and returns the slot's IO and the stage that completed.
+func (s *slots) finish(id uint64, next func(*handler.IO, stage, *C.gotcmu_slot) stage) (*handler.IO, stage, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id >= uint64(len(s.c)) || s.stage[id] == stageIdle {
+		return nil, stageIdle, false
+	}
+	io, st := s.io[id], s.stage[id]
+	if n := next(io, st, s.c[id]); n != stageIdle {
+		s.stage[id] = n
+		return io, st, true
+	}
+	s.io[id] = nil
+	s.stage[id] = stageIdle
+	s.free = append(s.free, uint32(id))
+	return io, st, true
+}
+
+// put frees a slot whose operation never started.
+func (s *slots) put(id uint32) {
+	s.mu.Lock()
+	s.io[id] = nil
+	s.stage[id] = stageIdle
+	s.free = append(s.free, id)
+	s.mu.Unlock()
+}
+
+// inFlight counts slots in use.
+func (s *slots) inFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.c) - len(s.free)
+}
+
+// release frees the C memory of every slot. Only after the image is
+// closed: librbd no longer holds any slot's iovecs.
+func (s *slots) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, cs := range s.c {
+		C.free(unsafe.Pointer(cs.iov))
+		C.free(unsafe.Pointer(cs.bounce))
+		C.free(unsafe.Pointer(cs))
+	}
+	s.c, s.io, s.stage, s.free = nil, nil, nil, nil
+}
+
+// setIovecs points the slot's iovecs at iov, growing the array if needed,
+// and returns how many it set. Empty buffers are skipped: they have no
+// address and librbd needs none.
+func setIovecs(cs *C.gotcmu_slot, iov [][]byte) C.int {
+	if len(iov) > int(cs.iov_cap) {
+		C.free(unsafe.Pointer(cs.iov))
+		cs.iov = (*C.struct_iovec)(C.calloc(C.size_t(len(iov)), C.sizeof_struct_iovec))
+		cs.iov_cap = C.int(len(iov))
+	}
+	vec := unsafe.Slice(cs.iov, int(cs.iov_cap))
+	n := 0
+	for _, b := range iov {
+		if len(b) == 0 {
+			continue
+		}
+		// b is a slice of the mmapped data area (handler.IO), not Go
+		// heap, so librbd may keep this pointer until the IO completes.
+		vec[n].iov_base = unsafe.Pointer(unsafe.SliceData(b))
+		vec[n].iov_len = C.size_t(len(b))
+		n++
+	}
+	return C.int(n)
+}
+
+// contiguous returns a C pointer to the n bytes at the start of iov: into
+// the data area when the first buffer holds them, else into the slot's
+// bounce buffer after copying them there. write-same and compare-and-write
+// take flat buffers, not iovecs.
+func contiguous(cs *C.gotcmu_slot, iov [][]byte, n int) *C.char {
+	for len(iov) > 0 && len(iov[0]) == 0 {
+		iov = iov[1:]
+	}
+	if len(iov) > 0 && len(iov[0]) >= n {
+		return (*C.char)(unsafe.Pointer(unsafe.SliceData(iov[0])))
+	}
+	if uintptr(cs.bounce_cap) < uintptr(n) {
+		C.free(unsafe.Pointer(cs.bounce))
+		cs.bounce = (*C.char)(C.malloc(C.size_t(n)))
+		cs.bounce_cap = C.size_t(n)
+	}
+	dst := unsafe.Slice((*byte)(unsafe.Pointer(cs.bounce)), n)
+	off := 0
+	for _, b := range iov {
+		off += copy(dst[off:], b)
+		if off == n {
+			break
+		}
+	}
+	return cs.bounce
+}

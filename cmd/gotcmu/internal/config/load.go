@@ -10,10 +10,18 @@ import (
 // Load reads and parses the file at path. A missing file is not an error:
 // it gives Default, as an empty one would. Errors keep their errno.
 func Load(path string) (Config, []string, error) {
-	data, err := readBounded(path)
+	c, warnings, err := load(path)
 	if os.IsNotExist(err) {
 		return Default(), nil, nil
 	}
+	return c, warnings, err
+}
+
+// load is Load with a missing file an error, for Watch: a file that is
+// gone for a moment while an editor replaces it must not bring back the
+// defaults.
+func load(path string) (Config, []string, error) {
+	data, err := readBounded(path)
 	if err != nil {
 		return Default(), nil, err
 	}

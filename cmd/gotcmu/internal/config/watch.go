@@ -56,7 +56,11 @@ func Watch(ctx context.Context, path string, current Config, log zerolog.Logger,
 	go func() { readErr <- readEvents(f, name, changed) }()
 
 	reload := func() {
-		c, warnings, err := Load(path)
+		c, warnings, err := load(path)
+		if os.IsNotExist(err) {
+			log.Info().Str("file", path).Msg("configuration file is gone; keeping the configuration")
+			return
+		}
 		if err != nil {
 			log.Error().Err(err).Msg("configuration not applied; keeping the previous one")
 			return

@@ -45,7 +45,10 @@ func benchIO(b *testing.B, open func(tb testing.TB, size int64) handler.Backend,
 	for i := range ios {
 		ios[i] = handler.NewIO(func(io *handler.IO, err error) {
 			if err != nil {
-				failed.CompareAndSwap(nil, &err)
+				// A copy, so that only a failing IO puts an
+				// error on the heap.
+				e := err
+				failed.CompareAndSwap(nil, &e)
 			}
 			completed <- io
 		})

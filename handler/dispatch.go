@@ -26,7 +26,15 @@ type opInfo struct {
 	usage []byte
 	flags opFlags
 	fn    func(c *Cmd) result
+	// enabled, when set, says whether the device supports the command
+	// now (SET TARGET PORT GROUPS only with explicit ALUA groups). A
+	// disabled row is answered as if absent, and REPORT SUPPORTED
+	// OPERATION CODES leaves it out.
+	enabled func(d *Device) bool
 }
+
+// enabledOn reports whether the row is supported on d.
+func (o *opInfo) enabledOn(d *Device) bool { return o.enabled == nil || o.enabled(d) }
 
 // serviceAction returns the service action of a CDB whose opcode carries
 // one (SPC-4 4.2.5.2): bits 0-4 of byte 1, or bytes 8-9 of a variable
@@ -83,6 +91,16 @@ func (t *opTable) lookup(cdb []byte) *opInfo {
 	return nil
 }
 
+// supportsOp reports whether d supports any command with operation code op.
+func (t *opTable) supportsOp(d *Device, op byte) bool {
+	for _, o := range t.byOp[op] {
+		if o.enabledOn(d) {
+			return true
+		}
+	}
+	return false
+}
+
 // commands is the table every device dispatches from; each family file
 // contributes its rows.
 var commands = newOpTable(
@@ -99,8 +117,12 @@ func (d *Device) execute(c *Cmd) result {
 		return c.check(keyHardwareError, ascInternalTargetFailure)
 	}
 	o := commands.lookup(c.CDB)
-	if o == nil {
-		return c.check(keyIllegalRequest, ascInvalidCommandOperationCode)
+	if o == nil || !o.enabledOn(d) {
+		return c.unsupported()
+	}
+	if len(c.CDB) < len(o.usage) {
+		// Only a variable-length CDB can be shorter than its command's.
+		return c.check(keyIllegalRequest, ascInvalidFieldInCDB)
 	}
 	if o.flags&flagNoUA == 0 && d.uaCapacityChanged.CompareAndSwap(true, false) {
 		return c.check(keyUnitAttention, ascCapacityDataChanged)
@@ -111,4 +133,19 @@ func (d *Device) execute(c *Cmd) result {
 		}
 	}
 	return o.fn(c)
+}
+
+// unsupported answers a command no enabled row describes: an unknown
+// operation code is INVALID COMMAND OPERATION CODE; an unknown service
+// action of a supported one is INVALID FIELD IN CDB pointing at the
+// SERVICE ACTION field (SPC-4 4.2.5.2, 5.13).
+func (c *Cmd) unsupported() result {
+	op := c.CDB[0]
+	if !commands.supportsOp(c.dev, op) {
+		return c.check(keyIllegalRequest, ascInvalidCommandOperationCode)
+	}
+	if op == 0x7f {
+		return c.invalidCDBField(8, 7)
+	}
+	return c.invalidCDBField(1, 4)
 }

@@ -61,4 +61,5 @@ const (
 	ascSpaceAllocationFailed        asc = 0x2707
 	ascLogicalUnitFailure           asc = 0x3e01
 	ascInsufficientResources        asc = 0x5503
+	ascSetTargetPortGroupsFailed    asc = 0x670a
 )

@@ -37,6 +37,7 @@ type Command struct {
 	HasReadLen bool
 
 	unknownOp bool
+	live      bool // fetched by Next and not yet completed
 	gen       uint64
 	cdbBuf    [maxCDBLen]byte
 	iovBuf    [][]byte

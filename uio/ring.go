@@ -3,6 +3,7 @@ package uio
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -41,6 +42,10 @@ type Ring struct {
 
 	kickPending atomic.Uint32
 	kicking     atomic.Uint32
+
+	// broken is set when the completion side finds an entry header that
+	// changed under it; Next then reports ErrBrokenRing until Reset.
+	broken atomic.Bool
 }
 
 // NewRing validates the mailbox at the start of mem and returns the ring it
@@ -65,6 +70,9 @@ func NewRing(mem []byte, doorbell func() error) (*Ring, error) {
 		return nil, fmt.Errorf("cmdr_size %d is not a valid ring size", size)
 	case uint64(off)+uint64(size) > uint64(len(mem)):
 		return nil, fmt.Errorf("ring [%d,+%d) outside the %d-byte map", off, size, len(mem))
+	case uint64(off)+uint64(size) > math.MaxUint32:
+		// Ring positions are computed in uint32 (cmdr_off + cmd_head).
+		return nil, fmt.Errorf("ring [%d,+%d) ends beyond 4 GiB", off, size)
 	}
 	r := &Ring{mem: mem, doorbell: doorbell, cmdrOff: off, cmdrSize: size, dataOff: uint64(off) + uint64(size)}
 	r.resync()
@@ -95,15 +103,25 @@ func (r *Ring) resync() {
 	r.fetched.Store(t)
 }
 
-// Reset forgets every outstanding command after the kernel's ring was reset
-// (action/reset_ring sets cmd_head and cmd_tail to 0). Completions of
-// commands fetched before the reset are dropped. It must not run
-// concurrently with Next.
+// Reset forgets every outstanding command and starts again at ring offset
+// 0, which is where action/reset_ring puts cmd_head, cmd_tail and the
+// kernel's cmdr_last_cleaned. Completions of commands fetched before the
+// reset are dropped from then on.
+//
+// Call Reset just BEFORE writing action/reset_ring (with the device blocked
+// by action/block_dev=1), from the goroutine that calls Next, and fetch
+// nothing until the write has returned. In that order no late completion
+// can write a stale cmd_tail after the kernel zeroed it; in the other
+// order one completion racing with the reset would make the kernel walk
+// stale slots and mark the ring broken. If the reset_ring write fails the
+// ring and the kernel disagree and the device must be closed.
 func (r *Ring) Reset() {
 	r.mu.Lock()
 	r.gen++
 	r.outstanding = 0
-	r.resync()
+	r.tail, r.next, r.head = 0, 0, 0
+	r.fetched.Store(0)
+	r.broken.Store(false)
 	r.mu.Unlock()
 }
 
@@ -129,6 +147,16 @@ func (r *Ring) Refresh() error {
 	if h >= r.cmdrSize || h%opAlignment != 0 {
 		return fmt.Errorf("cmd_head %d in a %d-byte ring: %w", h, r.cmdrSize, ErrBrokenRing)
 	}
+	// Seen from cmd_tail, the kernel's head is never behind what we have
+	// already fetched. If it is, the ring was reset behind our back (a
+	// reset_ring not issued through Reset) and the slots between are
+	// stale. Any cmd_tail value we may have stored lies between the old
+	// tail and r.next, so the check holds whichever one we load.
+	t := atomic.LoadUint32(r.u32(mbCmdTailOff))
+	if t < r.cmdrSize && r.dist(t, h) < r.dist(t, r.next) {
+		return fmt.Errorf("cmd_head %d moved behind fetched position %d (cmd_tail %d): %w",
+			h, r.next, t, ErrBrokenRing)
+	}
 	r.head = h
 	return nil
 }
@@ -148,16 +176,20 @@ func (r *Ring) dist(from, to uint32) uint32 {
 // set. The error is ErrBrokenRing when the entry headers themselves cannot
 // be trusted.
 func (r *Ring) Next(c *Command) (bool, error) {
+	if r.broken.Load() {
+		return false, fmt.Errorf("entry header changed after it was fetched: %w", ErrBrokenRing)
+	}
 	for r.next != r.head {
 		pos := r.next
-		slot := r.mem[r.cmdrOff+pos:]
-		lenOp := binary.LittleEndian.Uint32(slot[hdrLenOpOff:])
+		lenOp := binary.LittleEndian.Uint32(r.mem[r.cmdrOff+pos:])
 		length := lenOp &^ OpMask
-		if length == 0 || length > r.dist(pos, r.head) {
+		// The kernel never splits an entry across the end of the ring
+		// (ring_insert_padding), so an entry that would is corrupt.
+		if length == 0 || length > r.dist(pos, r.head) || length > r.cmdrSize-pos {
 			return false, fmt.Errorf("entry at %d has length %d with %d bytes queued: %w",
 				pos, length, r.dist(pos, r.head), ErrBrokenRing)
 		}
-		slot = slot[:length:length]
+		slot := r.mem[r.cmdrOff+pos : r.cmdrOff+pos+length : r.cmdrOff+pos+length]
 		r.next = (pos + length) % r.cmdrSize
 		r.fetched.Store(r.next)
 		switch lenOp & OpMask {
@@ -170,6 +202,7 @@ func (r *Ring) Next(c *Command) (bool, error) {
 			c.reset()
 			r.mu.Lock()
 			c.gen = r.gen
+			c.live = true
 			r.outstanding++
 			r.mu.Unlock()
 			r.decodeCmd(c, slot)
@@ -183,6 +216,7 @@ func (r *Ring) Next(c *Command) (bool, error) {
 			c.unknownOp = true
 			r.mu.Lock()
 			c.gen = r.gen
+			c.live = true
 			r.outstanding++
 			r.mu.Unlock()
 			r.Complete(c)
@@ -262,24 +296,30 @@ func (r *Ring) decodeCmd(c *Command, slot []byte) {
 // as tcmu_handle_completions expects: the slot's cmd_id is rewritten to
 // c.ID, its len_op is left alone. Completions may come in any order. The
 // kernel is not told until Kick. Completing a command fetched before a
-// Reset does nothing.
+// Reset, or completing a command twice, does nothing.
 func (r *Ring) Complete(c *Command) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if c.gen != r.gen || r.outstanding == 0 {
+	if !c.live || c.gen != r.gen || r.outstanding == 0 {
 		return
 	}
+	c.live = false
 	r.outstanding--
 	fetched := r.fetched.Load()
-	r.skipNoReply(fetched)
-	if r.tail == fetched {
-		// Cannot happen while outstanding counts match CMD slots; a
-		// broken invariant must not write past what was fetched.
+	if !r.skipNoReply(fetched) || r.tail == fetched {
+		// Either an entry header changed after Next validated it, or
+		// the outstanding count disagrees with the CMD slots fetched.
+		// Writing on would corrupt the ring; stop and let Next report
+		// ErrBrokenRing so the caller resets it.
+		r.broken.Store(true)
 		return
 	}
-	slot := r.mem[r.cmdrOff+r.tail:]
-	length := binary.LittleEndian.Uint32(slot) &^ OpMask
-	slot = slot[:length:length]
+	length, _, ok := r.entryAt(r.tail, fetched)
+	if !ok {
+		r.broken.Store(true)
+		return
+	}
+	slot := r.mem[r.cmdrOff+r.tail : r.cmdrOff+r.tail+length : r.cmdrOff+r.tail+length]
 	binary.LittleEndian.PutUint16(slot[hdrCmdIDOff:], c.ID)
 	uflags := byte(0)
 	switch {
@@ -295,9 +335,12 @@ func (r *Ring) Complete(c *Command) {
 	if c.HasReadLen && len(slot) >= rspReadLenOff+4 {
 		binary.LittleEndian.PutUint32(slot[rspReadLenOff:], c.ReadLen)
 	}
-	if len(c.Sense) > 0 && len(slot) > rspSenseOff {
-		end := min(len(slot), rspSenseOff+SenseBufferSize)
-		copy(slot[rspSenseOff:end], c.Sense)
+	if len(slot) > rspSenseOff {
+		// The kernel copies all TCMU_SENSE_BUFFERSIZE bytes to the
+		// initiator (transport_copy_sense_to_cmd); clear what c.Sense
+		// does not cover, which still holds the stolen slot's iovecs.
+		sense := slot[rspSenseOff:min(len(slot), rspSenseOff+SenseBufferSize)]
+		clear(sense[copy(sense, c.Sense):])
 	}
 	r.tail = (r.tail + length) % r.cmdrSize
 	r.skipNoReply(fetched)
@@ -306,16 +349,33 @@ func (r *Ring) Complete(c *Command) {
 	r.kickPending.Store(1)
 }
 
+// entryAt re-reads the header of the entry at pos, which Next validated
+// when it fetched it, and checks it again: the kernel never rewrites a
+// fetched entry, but the region is shared and a corrupted header must not
+// send the tail past what was fetched.
+func (r *Ring) entryAt(pos, fetched uint32) (length, op uint32, ok bool) {
+	lenOp := binary.LittleEndian.Uint32(r.mem[r.cmdrOff+pos:])
+	length = lenOp &^ OpMask
+	ok = length != 0 && length <= r.cmdrSize-pos && length <= r.dist(pos, fetched)
+	return length, lenOp & OpMask, ok
+}
+
 // skipNoReply moves the tail past PAD and TMR entries, which need no
-// response, but never past what has been fetched.
-func (r *Ring) skipNoReply(fetched uint32) {
+// response, but never past what has been fetched. It reports false if an
+// entry header is no longer valid.
+func (r *Ring) skipNoReply(fetched uint32) bool {
 	for r.tail != fetched {
-		op := binary.LittleEndian.Uint32(r.mem[r.cmdrOff+r.tail:])
-		if op&OpMask != OpPad && op&OpMask != OpTMR {
-			return
+		length, op, ok := r.entryAt(r.tail, fetched)
+		if !ok {
+			r.broken.Store(true)
+			return false
 		}
-		r.tail = (r.tail + op&^OpMask) % r.cmdrSize
+		if op != OpPad && op != OpTMR {
+			return true
+		}
+		r.tail = (r.tail + length) % r.cmdrSize
 	}
+	return true
 }
 
 // Release advances cmd_tail past PAD and TMR entries with no command

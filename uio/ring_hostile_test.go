@@ -121,7 +121,7 @@ func TestHostileEntry(t *testing.T) {
 func TestBrokenRing(t *testing.T) {
 	le := binary.LittleEndian
 	tests := []struct {
-		name  string
+		name   string
 		break_ func(t *testing.T, k *uiotest.Kernel)
 	}{
 		{"zero length in len_op", func(t *testing.T, k *uiotest.Kernel) {

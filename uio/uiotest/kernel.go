@@ -156,7 +156,7 @@ type Kernel struct {
 	entries     map[uint32]entry
 	cmds        [1 << 16]*pending // by cmd_id, as udev->commands
 	lowFree     int
-	blocks      []bool            // data_bitmap
+	blocks      []bool // data_bitmap
 	freeBlocks  int
 	broken      bool
 	plugged     bool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -69,7 +70,8 @@ func (s *Service) runCheck(caller handler.Caller, check func(context.Context) er
 	}
 	// Cancelled when the answer is sent: a check still running then has
 	// missed its deadline or the Service is closing.
-	ctx, cancel := context.WithTimeout(handler.WithCaller(s.ctx, caller), s.checkTimeout)
+	timeout := time.Duration(s.checkTimeout.Load())
+	ctx, cancel := context.WithTimeout(handler.WithCaller(s.ctx, caller), timeout)
 	defer cancel()
 	done := make(chan error, 1)
 	result := make(chan error, 1)
@@ -88,7 +90,7 @@ func (s *Service) runCheck(caller handler.Caller, check func(context.Context) er
 		return true, "success", nil
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return false, fmt.Sprintf("check timed out after %s", s.checkTimeout), nil
+			return false, fmt.Sprintf("check timed out after %s", timeout), nil
 		}
 		return false, "", dbus.NewError(errFailed, []any{"gotcmu is shutting down"})
 	}

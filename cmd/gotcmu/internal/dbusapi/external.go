@@ -3,6 +3,7 @@ package dbusapi
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 )
@@ -119,7 +120,7 @@ func (e *externalHandler) checkConfig(msg dbus.Message, cfgstring string) (bool,
 	default:
 		return false, "", errCheckBusy
 	}
-	ctx, cancel := context.WithTimeout(e.s.ctx, e.s.checkTimeout)
+	ctx, cancel := context.WithTimeout(e.s.ctx, time.Duration(e.s.checkTimeout.Load()))
 	defer cancel()
 	obj := e.s.conn.Object(e.owner, dbus.ObjectPath(ManagerPath+"/"+e.subtype))
 	call := obj.CallWithContext(ctx, HandlerInterface+".CheckConfig", 0, cfgstring)

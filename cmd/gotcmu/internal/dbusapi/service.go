@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/godbus/dbus/v5"
@@ -21,11 +22,17 @@ type Option func(*Service)
 // WithCheckTimeout sets how long CheckConfig waits for a handler
 // (DefaultCheckTimeout if d <= 0).
 func WithCheckTimeout(d time.Duration) Option {
-	return func(s *Service) {
-		if d > 0 {
-			s.checkTimeout = d
-		}
+	return func(s *Service) { s.SetCheckTimeout(d) }
+}
+
+// SetCheckTimeout changes how long CheckConfig waits for a handler, for
+// checks that start afterwards (check_config_timeout reloaded). d <= 0
+// means DefaultCheckTimeout.
+func (s *Service) SetCheckTimeout(d time.Duration) {
+	if d <= 0 {
+		d = DefaultCheckTimeout
 	}
+	s.checkTimeout.Store(int64(d))
 }
 
 // WithStatus exports org.kernel.TCMUService1.Gotcmu1.Status on RootPath,
@@ -39,7 +46,7 @@ func WithStatus(src StatusSource) Option {
 type Service struct {
 	conn         *dbus.Conn
 	log          zerolog.Logger
-	checkTimeout time.Duration
+	checkTimeout atomic.Int64 // a time.Duration
 	status       StatusSource
 
 	// ctx ends when the Service is closed; checks in progress see it.
@@ -67,15 +74,15 @@ type exportedIface struct {
 func New(conn *dbus.Conn, handlers []handler.Handler, log zerolog.Logger, opts ...Option) (*Service, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Service{
-		conn:         conn,
-		log:          log,
-		checkTimeout: DefaultCheckTimeout,
-		ctx:          ctx,
-		cancel:       cancel,
-		checks:       make(chan struct{}, maxConcurrentChecks),
-		builtin:      make(map[string]*builtinHandler),
-		external:     make(map[string]*externalHandler),
+		conn:     conn,
+		log:      log,
+		ctx:      ctx,
+		cancel:   cancel,
+		checks:   make(chan struct{}, maxConcurrentChecks),
+		builtin:  make(map[string]*builtinHandler),
+		external: make(map[string]*externalHandler),
 	}
+	s.SetCheckTimeout(DefaultCheckTimeout)
 	for _, o := range opts {
 		o(s)
 	}

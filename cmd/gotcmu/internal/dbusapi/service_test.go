@@ -496,3 +496,31 @@ func TestNewRefusesBadHandlers(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckConfigBoundsStuckHandlers fills every check slot with checks
+// that never return: the next check is refused at once, and the rest of
+// the service still answers.
+func TestCheckConfigBoundsStuckHandlers(t *testing.T) {
+	addr := startBus(t, "")
+	startService(t, addr)
+	client := connect(t, addr)
+	slow := client.Object(BusName, handlerPath("slow"))
+
+	calls := make([]*dbus.Call, maxConcurrentChecks)
+	for i := range calls {
+		calls[i] = slow.Go(HandlerInterface+".CheckConfig", 0, nil, "slow/x")
+	}
+	for _, c := range calls {
+		<-c.Done
+		var valid bool
+		var msg string
+		if err := c.Store(&valid, &msg); err != nil || valid || !strings.Contains(msg, "timed out") {
+			t.Fatalf("stuck check = (%v, %q, %v), want a time-out", valid, msg, err)
+		}
+	}
+	call := client.Object(BusName, handlerPath("mem")).Call(HandlerInterface+".CheckConfig", 0, "mem/fine")
+	checkErrName(t, call.Err, errLimitsExceeded)
+	if err := client.Object(BusName, RootPath).Call(objectManagerInterface+".GetManagedObjects", 0).Err; err != nil {
+		t.Fatalf("GetManagedObjects with every check slot taken: %v", err)
+	}
+}

@@ -102,6 +102,7 @@ func compareRuns(base, cand *run, exclude []string) comparison {
 			c.Improvements = append(c.Improvements, change{Key: k, Base: b, Cand: cd})
 		}
 	}
+	slices.Sort(suites)
 	for _, s := range suites {
 		r := *rows[s]
 		c.Rows = append(c.Rows, r)

@@ -1,0 +1,71 @@
+#!/bin/bash
+# Runs INSIDE the guest (test-vm.sh boots it): libiscsi's iscsi-test-cu, SCSI family, against two
+# LUNs of equal size behind one iSCSI target on 127.0.0.1, in the same boot:
+#   LUN 0: LIO's own fileio backstore (the baseline)   LUN 1: gotcmu's user:file (the candidate)
+# Both are backed by a file on the guest's tmpfs. Left out: the iSCSI.* transport family (not
+# asked for: --test=SCSI...) and the reservation suites LIO core answers itself (Prin*, Prout*,
+# Reserve6*), which never reach a backstore. The host compares the XML with test/cmd/cucompare.
+# MODE=fileio makes the candidate a second LIO fileio LUN (proves the harness without gotcmu).
+# Output: /out/cu/<baseline>/ and /out/cu/<candidate>/ (CUnitAutomated-*.xml, stdout.txt),
+#         /out/cu/names ("baseline-dir candidate-dir"). Env: MODE, GOTCMU, GOTCMU_ARGS, CU_TESTS.
+HERE=$(dirname "$(readlink -f "$0")")
+REPO=$(readlink -f "$HERE/../..")
+. "$HERE/lib.sh"
+MODE=${MODE:-gotcmu}
+GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
+IQN=iqn.2003-01.org.gotcmu:cu
+SIZE=$((128 << 20))
+OUT=/out/cu
+mkdir -p "$OUT"
+
+finish() {
+	[ -n "${GOTCMU_PID:-}" ] && { stop_gotcmu || log "gotcmu did not stop cleanly"; }
+	log "iscsi-test-cu ($MODE): $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+	exit
+}
+
+log "iscsi-test-cu: mode $MODE"
+truncate -s "$SIZE" /tmp/cu-lio.img /tmp/cu-cand.img
+BASE=$(make_fileio 2 cu_lio /tmp/cu-lio.img "$SIZE")
+check "baseline LIO fileio backstore enabled" test -n "$BASE" || finish
+if [ "$MODE" = gotcmu ]; then
+	[ -x "$GOTCMU" ] || { fail "gotcmu starts: $GOTCMU missing (make build)"; finish; }
+	check "gotcmu starts and stays up" start_gotcmu "$OUT/gotcmu.log" || finish
+	CAND=$(make_user_file 3 cu_gotcmu /tmp/cu-cand.img "$SIZE")
+	check "candidate gotcmu user:file backstore enabled" test -n "$CAND" || finish
+	NAMES="lio-fileio gotcmu"
+else
+	CAND=$(make_fileio 3 cu_lio2 /tmp/cu-cand.img "$SIZE")
+	check "candidate (second LIO fileio) backstore enabled" test -n "$CAND" || finish
+	NAMES="lio-fileio lio-fileio-2"
+fi
+check "iSCSI target on 127.0.0.1:3260 with both LUNs" iscsi_export "$IQN" "$BASE" "$CAND" || finish
+echo "$NAMES" > "$OUT/names"
+
+# Every suite of the SCSI family but the reservation ones, as a comma-separated --test list.
+TESTS=${CU_TESTS:-$(iscsi-test-cu -l | grep -E '^SCSI\.[^.]+$' | grep -Ev '^SCSI\.(Prin|Prout|Reserve6)' | paste -sd,)}
+log "suites: $TESTS"
+
+lun=0
+for name in $NAMES; do
+	mkdir -p "$OUT/$name"
+	start=$(date +%s)
+	# -d: allow the destructive (write) tests; -x: CUnit XML into the working directory.
+	(cd "$OUT/$name" && timeout 1500 iscsi-test-cu -d -x --test="$TESTS" "iscsi://127.0.0.1/$IQN/$lun" > stdout.txt 2>&1)
+	rc=$?
+	secs=$(($(date +%s) - start))
+	echo "$secs" > "$OUT/$name/seconds"
+	# iscsi-test-cu exits 1 when any test failed; only a missing report means it did not run.
+	if [ -s "$OUT/$name/CUnitAutomated-Results.xml" ] && [ "$rc" -le 1 ]; then
+		pass "iscsi-test-cu ran against LUN $lun ($name) in ${secs}s"
+	else
+		fail "iscsi-test-cu against LUN $lun ($name): exit $rc after ${secs}s; see $OUT/$name/stdout.txt"
+		tail -5 "$OUT/$name/stdout.txt"
+	fi
+	lun=$((lun + 1))
+done
+if [ "$MODE" = gotcmu ]; then
+	check "gotcmu still running after the test suite" kill -0 "$GOTCMU_PID"
+fi
+finish

@@ -1,0 +1,22 @@
+#!/bin/bash
+# Runs INSIDE the guest: the test-vm entry point. Runs each suite in $SUITES (default
+# "skeleton cu") as its own script, in this order, in one boot; exits 1 if any failed.
+# Env passed through to the suites: MODE, GOTCMU, GOTCMU_ARGS, ACKWRITER, CU_TESTS, ...
+HERE=$(dirname "$(readlink -f "$0")")
+. "$HERE/lib.sh"
+: > "$SUMMARY"
+rc=0
+for suite in ${SUITES:-skeleton cu}; do
+	case $suite in
+	skeleton) script=$HERE/guest-skeleton.sh ;;
+	cu) script=$HERE/guest-iscsi-cu.sh ;;
+	*) fail "unknown suite $suite"; rc=1; continue ;;
+	esac
+	log "=== $suite"
+	start=$(date +%s)
+	bash "$script" || rc=1
+	log "=== $suite done in $(($(date +%s) - start))s"
+done
+cp /etc/os-release /out/guest-os-release 2>/dev/null
+uname -r > /out/guest-kernel
+exit $rc

@@ -1,0 +1,168 @@
+# Shell helpers for scripts that run INSIDE the guest (bash; source it). They talk to LIO through
+# configfs directly, as rtslib does, so no step depends on targetcli or D-Bus.
+#
+# Results: every check prints "PASS name", "FAIL name: why" or "SKIP name: why" and appends the
+# line to $SUMMARY (/out/summary.txt); FAILED counts the failures of this shell.
+
+CFG=/sys/kernel/config/target
+TCMU_PARAMS=/sys/module/target_core_user/parameters
+SUMMARY=${SUMMARY:-/out/summary.txt}
+FAILED=0
+
+log()  { echo "[$(date +%T)] $*"; }
+pass() { echo "PASS $*" | tee -a "$SUMMARY"; }
+fail() { echo "FAIL $*" | tee -a "$SUMMARY"; FAILED=$((FAILED + 1)); }
+skip() { echo "SKIP $*" | tee -a "$SUMMARY"; }
+
+# check NAME CMD...: PASS or FAIL NAME by CMD's exit status.
+check() {
+	local name=$1; shift
+	if "$@"; then pass "$name"; else fail "$name: '$*' failed"; return 1; fi
+}
+
+# wait_until SECONDS CMD...: poll CMD every 0.2 s until it succeeds or time runs out.
+wait_until() {
+	local deadline=$(($(date +%s) + $1)); shift
+	until "$@"; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.2
+	done
+}
+
+# unblock_netlink: complete every configfs write waiting for a handler's netlink reply with
+# -EINTR, as tcmu-runner does at start-up (kernel-tcmu-abi.md §2: the wait has no timeout).
+unblock_netlink() {
+	echo 1 > "$TCMU_PARAMS/block_netlink"
+	echo 1 > "$TCMU_PARAMS/reset_netlink"
+	echo 0 > "$TCMU_PARAMS/block_netlink"
+}
+
+# bounded SECONDS CMD...: run CMD, which may block in the kernel waiting for the handler's netlink
+# reply (writes to enable, rmdir of a user backstore). A task in that uninterruptible wait cannot
+# be killed, so after SECONDS the wait is ended through unblock_netlink instead; returns 124 then.
+bounded() {
+	local secs=$1; shift
+	"$@" &
+	local pid=$! deadline=$(($(date +%s) + secs))
+	while kill -0 "$pid" 2>/dev/null; do
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			log "'$*' still blocked after ${secs}s: resetting netlink"
+			unblock_netlink
+			wait "$pid"
+			return 124
+		fi
+		sleep 0.2
+	done
+	wait "$pid"
+}
+
+# put VALUE FILE: one write(2) of VALUE, no newline (configfs parses the buffer as written).
+put() { printf '%s' "$1" > "$2"; }
+
+new_uuid() { cat /proc/sys/kernel/random/uuid; }
+
+# make_user_file HBA NAME FILE SIZE: a user:file backstore served by gotcmu; prints its configfs
+# path. The control file splits tokens on ',' and '\n', so each token is its own write.
+make_user_file() {
+	local dir=$CFG/core/user_$1/$2
+	mkdir -p "$dir" || return 1
+	put "dev_config=file/$3" "$dir/control" || return 1
+	put "dev_size=$4" "$dir/control" || return 1
+	bounded 30 put 1 "$dir/enable" || { log "enable of $dir failed"; return 1; }
+	put "$(new_uuid)" "$dir/wwn/vpd_unit_serial" || return 1
+	echo "$dir"
+}
+
+# make_fileio HBA NAME FILE SIZE: LIO's own fileio backstore; prints its configfs path.
+make_fileio() {
+	local dir=$CFG/core/fileio_$1/$2
+	mkdir -p "$dir" || return 1
+	put "fd_dev_name=$3,fd_dev_size=$4" "$dir/control" || return 1
+	put 1 "$dir/enable" || return 1
+	put "$(new_uuid)" "$dir/wwn/vpd_unit_serial" || return 1
+	echo "$dir"
+}
+
+# remove_backstore DIR: rmdir it (for user backstores the kernel waits for REMOVED_DEVICE_DONE).
+remove_backstore() { bounded 30 rmdir "$1"; }
+
+# uio_for CONFIG_SUBSTRING: the uio device whose name (tcm-user/<hba>/<name>/<config>) contains it.
+uio_for() { grep -l -F -- "$1" /sys/class/uio/uio*/name 2>/dev/null | head -1 | cut -d/ -f5; }
+
+# loop_export WWN BACKSTORE: export BACKSTORE as LUN 0 of a tcm_loop target and print its
+# /dev/sdX once the kernel has scanned it. The nexus must exist before the LUN: a LUN added
+# without one is scanned and lost.
+loop_export() {
+	local tpg=$CFG/loopback/$1/tpgt_1 addr dev=""
+	mkdir -p "$tpg/lun/lun_0" || return 1
+	put "naa.5001405$(printf '%09x' $RANDOM)" "$tpg/nexus" || return 1
+	ln -s "$2" "$tpg/lun/lun_0/$(basename "$2")" || return 1
+	addr=$(cat "$tpg/address")
+	wait_until 20 test -d "/sys/class/scsi_disk/$addr:0/device/block" || return 1
+	dev=$(ls "/sys/class/scsi_disk/$addr:0/device/block" | head -1)
+	wait_until 10 test -b "/dev/$dev" || return 1
+	echo "/dev/$dev"
+}
+
+# loop_unexport WWN: remove the LUN, the nexus and the target.
+loop_unexport() {
+	local tpg=$CFG/loopback/$1/tpgt_1
+	find "$tpg/lun/lun_0" -maxdepth 1 -type l -exec rm {} \; &&
+		rmdir "$tpg/lun/lun_0" && rmdir "$tpg" && rmdir "$CFG/loopback/$1"
+}
+
+# iscsi_export IQN BACKSTORE...: one iSCSI target on 127.0.0.1:3260, LUN i = the i-th backstore,
+# open to any initiator without authentication (what the iscsi-test-cu runs need).
+iscsi_export() {
+	local iqn=$1 tpg=$CFG/iscsi/$1/tpgt_1 lun=0 bs; shift
+	for bs in "$@"; do
+		mkdir -p "$tpg/lun/lun_$lun" || return 1
+		ln -s "$bs" "$tpg/lun/lun_$lun/$(basename "$bs")" || return 1
+		lun=$((lun + 1))
+	done
+	mkdir "$tpg/np/127.0.0.1:3260" || return 1
+	put 0 "$tpg/attrib/authentication" && put 1 "$tpg/attrib/generate_node_acls" &&
+		put 1 "$tpg/attrib/cache_dynamic_acls" && put 0 "$tpg/attrib/demo_mode_write_protect" &&
+		put 1 "$tpg/enable"
+}
+
+# start_dbus: a system bus, with any D-Bus policy the project ships, for daemons that want it.
+start_dbus() {
+	[ -S /run/dbus/system_bus_socket ] && return 0
+	mkdir -p /run/dbus /etc/dbus-1/system.d
+	local f
+	for f in "$REPO"/systemd/*.conf; do
+		[ -f "$f" ] && cp "$f" /etc/dbus-1/system.d/
+	done
+	dbus-daemon --system --fork --nopidfile
+}
+
+# start_gotcmu LOG: start $GOTCMU in the background, logging to LOG; sets GOTCMU_PID.
+# Succeeds when the daemon is still alive two seconds later.
+start_gotcmu() {
+	start_dbus || log "no system D-Bus; gotcmu runs without it"
+	# shellcheck disable=SC2086 # GOTCMU_ARGS is a list of words
+	"$GOTCMU" $GOTCMU_ARGS > "$1" 2>&1 &
+	GOTCMU_PID=$!
+	sleep 2
+	kill -0 "$GOTCMU_PID" 2>/dev/null
+}
+
+# stop_gotcmu: SIGTERM and wait up to 20 s; returns gotcmu's exit status (124 if it hung, and
+# then it is SIGKILLed).
+stop_gotcmu() {
+	[ -n "${GOTCMU_PID:-}" ] || return 0
+	kill -TERM "$GOTCMU_PID" 2>/dev/null
+	local i rc
+	for i in $(seq 100); do
+		kill -0 "$GOTCMU_PID" 2>/dev/null || break
+		sleep 0.2
+	done
+	if kill -0 "$GOTCMU_PID" 2>/dev/null; then
+		kill -KILL "$GOTCMU_PID"; wait "$GOTCMU_PID" 2>/dev/null; GOTCMU_PID=""
+		return 124
+	fi
+	wait "$GOTCMU_PID"; rc=$?
+	GOTCMU_PID=""
+	return $rc
+}

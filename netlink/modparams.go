@@ -30,7 +30,13 @@ var ErrNoModuleParam = errors.New("target_core_user module parameter missing (mo
 //
 // ResetNetlink fails with EBUSY unless netlink is blocked. Unblock even if a
 // later start-up step fails: while blocked, every enable or reconfiguration
-// write fails.
+// write fails with EAGAIN.
+//
+// A released writer's write(2) returns EINTR. Writers that retry EINTR by
+// themselves (Go's os.File, Python 3, so targetcli) write again at once:
+// while netlink is still blocked the retry fails with EAGAIN; after
+// UnblockNetlink it sends a fresh event, which the new daemon answers.
+// (Checked against Debian's 6.1 kernel by TestKernelEventsAndReplies.)
 type ModuleParams struct {
 	// Dir is the parameters directory; empty means DefaultModuleParamsDir.
 	// Tests point it at a temporary directory.

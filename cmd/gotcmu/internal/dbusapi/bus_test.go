@@ -60,6 +60,17 @@ func startBus(t *testing.T, extraPolicy string) string {
 	if _, err := os.Stat(policy); err != nil {
 		t.Fatalf("policy file: %v", err)
 	}
+	if uid := os.Geteuid(); uid != 0 {
+		// Not root: give the test's user what the policy gives root, as
+		// if gotcmu ran as this user.
+		extraPolicy += fmt.Sprintf(`
+  <policy user="%d">
+    <allow own="org.kernel.TCMUService1"/>
+    <allow own_prefix="org.kernel.TCMUService1.HandlerManager1"/>
+    <allow send_destination="org.kernel.TCMUService1"/>
+    <allow send_destination_prefix="org.kernel.TCMUService1.HandlerManager1"/>
+  </policy>`, uid)
+	}
 	dir := worldReadableDir(t)
 	conf := fmt.Sprintf(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">

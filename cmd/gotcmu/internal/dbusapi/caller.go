@@ -3,6 +3,7 @@ package dbusapi
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 
 	"github.com/godbus/dbus/v5"
@@ -89,8 +90,9 @@ func setfs(set func(int) (int, error), id int) error {
 	return nil
 }
 
-// runAsCaller runs fn on a new goroutine; for callers other than root, on a
-// locked OS thread with the caller's filesystem credentials. It reports on
+// runAsCaller runs fn on a new goroutine; for callers other than root and
+// other than the daemon's own user (who could read all the daemon can
+// anyway), on a locked OS thread with the caller's filesystem credentials. It reports on
 // done when fn has returned or could not be started. A panic in fn is
 // turned into an error so a broken handler cannot bring the daemon down.
 func runAsCaller(c handler.Caller, fn func() error, done chan<- error) {
@@ -100,7 +102,7 @@ func runAsCaller(c handler.Caller, fn func() error, done chan<- error) {
 				done <- fmt.Errorf("handler panicked: %v", p)
 			}
 		}()
-		if c.UID != 0 {
+		if c.UID != 0 && c.UID != uint32(os.Geteuid()) {
 			runtime.LockOSThread() // never unlocked: see assumeFSCredentials
 			if err := assumeFSCredentials(c); err != nil {
 				done <- fmt.Errorf("assume credentials of uid %d: %w", c.UID, err)

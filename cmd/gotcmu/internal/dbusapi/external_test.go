@@ -1,6 +1,7 @@
 package dbusapi
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,7 @@ func nextSignal(t *testing.T, ch <-chan *dbus.Signal, name string) *dbus.Signal 
 }
 
 func TestRegisterHandlerLifecycle(t *testing.T) {
+	skipUnlessRoot(t, "RegisterHandler answers root only")
 	addr := startBus(t, "")
 	startService(t, addr)
 	observer := connect(t, addr)
@@ -134,6 +136,13 @@ func TestRegisterHandlerLifecycle(t *testing.T) {
 	}
 }
 
+func skipUnlessRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip(why + "; the test must run as root")
+	}
+}
+
 func boolString(b bool) string {
 	if b {
 		return "true"
@@ -142,6 +151,7 @@ func boolString(b bool) string {
 }
 
 func TestRegisterHandlerRefusals(t *testing.T) {
+	skipUnlessRoot(t, "RegisterHandler answers root only")
 	addr := startBus(t, "")
 	startService(t, addr)
 	owner := connectExternal(t, addr, "taken", true)

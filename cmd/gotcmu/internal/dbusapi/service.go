@@ -240,25 +240,26 @@ func (s *Service) handleSignal(ctx context.Context, sig *dbus.Signal) error {
 	}
 	switch sig.Name {
 	case busDaemonName + ".NameLost":
-		if name, _ := firstString(sig.Body); name == BusName {
+		if firstString(sig.Body) == BusName {
 			return fmt.Errorf("serve %s: name lost", BusName)
 		}
 	case busDaemonName + ".NameOwnerChanged":
 		// The signal only says something changed: ask who owns each
 		// name now, so signals handled out of order cannot mislead.
-		if name, _ := firstString(sig.Body); strings.HasPrefix(name, ExternalBusPrefix) {
+		if strings.HasPrefix(firstString(sig.Body), ExternalBusPrefix) {
 			s.recheckExternal(ctx)
 		}
 	}
 	return nil
 }
 
-func firstString(body []any) (string, bool) {
+// firstString returns a signal's first argument if it is a string.
+func firstString(body []any) string {
 	if len(body) == 0 {
-		return "", false
+		return ""
 	}
-	v, ok := body[0].(string)
-	return v, ok
+	v, _ := body[0].(string)
+	return v
 }
 
 // ownerOf returns the unique name owning name, or "" if nobody owns it.

@@ -52,11 +52,13 @@ func (f *fakeConfig) SetPortGroupState(id uint16, state uint8) error {
 var errConfigfs = errors.New("read configfs: input/output error")
 
 // testDev describes the device newTestDevice builds; zero fields take
-// defaults: 512-byte blocks, 2048 of them, hw_max_sectors 128.
+// defaults: 512-byte blocks, 2048 of them (none if empty), hw_max_sectors
+// 128.
 type testDev struct {
-	info DeviceInfo
-	lim  Limits
-	cfg  DeviceConfig
+	info  DeviceInfo
+	lim   Limits
+	cfg   DeviceConfig
+	empty bool
 }
 
 func newTestDevice(t testing.TB, td testDev) *Device {
@@ -65,7 +67,7 @@ func newTestDevice(t testing.TB, td testDev) *Device {
 	if info.BlockSize == 0 {
 		info.BlockSize = 512
 	}
-	if info.Size == 0 {
+	if info.Size == 0 && !td.empty {
 		info.Size = 2048 * int64(info.BlockSize)
 	}
 	if info.MaxSectors == 0 {
@@ -235,6 +237,8 @@ func cat(parts ...any) []byte {
 			b = append(b, v...)
 		case int:
 			b = append(b, byte(v))
+		case byte:
+			b = append(b, v)
 		default:
 			panic("cat: unexpected part")
 		}

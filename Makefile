@@ -1,0 +1,116 @@
+# gotcmu. `make test` is what CI runs (.ci/run); `make help` lists the targets.
+#
+# Variables (override on the command line):
+#   CEPH_TAG   go-ceph build tag for the installed librbd (test/ceph-tag.sh picks it)
+#   PREFIX, DESTDIR, BINDIR        for `make install`
+#   VM_MODE    gotcmu (default) or fileio: `make test-vm VM_MODE=fileio` proves the VM harness
+#              on LIO's own backstore without gotcmu
+#   FUZZTIME   per fuzz target: 5s inside test-unit, FUZZTIME_LONG (3m) for `make fuzz`
+#   RACE       -race (default) or empty, for the Go unit tests
+
+SHELL := /bin/bash
+# A fresh CI machine has Go in /usr/local/go/bin, not always on PATH.
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+CEPH_TAG ?= $(shell test/ceph-tag.sh)
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+DESTDIR ?=
+BUILD := build
+TOOLS := $(BUILD)/tools
+STATICCHECK := $(TOOLS)/staticcheck
+VM_LOCK ?= /tmp/gotcmu-vm.lock
+VM_MODE ?= gotcmu
+FUZZTIME ?= 5s
+FUZZTIME_LONG ?= 3m
+RACE ?= -race
+# Every package but the Ceph backend's, whose tests need a cluster (test-ceph runs them).
+UNIT_PKGS = $(shell $(GO) list -tags '$(CEPH_TAG)' ./... | grep -v '/rbd\(/\|$$\)')
+
+.PHONY: all build test deps test-unit test-vm test-ceph demo bench fuzz check install install-extra \
+	check-extra clean distclean help
+
+all: build
+
+help:
+	@echo "make build      bin/gotcmu (go-ceph tag: $(CEPH_TAG))"
+	@echo "make test       deps, check, test-unit, test-ceph, test-vm: what CI runs"
+	@echo "make deps       install missing Debian packages (test/deps.sh), check Go"
+	@echo "make test-unit  go test $(RACE) on every package but rbd, then every fuzz target for $(FUZZTIME)"
+	@echo "make test-ceph  the rbd backend's tests against a micro Ceph cluster on this machine"
+	@echo "make test-vm    boot the real kernel under qemu: walking skeleton + iscsi-test-cu comparison"
+	@echo "                (VM_MODE=fileio: the same harness on LIO fileio, without gotcmu)"
+	@echo "make demo       gotcmu serving a filesystem in the VM, step by step"
+	@echo "make bench      the performance table (issue 7)"
+	@echo "make fuzz       every fuzz target for $(FUZZTIME_LONG)"
+	@echo "make check      gofmt, go vet, staticcheck"
+	@echo "make install    bin/gotcmu and the system files into \$$DESTDIR\$$PREFIX"
+
+build:
+	$(GO) build -tags '$(CEPH_TAG)' -o bin/gotcmu ./cmd/gotcmu
+
+# Runs every part even when one fails, then fails if any did; prints how long each took.
+test:
+	@$(MAKE) --no-print-directory deps
+	@failed=""; for t in check test-unit test-ceph test-vm; do \
+		start=$$(date +%s); \
+		echo "==== make $$t"; \
+		if $(MAKE) --no-print-directory $$t; then r=ok; else r=FAILED; failed="$$failed $$t"; fi; \
+		echo "==== make $$t: $$r in $$(( $$(date +%s) - start )) s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
+	echo "make test: all passed"
+
+deps:
+	@test/deps.sh
+
+test-unit:
+	$(GO) test $(RACE) -tags '$(CEPH_TAG)' -count=1 $(UNIT_PKGS)
+	TAGS='$(CEPH_TAG)' test/fuzz.sh $(FUZZTIME)
+
+test-ceph:
+	TAGS='$(CEPH_TAG)' test/test-ceph.sh
+
+test-vm: $(if $(filter gotcmu,$(VM_MODE)),build)
+	flock $(VM_LOCK) test/vm/test-vm.sh -m $(VM_MODE)
+
+demo: build
+	flock $(VM_LOCK) test/vm/demo.sh
+
+# The benchmark belongs to issue 7; this target runs it once it exists.
+bench: build
+	@if [ ! -x test/bench/bench.sh ]; then echo "make bench: test/bench/bench.sh is not written yet (issue 7)" >&2; exit 2; fi
+	flock $(VM_LOCK) test/bench/bench.sh
+
+fuzz:
+	TAGS='$(CEPH_TAG)' test/fuzz.sh $(FUZZTIME_LONG)
+
+check: $(STATICCHECK)
+	@files=$$(gofmt -l $$(find . -name '*.go' -not -path './$(BUILD)/*' -not -path '*/testdata/*')); \
+	if [ -n "$$files" ]; then echo "gofmt: these files need gofmt -w:"; echo "$$files"; exit 1; fi
+	$(GO) vet -tags '$(CEPH_TAG)' ./...
+	$(STATICCHECK) -tags '$(CEPH_TAG)' ./...
+	@$(MAKE) --no-print-directory check-extra
+
+$(STATICCHECK):
+	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+
+install: build
+	install -D -m 0755 bin/gotcmu $(DESTDIR)$(BINDIR)/gotcmu
+	@$(MAKE) --no-print-directory install-extra
+
+# Hooks: other parts of the tree add steps with double-colon rules in a makefile fragment of
+# their own, e.g. systemd/install.mk with "install-extra:: ..." (units, D-Bus policy, default
+# configuration) or "check-extra:: ..." (systemd-analyze verify). Every *.mk in systemd/ is read.
+install-extra::
+	@:
+check-extra::
+	@:
+-include $(wildcard systemd/*.mk)
+
+clean:
+	rm -rf bin $(BUILD)/bin $(BUILD)/test-vm $(BUILD)/demo $(BUILD)/ceph
+
+# Also drops the cached VM guest and the tools.
+distclean: clean
+	rm -rf $(BUILD)

@@ -1,0 +1,31 @@
+#!/bin/bash
+# `make test-ceph`: the Ceph backend's tests against a real micro cluster on this machine.
+# Starts test/micro-ceph.sh on free loopback ports in build/ceph, runs `go test` on ./rbd/... with
+# CEPH_CONF pointing at it, and stops the cluster however the tests end (the rbd tests would start
+# a cluster of their own without CEPH_CONF; starting it here makes sure it never outlives them).
+# Usage: test/test-ceph.sh [go test flags...]      Env: TAGS (go-ceph build tag), PKGS (./rbd/...)
+set -uo pipefail
+REPO=$(readlink -f "$(dirname "$(readlink -f "$0")")/..")
+cd "$REPO" || exit 2
+TAGS=${TAGS:-}
+PKGS=${PKGS:-./rbd/...}
+D=$REPO/build/ceph
+
+if ! go list -tags "$TAGS" "$PKGS" >/dev/null 2>&1; then
+	echo "test-ceph: no Go packages match $PKGS" >&2
+	exit 1
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+MON_PORT_V2=$(free_port); MON_PORT_V1=$(free_port)
+export MON_PORT_V2 MON_PORT_V1
+trap 'test/micro-ceph.sh stop "$D" >/dev/null 2>&1' EXIT
+START=$(date +%s)
+if ! test/micro-ceph.sh start "$D" 2147483648 > "$REPO/build/ceph-start.log" 2>&1; then
+	echo "test-ceph: micro cluster failed to start:" >&2
+	cat "$REPO/build/ceph-start.log" >&2
+	exit 1
+fi
+echo "test-ceph: micro cluster up in $(($(date +%s) - START)) s (mon 127.0.0.1:$MON_PORT_V2); $D"
+export CEPH_CONF=$D/ceph.conf
+go test -tags "$TAGS" -count=1 "$@" "$PKGS"

@@ -121,8 +121,8 @@ func TestHostileEntry(t *testing.T) {
 func TestBrokenRing(t *testing.T) {
 	le := binary.LittleEndian
 	tests := []struct {
-		name   string
-		break_ func(t *testing.T, k *uiotest.Kernel)
+		name      string
+		breakRing func(t *testing.T, k *uiotest.Kernel)
 	}{
 		{"zero length in len_op", func(t *testing.T, k *uiotest.Kernel) {
 			submit(t, k, uiotest.Request{CDB: testUnitReady, Corrupt: func(e []byte) { le.PutUint32(e, uio.OpCmd) }})
@@ -150,7 +150,7 @@ func TestBrokenRing(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			k := uiotest.New(t, uiotest.Config{})
 			r := k.Ring()
-			tt.break_(t, k)
+			tt.breakRing(t, k)
 			k.Notify()
 			if err := drainErr(t, k); !errors.Is(err, uio.ErrBrokenRing) {
 				t.Fatalf("draining a broken ring: %v, want ErrBrokenRing", err)

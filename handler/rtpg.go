@@ -150,7 +150,10 @@ func findPortGroup(groups []PortGroup, id uint16) *PortGroup {
 // g in state: a primary state the group supports. Offline is a secondary
 // state of single target ports, and transitioning is entered by the device
 // itself, never requested (SPC-4 5.15.2.3; the kernel's
-// core_alua_check_transition refuses both too).
+// core_alua_check_transition refuses both too). LBA dependent is refused
+// as well: the kernel allows it only to implicit-only groups
+// (target_tg_pt_gp_alua_access_state_store), and this command only
+// changes groups that allow explicit transitions.
 func explicitStateAllowed(g *PortGroup, state uint8) bool {
 	var need uint8
 	switch state {
@@ -162,8 +165,6 @@ func explicitStateAllowed(g *PortGroup, state uint8) bool {
 		need = supS
 	case aluaUnavailable:
 		need = supU
-	case aluaLBADependent:
-		need = supLBD
 	default:
 		return false
 	}

@@ -110,7 +110,8 @@ func TestSetTargetPortGroups(t *testing.T) {
 	}{
 		{name: "swap_active", list: stpgList(aluaStandby, 1, aluaActiveOptimized, 2), want: []stateChange{{1, aluaStandby}, {2, aluaActiveOptimized}}},
 		{name: "unavailable", list: stpgList(aluaUnavailable, 1), want: []stateChange{{1, aluaUnavailable}}},
-		{name: "lba_dependent", list: stpgList(aluaLBADependent, 4), want: []stateChange{{4, aluaLBADependent}}},
+		{name: "standby", list: stpgList(aluaStandby, 4), want: []stateChange{{4, aluaStandby}}},
+		{name: "lba_dependent_is_implicit_only", list: stpgList(aluaLBADependent, 4), sense: invalidParam(4, 3)},
 		{name: "header_only", list: stpgList(), want: nil},
 		{name: "no_parameter_list", cdb: stpgCDB(0), want: nil},
 		{name: "state_bits_above_nibble_ignored", list: stpgList(0xf0|aluaActiveOptimized, 2), want: []stateChange{{2, aluaActiveOptimized}}},

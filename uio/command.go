@@ -80,6 +80,8 @@ var (
 )
 
 // ErrBrokenRing means the ring's structure cannot be trusted (cmd_head
-// outside the ring, an entry length of zero or past cmd_head). Nothing
-// more can be fetched until the ring is reset (action/reset_ring).
+// outside the ring or behind what was fetched, an entry length of zero,
+// past cmd_head or across the end of the ring, an entry header rewritten
+// after it was fetched). Nothing more can be fetched until the ring is
+// reset (Ring.Reset, then action/reset_ring).
 var ErrBrokenRing = errors.New("command ring is broken")

@@ -12,9 +12,9 @@ import (
 // Ring is the TCMU command ring of one device: the mailbox, the circular
 // command area and the data area, all within one mapping.
 //
-// Next is called by one goroutine at a time (the device's command loop).
-// Complete and Kick may be called from any goroutine, concurrently with
-// Next and with each other.
+// Refresh, Next and Reset are called by one goroutine at a time (the
+// device's command loop). Complete, Release and Kick may be called from
+// any goroutine, concurrently with Next and with each other.
 type Ring struct {
 	mem      []byte
 	doorbell func() error

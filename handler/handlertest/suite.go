@@ -117,10 +117,9 @@ func testConcurrent(t *testing.T, s *session) {
 	)
 	rng := rand.New(rand.NewPCG(1, 2))
 	type job struct {
-		op       handler.Op
-		off      int64
-		iov      [][]byte
-		wantData []byte
+		op  handler.Op
+		off int64
+		iov [][]byte
 	}
 	run := func(jobs []job) {
 		var wg sync.WaitGroup

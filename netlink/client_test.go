@@ -356,7 +356,7 @@ func TestClientReceiveSurvivesBadInput(t *testing.T) {
 	}
 	good := r.next(t)
 	want := Event{Cmd: CmdAddedDevice, Version: 2, Device: testDevice, Minor: 3, DeviceID: 7, HasDeviceID: true}
-	if diff := cmp.Diff(want, good); diff != "" {
+	if diff := cmp.Diff(want, good, cmpopts.EquateErrors()); diff != "" {
 		t.Errorf("last event mismatch (-want +got):\n%s", diff)
 	}
 

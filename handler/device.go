@@ -116,6 +116,9 @@ type Device struct {
 	lim  Limits
 	cfg  DeviceConfig
 	gate admitter
+	// peers finds another device served by this daemon by its NAA
+	// designator (EXTENDED COPY); set by the Manager, nil otherwise.
+	peers func(naa [16]byte) *Device
 
 	set               atomic.Pointer[settings]
 	dsense            atomic.Bool // Control mode page D_SENSE

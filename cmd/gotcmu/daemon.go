@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/gotcmu/gotcmu/cmd/gotcmu/internal/config"
+	"github.com/gotcmu/gotcmu/cmd/gotcmu/internal/dbusapi"
+	"github.com/gotcmu/gotcmu/cmd/gotcmu/internal/metrics"
+	"github.com/gotcmu/gotcmu/handler"
+	"github.com/gotcmu/gotcmu/netlink"
+)
+
+// options are the command-line flags. Flags given on the command line win
+// over the configuration file, whose values win over the defaults.
+type options struct {
+	configPath  string
+	logLevel    int
+	logDir      string
+	debug       bool
+	lockPath    string
+	noDBus      bool
+	metricsAddr string
+	shutdown    time.Duration
+	// set holds the names of the flags given on the command line.
+	set map[string]bool
+}
+
+// apply overrides cfg with the flags given on the command line.
+func (o *options) apply(cfg config.Config) config.Config {
+	if o.set["log-level"] {
+		cfg.LogLevel = o.logLevel
+	}
+	if o.set["l"] {
+		cfg.LogDir = o.logDir
+	}
+	if o.set["metrics-addr"] {
+		cfg.MetricsAddr = o.metricsAddr
+	}
+	if o.debug {
+		cfg.LogLevel = 5
+	}
+	return cfg
+}
+
+func (o *options) register(fs *flag.FlagSet) {
+	d := config.Default()
+	fs.StringVar(&o.configPath, "config", "/etc/tcmu/tcmu.conf", "configuration `file` (tcmu-runner's format), watched for changes")
+	fs.IntVar(&o.logLevel, "log-level", d.LogLevel, "log `level` 0-5: 0 critical, 1 error, 2 warning, 3 info, 4 debug, 5 debug with SCSI commands")
+	fs.StringVar(&o.logDir, "l", d.LogDir, "log `dir`ectory; gotcmu.log is written there as well as to stderr (\"\" for stderr only)")
+	fs.BoolVar(&o.debug, "d", false, "debug logging (log level 5), as tcmu-runner -d")
+	fs.StringVar(&o.lockPath, "lock-file", "/run/gotcmu.lock", "lock `file` that keeps a second daemon from starting")
+	fs.BoolVar(&o.noDBus, "no-dbus", false, "do not serve org.kernel.TCMUService1 (targetcli then cannot list user: backstores)")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", d.MetricsAddr, "Prometheus metrics listen `address` (\"\" disables)")
+	fs.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for each device's ring to drain")
+}
+
+// run is the daemon: it returns nil when ctx is cancelled (SIGTERM) after
+// every device has been blocked, drained and closed.
+func run(ctx context.Context, o options) error {
+	fileCfg, warnings, cfgErr := config.Load(o.configPath)
+	if cfgErr != nil {
+		fileCfg = config.Default()
+	}
+	cfg := o.apply(fileCfg)
+	logs, err := openLog(cfg)
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
+	log := logs.logger
+	if cfgErr != nil {
+		log.Warn().Err(cfgErr).Str("file", o.configPath).Msg("configuration file ignored, using defaults")
+	}
+	for _, w := range warnings {
+		log.Warn().Str("file", o.configPath).Msg(w)
+	}
+
+	unlock, err := lockDaemon(o.lockPath)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	// A previous daemon that died while the kernel waited for its netlink
+	// reply left a configfs writer hung in D state: fail those waits
+	// (tcmu-runner main.c does the same), then take over.
+	params := netlink.ModuleParams{}
+	if err := params.BlockNetlink(); err != nil {
+		log.Warn().Err(err).Msg("block netlink (target_core_user not loaded?)")
+	} else if err := params.ResetNetlink(); err != nil {
+		log.Warn().Err(err).Msg("reset pending netlink commands")
+	}
+	nl, err := netlink.Dial(log.With().Str("component", "netlink").Logger())
+	if err != nil {
+		unblockNetlink(params, log)
+		return fmt.Errorf("open TCM-USER netlink: %w", err)
+	}
+	defer nl.Close()
+	if err := nl.SetFeatures(ctx); err != nil {
+		log.Warn().Err(err).Msg("enable netlink replies")
+	}
+
+	mgr := handler.NewManager(log, handler.NewUIOKernel(), handlers(cfg, log))
+	if err := mgr.Adopt(ctx); err != nil {
+		log.Error().Err(err).Msg("adopt existing devices")
+	}
+	unblockNetlink(params, log)
+
+	events := make(chan netlink.Event, 64)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		defer close(events)
+		if err := nl.Receive(ctx, func(ev netlink.Event) { events <- ev }); err != nil && ctx.Err() == nil {
+			log.Error().Err(err).Msg("netlink receive stopped")
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for ev := range events {
+			handleEvent(ctx, log, nl, mgr, ev)
+		}
+	}()
+
+	var bus *dbusapi.Service
+	if !o.noDBus {
+		if bus, err = serveDBus(ctx, log, mgr, cfg, &wg); err != nil {
+			log.Error().Err(err).Msg("D-Bus service unavailable: targetcli will not list user: backstores")
+		}
+	}
+	stopMetrics := serveMetrics(log, cfg.MetricsAddr, mgr)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan config.Config, 1)
+	go func() {
+		err := config.Watch(ctx, o.configPath, fileCfg, log, func(c config.Config) {
+			select {
+			case reload <- c:
+			case <-ctx.Done():
+			}
+		})
+		if err != nil {
+			log.Warn().Err(err).Str("file", o.configPath).Msg("configuration file not watched")
+		}
+	}()
+	log.Info().Str("version", version).Msg("gotcmu running")
+	for {
+		select {
+		case <-hup:
+			if err := logs.Reopen(); err != nil {
+				log.Error().Err(err).Msg("reopen log file")
+			} else {
+				log.Info().Msg("log file reopened")
+			}
+			continue
+		case c := <-reload:
+			c = o.apply(c)
+			logs.SetLevel(c)
+			if bus != nil {
+				bus.SetCheckTimeout(c.CheckConfigTimeout)
+			}
+			log.Info().Int("log_level", c.LogLevel).Msg("configuration reloaded")
+			continue
+		case <-ctx.Done():
+		}
+		break
+	}
+
+	log.Info().Msg("shutting down: blocking and draining devices")
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdown)
+	defer cancel()
+	mgr.Shutdown(sctx)
+	stopMetrics()
+	if bus != nil {
+		bus.Close()
+	}
+	nl.Close()
+	wg.Wait()
+	log.Info().Msg("stopped")
+	return nil
+}
+
+func unblockNetlink(p netlink.ModuleParams, log zerolog.Logger) {
+	if err := p.UnblockNetlink(); err != nil {
+		log.Warn().Err(err).Msg("unblock netlink")
+	}
+}
+
+// handleEvent applies one kernel event and answers it; the status is what
+// the configfs write that caused it returns.
+func handleEvent(ctx context.Context, log zerolog.Logger, nl *netlink.Client, mgr *handler.Manager, ev netlink.Event) {
+	if ev.Err != nil {
+		log.Warn().Err(ev.Err).Str("uio", ev.Device).Msg("bad netlink event")
+		if ev.HasDeviceID && ev.Cmd != 0 {
+			reply(ctx, log, nl, ev, syscall.EINVAL)
+		}
+		return
+	}
+	ref := handler.DeviceRef{UIOName: ev.Device, Minor: ev.Minor}
+	var err error
+	switch ev.Cmd {
+	case netlink.CmdAddedDevice:
+		err = mgr.Add(ctx, ref)
+		if errors.Is(err, handler.ErrAlreadyServed) {
+			err = nil
+		}
+	case netlink.CmdRemovedDevice:
+		err = mgr.Remove(ctx, ev.Device)
+	case netlink.CmdReconfigDevice:
+		err = mgr.Reconfigure(ev.Device, ev.Config, ev.Size, ev.WriteCache)
+	}
+	if err != nil {
+		log.Error().Err(err).Str("uio", ev.Device).Stringer("event", ev.Cmd).Msg("netlink event failed")
+	} else {
+		log.Info().Str("uio", ev.Device).Stringer("event", ev.Cmd).Msg("netlink event")
+	}
+	reply(ctx, log, nl, ev, err)
+}
+
+func reply(ctx context.Context, log zerolog.Logger, nl *netlink.Client, ev netlink.Event, err error) {
+	status := int32(0)
+	if err != nil {
+		var errno syscall.Errno
+		if !errors.As(err, &errno) {
+			errno = syscall.EINVAL
+		}
+		status = -int32(errno)
+	}
+	if rerr := nl.Reply(ctx, ev, status); rerr != nil && !errors.Is(rerr, netlink.ErrNoDeviceID) {
+		log.Error().Err(rerr).Str("uio", ev.Device).Msg("netlink reply")
+	}
+}
+
+// lockDaemon takes an fcntl write lock on path so that a second daemon
+// fails at once instead of fighting over the devices.
+func lockDaemon(path string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("lock file directory: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0}
+	if err := unix.FcntlFlock(f.Fd(), unix.F_SETLK, &lk); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another gotcmu holds %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+func serveDBus(ctx context.Context, log zerolog.Logger, mgr *handler.Manager, cfg config.Config, wg *sync.WaitGroup) (*dbusapi.Service, error) {
+	conn, err := dbus.ConnectSystemBus()
+	if err != nil {
+		return nil, fmt.Errorf("connect to system bus: %w", err)
+	}
+	svc, err := dbusapi.New(conn, mgr.Handlers(), log.With().Str("component", "dbus").Logger(),
+		dbusapi.WithCheckTimeout(cfg.CheckConfigTimeout), dbusapi.WithStatus(statusSource{mgr}))
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer conn.Close()
+		if err := svc.Serve(ctx); err != nil {
+			log.Error().Err(err).Msg("D-Bus service stopped")
+		}
+	}()
+	return svc, nil
+}
+
+// serveMetrics starts the Prometheus endpoint; it returns the function
+// that stops it. A failure to listen is logged, not fatal: serving LUNs
+// matters more than metrics.
+func serveMetrics(log zerolog.Logger, addr string, mgr *handler.Manager) func() {
+	if addr == "" {
+		return func() {}
+	}
+	stop, err := metrics.Serve(addr, mgr, log.With().Str("component", "metrics").Logger())
+	if err != nil {
+		log.Error().Err(err).Str("addr", addr).Msg("metrics endpoint unavailable")
+		return func() {}
+	}
+	return stop
+}

@@ -1,0 +1,428 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gotcmu/gotcmu/uio"
+)
+
+// Kernel is how the Manager reaches TCMU devices: package uio and configfs
+// in production (NewUIOKernel), the fake kernel of uio/uiotest in tests.
+type Kernel interface {
+	// Open opens the uio device of a TCMU device and maps its ring.
+	Open(ref DeviceRef) (Port, error)
+	// Files returns the configfs view of a device, which works without
+	// opening it (block_dev and reset_ring come before the open).
+	Files(ref DeviceRef) (DeviceFiles, error)
+	// List returns the TCMU devices that exist now.
+	List() ([]DeviceRef, error)
+}
+
+// DeviceRef names a TCMU device as the kernel announces it.
+type DeviceRef struct {
+	// UIOName is "tcm-user/<hba>/<name>[/<config>]".
+	UIOName string
+	Minor   uint32
+}
+
+// Port is an open uio device.
+type Port interface {
+	Waiter
+	Ring() *uio.Ring
+	Close() error
+}
+
+// DeviceFiles is a device's configfs directory.
+type DeviceFiles interface {
+	DeviceConfig
+	// Attributes reads what the backend needs to open: size, block size,
+	// hw_max_sectors, emulate_write_cache.
+	Attributes() (size int64, blockSize, maxSectors uint32, writeCache bool, err error)
+	// BlockDev writes action/block_dev.
+	BlockDev(on bool) error
+	// ResetRing writes action/reset_ring=1: the kernel completes every
+	// outstanding command with BUSY and resets head and tail to 0.
+	ResetRing() error
+}
+
+// Manager owns every device gotcmu serves. Netlink events, adoption at
+// start, D-Bus and shutdown all go through it. It is safe for concurrent
+// use.
+//
+// Lock order: Manager.mu, then nothing (device work happens outside it).
+type Manager struct {
+	log      zerolog.Logger
+	kernel   Kernel
+	handlers map[string]Handler
+
+	mu      sync.Mutex
+	devices map[string]*managed // by uio name
+	wg      sync.WaitGroup
+}
+
+type managed struct {
+	ref    DeviceRef
+	dev    *Device
+	port   Port
+	files  DeviceFiles
+	sub    string
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Run returns
+	runErr error
+}
+
+// NewManager returns a Manager serving devices of the given handlers.
+func NewManager(log zerolog.Logger, kernel Kernel, handlers []Handler) *Manager {
+	m := &Manager{log: log, kernel: kernel, handlers: map[string]Handler{}, devices: map[string]*managed{}}
+	for _, h := range handlers {
+		m.handlers[h.Subtype] = h
+	}
+	return m
+}
+
+// Handlers returns the handlers the manager serves, sorted by subtype.
+func (m *Manager) Handlers() []Handler {
+	hs := make([]Handler, 0, len(m.handlers))
+	for _, h := range m.handlers {
+		hs = append(hs, h)
+	}
+	sort.Slice(hs, func(i, j int) bool { return hs[i].Subtype < hs[j].Subtype })
+	return hs
+}
+
+// Add starts serving a device the kernel announced (ADDED_DEVICE). The
+// returned error is what the kernel's enable write reports.
+func (m *Manager) Add(ctx context.Context, ref DeviceRef) error {
+	return m.add(ctx, ref, false)
+}
+
+// Adopt serves every TCMU device that already exists, as a restarted
+// daemon must: block_dev, reset_ring (whatever the previous daemon left in
+// the ring is completed with BUSY, so the initiator retries it), open,
+// unblock. A device that cannot be adopted is logged and skipped.
+func (m *Manager) Adopt(ctx context.Context) error {
+	refs, err := m.kernel.List()
+	if err != nil {
+		return fmt.Errorf("list tcmu devices: %w", err)
+	}
+	for _, ref := range refs {
+		if err := m.add(ctx, ref, true); err != nil && !errors.Is(err, ErrAlreadyServed) {
+			m.log.Error().Err(err).Str("uio", ref.UIOName).Msg("adopt device")
+		}
+	}
+	return nil
+}
+
+// ErrAlreadyServed is returned by Add for a device the manager serves
+// already (an ADDED event for a device adopted at start).
+var ErrAlreadyServed = errors.New("device already served")
+
+func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool) (err error) {
+	name, err := uio.ParseUIOName(ref.UIOName)
+	if err != nil {
+		return fmt.Errorf("add device: %w", syscall.EINVAL)
+	}
+	subtype, config, ok := strings.Cut(name.Config, "/")
+	if !ok || subtype == "" {
+		return fmt.Errorf("config string %q of %s has no <subtype>/ prefix: %w", name.Config, name.Device, syscall.EINVAL)
+	}
+	h, ok := m.handlers[subtype]
+	if !ok {
+		return fmt.Errorf("no handler for subtype %q of %s: %w", subtype, name.Device, syscall.ENOENT)
+	}
+	devName := name.Device
+	m.mu.Lock()
+	if _, ok := m.devices[ref.UIOName]; ok {
+		m.mu.Unlock()
+		return fmt.Errorf("add %s: %w", ref.UIOName, ErrAlreadyServed)
+	}
+	m.devices[ref.UIOName] = nil // reserve the name while opening
+	m.mu.Unlock()
+	defer func() {
+		if err != nil {
+			m.mu.Lock()
+			delete(m.devices, ref.UIOName)
+			m.mu.Unlock()
+		}
+	}()
+
+	log := m.log.With().Str("dev", devName).Str("uio", fmt.Sprintf("uio%d", ref.Minor)).Str("handler", subtype).Logger()
+	files, err := m.kernel.Files(ref)
+	if err != nil {
+		return fmt.Errorf("configfs of %s: %w", devName, err)
+	}
+	if reopen {
+		if err := files.BlockDev(true); err != nil {
+			return fmt.Errorf("block %s: %w", devName, err)
+		}
+		defer func() {
+			if uerr := files.BlockDev(false); uerr != nil {
+				log.Error().Err(uerr).Msg("unblock device")
+			}
+		}()
+		if err := files.ResetRing(); err != nil {
+			return fmt.Errorf("reset ring of %s: %w", devName, err)
+		}
+	}
+	size, bs, maxSec, wc, err := files.Attributes()
+	if err != nil {
+		return fmt.Errorf("attributes of %s: %w", devName, err)
+	}
+	info := DeviceInfo{Name: devName, Config: config, Size: size, BlockSize: bs, MaxSectors: maxSec, WriteCache: wc}
+	port, err := m.kernel.Open(ref)
+	if err != nil {
+		return fmt.Errorf("open uio%d: %w", ref.Minor, err)
+	}
+	be, err := h.Open(ctx, info, log)
+	if err != nil {
+		port.Close()
+		return fmt.Errorf("open %s backend %q: %w", subtype, config, err)
+	}
+	dev, err := NewDevice(log, info, port.Ring(), port, be, files)
+	if err != nil {
+		be.Close()
+		port.Close()
+		return err
+	}
+	dev.peers = m.lookupNAA
+	runCtx, cancel := context.WithCancel(context.Background())
+	md := &managed{ref: ref, dev: dev, port: port, files: files, sub: subtype, cancel: cancel, done: make(chan struct{})}
+	m.mu.Lock()
+	m.devices[ref.UIOName] = md
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(md.done)
+		md.runErr = dev.Run(runCtx)
+		if md.runErr != nil {
+			log.Error().Err(md.runErr).Msg("command loop stopped")
+		}
+	}()
+	log.Info().Int64("size", size).Uint32("block_size", bs).Bool("reopen", reopen).Str("config", config).Msg("serving device")
+	return nil
+}
+
+// lookupNAA finds a served device by its NAA designator (EXTENDED COPY).
+func (m *Manager) lookupNAA(naa [16]byte) *Device {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, md := range m.devices {
+		if md == nil {
+			continue
+		}
+		if s, err := md.files.UnitSerial(); err == nil && s != "" && naaDesignator(s) == naa {
+			return md.dev
+		}
+	}
+	return nil
+}
+
+// Remove stops serving a device the kernel is deleting (REMOVED_DEVICE).
+func (m *Manager) Remove(ctx context.Context, uioName string) error {
+	m.mu.Lock()
+	md, ok := m.devices[uioName]
+	if ok && md != nil {
+		delete(m.devices, uioName)
+	}
+	m.mu.Unlock()
+	if !ok || md == nil {
+		return fmt.Errorf("remove %s: %w", uioName, syscall.ENODEV)
+	}
+	return m.stop(ctx, md, false)
+}
+
+// stop ends a device's command loop, waits for the backend to finish what
+// is in flight (its completions write into the mapping, which must outlive
+// them), and closes backend and uio device. With block, new commands are
+// held off by block_dev and the ring is drained first, so nothing the
+// kernel queued is left unanswered (daemon shutdown).
+func (m *Manager) stop(ctx context.Context, md *managed, block bool) error {
+	log := md.dev.log
+	if block {
+		if err := md.files.BlockDev(true); err != nil {
+			log.Warn().Err(err).Msg("block device for shutdown")
+		}
+		for !md.dev.ring.Idle() || md.dev.ring.Outstanding() > 0 {
+			select {
+			case <-ctx.Done():
+				log.Warn().Int("outstanding", md.dev.ring.Outstanding()).Msg("shutdown before the ring drained")
+				goto drained
+			case <-md.done:
+				goto drained
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}
+drained:
+	md.cancel()
+	<-md.done
+	for md.dev.InFlight() > 0 {
+		// A backend bounds every operation (osd_op_timeout for rbd), so
+		// this ends; until it does the mapping must stay.
+		time.Sleep(time.Millisecond)
+	}
+	err := errors.Join(md.dev.Close(), md.port.Close())
+	if block {
+		if uerr := md.files.BlockDev(false); uerr != nil {
+			log.Warn().Err(uerr).Msg("unblock device")
+		}
+	}
+	log.Info().Bool("drained", block).Msg("device closed")
+	return err
+}
+
+// Reconfigure applies a RECONFIG_DEVICE event. Exactly one of the
+// arguments is set. A new config string is refused: a running backend
+// cannot switch images under an initiator (tcmu-runner refuses it too).
+func (m *Manager) Reconfigure(uioName string, config *string, size *uint64, writeCache *bool) error {
+	m.mu.Lock()
+	md := m.devices[uioName]
+	m.mu.Unlock()
+	if md == nil {
+		return fmt.Errorf("reconfigure %s: %w", uioName, syscall.ENODEV)
+	}
+	switch {
+	case size != nil:
+		if *size > 1<<62 {
+			return fmt.Errorf("resize to %d bytes: %w", *size, syscall.EINVAL)
+		}
+		return md.dev.Resize(int64(*size))
+	case writeCache != nil:
+		md.dev.SetWriteCache(*writeCache)
+		return nil
+	case config != nil:
+		return fmt.Errorf("change config string of a running device: %w", syscall.EOPNOTSUPP)
+	}
+	return fmt.Errorf("reconfigure %s: nothing to change: %w", uioName, syscall.EINVAL)
+}
+
+// Shutdown blocks, drains and closes every device (SIGTERM). Devices stay
+// in the kernel; the next daemon adopts them.
+func (m *Manager) Shutdown(ctx context.Context) {
+	m.mu.Lock()
+	all := make([]*managed, 0, len(m.devices))
+	for name, md := range m.devices {
+		if md != nil {
+			all = append(all, md)
+			delete(m.devices, name)
+		}
+	}
+	m.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, md := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.stop(ctx, md, true); err != nil {
+				md.dev.log.Error().Err(err).Msg("close device")
+			}
+		}()
+	}
+	wg.Wait()
+	m.wg.Wait()
+}
+
+// DeviceStatus is what `gotcmu status` and the metrics show of a device.
+type DeviceStatus struct {
+	Name      string
+	UIO       string
+	Handler   string
+	Config    string
+	Size      int64
+	BlockSize uint32
+	// State is "running", or "stopped" once the command loop ended
+	// (device removed under us, ring broken).
+	State string
+	// LockOwner and LockState describe the backend's exclusive lock when
+	// it has one (rbd).
+	LockOwner string
+	LockState string
+	InFlight  int64
+	Commands  uint64
+	Errors    uint64
+}
+
+// Status reports every served device, sorted by name.
+func (m *Manager) Status() []DeviceStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]DeviceStatus, 0, len(m.devices))
+	for _, md := range m.devices {
+		if md == nil {
+			continue
+		}
+		s := md.dev.set.Load()
+		state := "running"
+		select {
+		case <-md.done:
+			state = "stopped"
+		default:
+		}
+		owner, lockState := md.dev.lockState()
+		out = append(out, DeviceStatus{
+			State:     state,
+			LockOwner: owner,
+			LockState: lockState,
+			Name:      md.dev.name,
+			UIO:       fmt.Sprintf("uio%d", md.ref.Minor),
+			Handler:   md.sub,
+			Config:    md.dev.info.Config,
+			Size:      int64(s.numLBAs) * int64(s.blockSize),
+			BlockSize: s.blockSize,
+			InFlight:  md.dev.InFlight(),
+			Commands:  md.dev.stats.commands.Load(),
+			Errors:    md.dev.stats.errors.Load(),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// DeviceStats is one device's counters for the metrics.
+type DeviceStats struct {
+	Name     string
+	Handler  string
+	Size     int64
+	InFlight int64
+	Snapshot StatsSnapshot
+}
+
+// Stats snapshots every served device's counters, sorted by name.
+func (m *Manager) Stats() []DeviceStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]DeviceStats, 0, len(m.devices))
+	for _, md := range m.devices {
+		if md == nil {
+			continue
+		}
+		s := md.dev.set.Load()
+		out = append(out, DeviceStats{
+			Name:     md.dev.name,
+			Handler:  md.sub,
+			Size:     int64(s.numLBAs) * int64(s.blockSize),
+			InFlight: md.dev.InFlight(),
+			Snapshot: md.dev.snapshot(),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// lockState reports the exclusive lock as the device's gate sees it.
+func (d *Device) lockState() (owner, state string) {
+	if g, ok := d.gate.(interface{ LockState() (owner, state string) }); ok {
+		return g.LockState()
+	}
+	return "", ""
+}

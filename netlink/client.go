@@ -117,10 +117,10 @@ func (c *Client) Close() error {
 // devices enabled afterwards make their configfs writers wait for the reply
 // (kernel-tcmu-abi.md §2).
 //
-// A kernel without SET_FEATURES answers EOPNOTSUPP; it never waits for
-// replies either, so SetFeatures logs that and returns nil. The kernel
-// handles the request synchronously within sendmsg, so ctx is only checked
-// before sending.
+// A kernel without SET_FEATURES answers EOPNOTSUPP; tcmu-runner ignores
+// that, and SetFeatures logs it and returns nil. The kernel handles the
+// request synchronously within sendmsg, so ctx is only checked before
+// sending.
 func (c *Client) SetFeatures(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("send %v: %w", cmdSetFeatures, err)
@@ -129,7 +129,7 @@ func (c *Client) SetFeatures(ctx context.Context) error {
 	ae.Uint8(attrSuppKernCmdReply, 1)
 	err := c.execute(cmdSetFeatures, ae)
 	if errors.Is(err, unix.EOPNOTSUPP) {
-		c.log.Warn().Err(err).Msg("kernel does not support TCM-USER SET_FEATURES; it will not wait for replies")
+		c.log.Warn().Err(err).Msg("kernel does not support TCM-USER SET_FEATURES; going on as tcmu-runner does")
 		return nil
 	}
 	return err
@@ -143,11 +143,10 @@ func (c *Client) SetFeatures(ctx context.Context) error {
 // Reply fails with ErrNoDeviceID for an event without a usable DEVICE_ID
 // (the ErrEventsLost notice among them). For a valid event of header
 // version 1 it sends nothing and returns nil, as tcmu-runner does: such a
-// kernel does not wait. The kernel
-// acknowledges the reply; ENODEV means it was not waiting for this device
-// (already answered, or reset through reset_netlink), EINVAL that it waits
-// for a different command. As with SetFeatures, ctx is only checked before
-// sending.
+// kernel does not wait. The kernel acknowledges the reply; ENODEV means it
+// was not waiting for this device (already answered, or released through
+// reset_netlink), EINVAL that it waits for a different command. As with
+// SetFeatures, ctx is only checked before sending.
 func (c *Client) Reply(ctx context.Context, ev Event, status int32) error {
 	if !ev.HasDeviceID {
 		return fmt.Errorf("reply to %v event: %w", ev.Cmd, ErrNoDeviceID)

@@ -283,3 +283,38 @@ func TestWriteSameBlockLargerThanScratch(t *testing.T) {
 		}
 	}
 }
+
+// TestFaultingIovecFailsTheIO: an iovec over memory that faults (a data
+// area page no command refers to) fails the IO with EFAULT, whether the
+// kernel touches it (preadv) or the worker does (WRITE SAME, COMPARE AND
+// WRITE), and the workers keep serving.
+func TestFaultingIovecFailsTheIO(t *testing.T) {
+	b, _ := openTemp(t, 4<<20, Options{Workers: 1})
+	r := newRunner(b)
+	bad := mmapped(t, 8192)
+	if err := unix.Mprotect(bad, unix.PROT_NONE); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		op   handler.Op
+		iov  [][]byte
+		n    int64
+	}{
+		{"read", handler.OpRead, [][]byte{bad[:4096]}, 4096},
+		{"write", handler.OpWrite, [][]byte{bad[:4096]}, 4096},
+		{"write_same", handler.OpWriteSame, [][]byte{bad[:512]}, 4096},
+		{"compare_and_write", handler.OpCompareAndWrite, [][]byte{bad}, 4096},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := r.do(tt.op, 1<<20, tt.n, tt.iov, false); !errors.Is(err, syscall.EFAULT) {
+				t.Fatalf("%s through a faulting iovec: %v, want EFAULT", tt.name, err)
+			}
+		})
+	}
+	good := mmapped(t, 512)
+	if err := r.do(handler.OpWrite, 0, 512, [][]byte{good}, false); err != nil {
+		t.Fatalf("write after the faults: %v", err)
+	}
+}

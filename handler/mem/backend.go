@@ -67,7 +67,21 @@ func (b *Backend) Allocated() int64 { return b.tab.chunks.Load() * chunkSize }
 // Submit performs io and calls io.Done before it returns.
 func (b *Backend) Submit(io *handler.IO) { io.Done(b.do(io)) }
 
-func (b *Backend) do(io *handler.IO) error {
+// do performs io. The copies touch the TCMU data area from the calling
+// goroutine; where that goroutine has debug.SetPanicOnFault (the
+// handler's command loop does), a page no pending command refers to
+// faults, and the IO fails with EFAULT instead of ending the loop. Any
+// other panic is a bug and goes on.
+func (b *Backend) do(io *handler.IO) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			fault, ok := p.(interface{ Addr() uintptr })
+			if !ok {
+				panic(p)
+			}
+			err = fmt.Errorf("memory backend: fault at %#x in the data area: %w", fault.Addr(), syscall.EFAULT)
+		}
+	}()
 	switch io.Op {
 	case handler.OpRead:
 		b.mu.RLock()

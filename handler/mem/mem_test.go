@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -214,4 +215,44 @@ func submit(t *testing.T, b *Backend, op handler.Op, off, n int64, iov [][]byte)
 	if err != nil {
 		t.Fatalf("op %d at %d+%d: %v", op, off, n, err)
 	}
+}
+
+// TestFaultingIovecFailsTheIO: an iovec over memory that faults (a data
+// area page no command refers to) fails the IO with EFAULT on a goroutine
+// with SetPanicOnFault, as the handler's command loop is, and leaves the
+// backend usable.
+func TestFaultingIovecFailsTheIO(t *testing.T) {
+	b := open(t, 4<<20).(*Backend)
+	defer b.Close()
+	bad := mmapped(t, 8192)
+	if err := unix.Mprotect(bad, unix.PROT_NONE); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		op   handler.Op
+		iov  [][]byte
+		n    int64
+	}{
+		{"read", handler.OpRead, [][]byte{bad[:4096]}, 4096},
+		{"write", handler.OpWrite, [][]byte{bad[:4096]}, 4096},
+		{"write_same", handler.OpWriteSame, [][]byte{bad[:512]}, 4096},
+		{"compare_and_write", handler.OpCompareAndWrite, [][]byte{bad}, 4096},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			errc := make(chan error, 1)
+			go func() {
+				debug.SetPanicOnFault(true)
+				io := handler.NewIO(func(_ *handler.IO, err error) { errc <- err })
+				io.Op, io.Off, io.Len, io.Iov = tt.op, 1<<20, tt.n, tt.iov
+				b.Submit(io)
+			}()
+			if err := <-errc; !errors.Is(err, syscall.EFAULT) {
+				t.Fatalf("%s through a faulting iovec: %v, want EFAULT", tt.name, err)
+			}
+		})
+	}
+	good := mmapped(t, 512)
+	submit(t, b, handler.OpWrite, 0, 512, [][]byte{good})
 }

@@ -36,15 +36,26 @@ var (
 	_ handler.Resizer     = (*Backend)(nil)
 )
 
+// maxSize bounds the device size: the chunk table of an untouched 1 PiB
+// device is already 16 MiB, and larger sizes only come from mistakes.
+const maxSize = 1 << 50
+
 // New returns an empty RAM disk of size bytes: it reads as zeros and holds
 // no memory for data until written.
 func New(size int64) (*Backend, error) {
-	if size < 0 {
-		return nil, fmt.Errorf("create %d-byte memory backend: %w", size, syscall.EINVAL)
+	if err := checkSize(size); err != nil {
+		return nil, fmt.Errorf("create memory backend: %w", err)
 	}
 	b := &Backend{size: size}
 	b.tab.grow(size)
 	return b, nil
+}
+
+func checkSize(size int64) error {
+	if size < 0 || size > maxSize {
+		return fmt.Errorf("size %d bytes, want 0 to 1 PiB: %w", size, syscall.EINVAL)
+	}
+	return nil
 }
 
 // Limits reports every operation as native. Discard frees whole chunks
@@ -332,8 +343,8 @@ func (b *Backend) Status(ctx context.Context, off, length int64) (mapped bool, e
 // frees the chunks past the end and zeros the rest of the last one, so
 // growing again reads zeros there.
 func (b *Backend) Resize(size int64) error {
-	if size < 0 {
-		return fmt.Errorf("resize memory backend to %d bytes: %w", size, syscall.EINVAL)
+	if err := checkSize(size); err != nil {
+		return fmt.Errorf("resize memory backend: %w", err)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

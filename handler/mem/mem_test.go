@@ -3,6 +3,7 @@ package mem
 import (
 	"context"
 	"errors"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -62,6 +63,22 @@ func TestCheckLabel(t *testing.T) {
 				t.Fatalf("CheckLabel(%q) = %v, want an error containing %q", tt.label, err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestSizeLimits(t *testing.T) {
+	for _, size := range []int64{-512, maxSize + 512, math.MaxInt64} {
+		if _, err := New(size); !errors.Is(err, syscall.EINVAL) {
+			t.Errorf("New(%d) = %v, want EINVAL", size, err)
+		}
+	}
+	b := open(t, 1<<20).(*Backend)
+	defer b.Close()
+	if err := b.Resize(math.MaxInt64); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("Resize(MaxInt64) = %v, want EINVAL", err)
+	}
+	if err := b.Resize(maxSize); err != nil {
+		t.Errorf("Resize(1 PiB) = %v", err)
 	}
 }
 

@@ -166,14 +166,18 @@ func (c *Configfs) Info() (DevInfo, error) {
 	return info, nil
 }
 
-// parseDevInfo parses from the right, because dev_config, which comes
-// first, is free text that may contain spaces.
+// parseDevInfo parses the info file. The kernel first prints the core's
+// device state (transport_dump_dev_state: "Status: ... HwMaxSectors: N"),
+// then TCMU's parameters from "Config: " on. Those are parsed from the
+// right, because dev_config, which comes first, is free text that may
+// contain spaces.
 func parseDevInfo(s string) (DevInfo, error) {
 	s = strings.TrimSpace(s)
-	rest, ok := strings.CutPrefix(s, "Config: ")
-	if !ok {
-		return DevInfo{}, fmt.Errorf("%q does not start with \"Config: \"", s)
+	start := strings.Index(s, "Config: ")
+	if start < 0 {
+		return DevInfo{}, fmt.Errorf("%q has no \"Config: \"", s)
 	}
+	rest := s[start+len("Config: "):]
 	i := strings.LastIndex(rest, " Size: ")
 	if i < 0 {
 		return DevInfo{}, fmt.Errorf("%q has no Size", s)

@@ -67,7 +67,7 @@ func newConfigTree(t *testing.T) *configTree {
 		"attrib/emulate_write_cache": "1\n",
 		"attrib/cmd_time_out":        "30\n",
 		"attrib/max_data_area_mb":    "1024\n",
-		"info":                       "Config: file//var/lib/disk0.img Size: 1073741824 MaxDataAreaMB: 1024 DataPagesPerBlk: 1 CmdRingSizeMB: 8\n",
+		"info":                       "Status: ACTIVATED  Max Queue Depth: 128  SectorSize: 512  HwMaxSectors: 128\n        Config: file//var/lib/disk0.img Size: 1073741824 MaxDataAreaMB: 1024 DataPagesPerBlk: 1 CmdRingSizeMB: 8\n",
 		"wwn/vpd_unit_serial":        "T10 VPD Unit Serial Number: 2c5f4a62-4b12-4bd5-a7f6-f1d7f0c4a2e1\n",
 		"action/block_dev":           "",
 		"action/reset_ring":          "",
@@ -158,6 +158,9 @@ func TestParseDevInfo(t *testing.T) {
 	}{
 		{name: "6.1", in: "Config: rbd/pool/img Size: 10737418240 MaxDataAreaMB: 1024 DataPagesPerBlk: 1 CmdRingSizeMB: 8\n",
 			want: DevInfo{"rbd/pool/img", 10737418240, 1024, 1, 8}},
+		{name: "6.1 as the VM's kernel prints it, after the core's device state",
+			in:   "Status: DEACTIVATED  Max Queue Depth: 0  SectorSize: 0  HwMaxSectors: 128\n        Config: file//tmp/skeleton.img Size: 268435456 MaxDataAreaMB: 1024 DataPagesPerBlk: 1 CmdRingSizeMB: 8\n",
+			want: DevInfo{"file//tmp/skeleton.img", 268435456, 1024, 1, 8}},
 		{name: "before 5.13", in: "Config: file//a Size: 512 MaxDataAreaMB: 8\n", want: DevInfo{"file//a", 512, 8, 0, 0}},
 		{name: "no dev_config", in: "Config: NULL Size: 0 MaxDataAreaMB: 1024 DataPagesPerBlk: 1 CmdRingSizeMB: 8\n",
 			want: DevInfo{"", 0, 1024, 1, 8}},

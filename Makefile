@@ -3,8 +3,9 @@
 # Variables (override on the command line):
 #   CEPH_TAG   go-ceph build tag for the installed librbd (test/ceph-tag.sh picks it)
 #   PREFIX, DESTDIR, BINDIR        for `make install`
-#   VM_MODE    gotcmu (default) or fileio: `make test-vm VM_MODE=fileio` proves the VM harness
-#              on LIO's own backstore without gotcmu
+#   VM_MODE    gotcmu (default), tcmu-runner or fileio: what serves the LUNs in test-vm and demo;
+#              the last two run the same harness without gotcmu (Debian's tcmu-runner as the
+#              handler, or LIO's in-kernel fileio backstore)
 #   FUZZTIME   per fuzz target: 5s inside test-unit, FUZZTIME_LONG (3m) for `make fuzz`
 #   RACE       -race (default) or empty, for the Go unit tests
 
@@ -39,7 +40,7 @@ help:
 	@echo "make test-unit  go test $(RACE) on every package but rbd, then every fuzz target for $(FUZZTIME)"
 	@echo "make test-ceph  the rbd backend's tests against a micro Ceph cluster on this machine"
 	@echo "make test-vm    boot the real kernel under qemu: walking skeleton + iscsi-test-cu comparison"
-	@echo "                (VM_MODE=fileio: the same harness on LIO fileio, without gotcmu)"
+	@echo "                (VM_MODE=tcmu-runner or fileio: the same harness without gotcmu)"
 	@echo "make demo       gotcmu serving a filesystem in the VM, step by step"
 	@echo "make bench      the performance table (issue 7)"
 	@echo "make fuzz       every fuzz target for $(FUZZTIME_LONG)"
@@ -74,8 +75,8 @@ test-ceph:
 test-vm: $(if $(filter gotcmu,$(VM_MODE)),build)
 	flock $(VM_LOCK) test/vm/test-vm.sh -m $(VM_MODE)
 
-demo: build
-	flock $(VM_LOCK) test/vm/demo.sh
+demo: $(if $(filter gotcmu,$(VM_MODE)),build)
+	MODE=$(VM_MODE) flock $(VM_LOCK) test/vm/demo.sh
 
 # The benchmark belongs to issue 7; this target runs it once it exists.
 bench: build

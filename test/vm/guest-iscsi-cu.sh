@@ -5,7 +5,8 @@
 # Both are backed by a file on the guest's tmpfs. Left out: the iSCSI.* transport family (not
 # asked for: --test=SCSI...) and the reservation suites LIO core answers itself (Prin*, Prout*,
 # Reserve6*), which never reach a backstore. The host compares the XML with test/cmd/cucompare.
-# MODE=fileio makes the candidate a second LIO fileio LUN (proves the harness without gotcmu).
+# MODE=tcmu-runner makes the candidate Debian's tcmu-runner (user:qcow on a raw file), the
+# reference handler; MODE=fileio a second LIO fileio LUN (proves the harness without a daemon).
 # Output: /out/cu/<baseline>/ and /out/cu/<candidate>/ (CUnitAutomated-*.xml, stdout.txt),
 #         /out/cu/names ("baseline-dir candidate-dir"). Env: MODE, GOTCMU, GOTCMU_ARGS, CU_TESTS.
 HERE=$(dirname "$(readlink -f "$0")")
@@ -13,13 +14,14 @@ REPO=$(readlink -f "$HERE/../..")
 . "$HERE/lib.sh"
 MODE=${MODE:-gotcmu}
 GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
+select_handler
 IQN=iqn.2003-01.org.gotcmu:cu
 SIZE=$((128 << 20))
 OUT=/out/cu
 mkdir -p "$OUT"
 
 finish() {
-	[ -n "${GOTCMU_PID:-}" ] && { stop_gotcmu || log "gotcmu did not stop cleanly"; }
+	[ -n "${HANDLER_PID:-}" ] && { stop_handler || log "$HANDLER did not stop cleanly"; }
 	log "iscsi-test-cu ($MODE): $FAILED failed"
 	[ "$FAILED" -eq 0 ]
 	exit
@@ -29,12 +31,12 @@ log "iscsi-test-cu: mode $MODE"
 truncate -s "$SIZE" /tmp/cu-lio.img /tmp/cu-cand.img
 BASE=$(make_fileio 2 cu_lio /tmp/cu-lio.img "$SIZE")
 check "baseline LIO fileio backstore enabled" test -n "$BASE" || finish
-if [ "$MODE" = gotcmu ]; then
-	[ -x "$GOTCMU" ] || { fail "gotcmu starts: $GOTCMU missing (make build)"; finish; }
-	check "gotcmu starts and stays up" start_gotcmu "$OUT/gotcmu.log" || finish
-	CAND=$(make_user_file 3 cu_gotcmu /tmp/cu-cand.img "$SIZE")
-	check "candidate gotcmu user:file backstore enabled" test -n "$CAND" || finish
-	NAMES="lio-fileio gotcmu"
+if [ -n "$HANDLER" ]; then
+	handler_present || { fail "$HANDLER starts: not found (GOTCMU=$GOTCMU; make build)"; finish; }
+	check "$HANDLER starts and stays up" start_handler "$OUT/$HANDLER.log" || finish
+	CAND=$(make_user_backstore 3 "cu_$HANDLER_SUBTYPE" /tmp/cu-cand.img "$SIZE")
+	check "candidate $HANDLER user:$HANDLER_SUBTYPE backstore enabled" test -n "$CAND" || finish
+	NAMES="lio-fileio $HANDLER"
 else
 	CAND=$(make_fileio 3 cu_lio2 /tmp/cu-cand.img "$SIZE")
 	check "candidate (second LIO fileio) backstore enabled" test -n "$CAND" || finish
@@ -65,7 +67,7 @@ for name in $NAMES; do
 	fi
 	lun=$((lun + 1))
 done
-if [ "$MODE" = gotcmu ]; then
-	check "gotcmu still running after the test suite" kill -0 "$GOTCMU_PID"
+if [ -n "$HANDLER" ]; then
+	check "$HANDLER still running after the test suite" kill -0 "$HANDLER_PID"
 fi
 finish

@@ -4,8 +4,9 @@
 #   64 MiB of random data written with O_DIRECT and read back; a verifying write stream while
 #   gotcmu is SIGKILLed and restarted, then every acknowledged write checked; the device removed
 #   while gotcmu runs; gotcmu stopped with SIGTERM.
-# MODE=fileio runs the same steps on LIO's own fileio backstore (no daemon: the kill is skipped),
-# which proves the harness itself. Env: MODE (gotcmu|fileio), GOTCMU, GOTCMU_ARGS, ACKWRITER.
+# MODE picks what serves the LUN: gotcmu (default); tcmu-runner (the reference handler through
+# the very same steps, user:qcow on a raw file); fileio (LIO's in-kernel backstore: no daemon, so
+# no kill). Env: MODE, GOTCMU, GOTCMU_ARGS, ACKWRITER, STREAM_SECS, KILL_AFTER.
 # Prints PASS/FAIL/SKIP per step (also to /out/summary.txt); exits 1 if any step failed.
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
@@ -13,6 +14,7 @@ REPO=$(readlink -f "$HERE/../..")
 MODE=${MODE:-gotcmu}
 GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
 ACKWRITER=${ACKWRITER:-$REPO/build/bin/ackwriter}
+select_handler
 WWN=naa.50014050000000a1
 IMG=/tmp/skeleton.img
 SIZE=$((256 << 20))             # 64 MiB for the data round trip, the rest for the write stream
@@ -23,7 +25,7 @@ OUT=/out/skeleton
 mkdir -p "$OUT"
 
 finish() {
-	[ -n "${GOTCMU_PID:-}" ] && kill -KILL "$GOTCMU_PID" 2>/dev/null
+	[ -n "${HANDLER_PID:-}" ] && kill -KILL "$HANDLER_PID" 2>/dev/null
 	log "skeleton ($MODE): $FAILED failed"
 	[ "$FAILED" -eq 0 ]
 	exit
@@ -32,24 +34,22 @@ finish() {
 log "skeleton: mode $MODE"
 truncate -s "$SIZE" "$IMG"
 
-# 1. The daemon.
-if [ "$MODE" = gotcmu ]; then
-	[ -x "$GOTCMU" ] || { fail "gotcmu starts: $GOTCMU missing (make build)"; finish; }
-	check "gotcmu starts and stays up" start_gotcmu "$OUT/gotcmu-1.log" || { cat "$OUT/gotcmu-1.log"; finish; }
-fi
-
-# 2. The backstore, through configfs.
-if [ "$MODE" = gotcmu ]; then
-	BS=$(make_user_file 1 sk0 "$IMG" "$SIZE")
-	check "user:file backstore enabled (gotcmu answered ADDED_DEVICE)" test -n "$BS" || finish
-	UIO=$(uio_for "tcm-user/1/sk0/file/$IMG")
-	check "uio device for the backstore exists ($UIO)" test -n "$UIO"
-else
+# 1. The daemon, and the backstore through configfs.
+if [ -n "$HANDLER" ]; then
+	handler_present || { fail "$HANDLER starts: not found (GOTCMU=$GOTCMU; make build)"; finish; }
+	check "$HANDLER starts and stays up" start_handler "$OUT/$HANDLER-1.log" || { handler_log "$OUT/$HANDLER-1.log"; finish; }
+	BS=$(make_user_backstore 1 sk0 "$IMG" "$SIZE")
+	check "user:$HANDLER_SUBTYPE backstore enabled ($HANDLER answered ADDED_DEVICE)" test -n "$BS" || finish
+	UIO=$(uio_for "tcm-user/1/sk0/$HANDLER_SUBTYPE/$IMG")
+	check "uio device for the backstore exists (${UIO:-none})" test -n "$UIO"
+elif [ "$MODE" = fileio ]; then
 	BS=$(make_fileio 1 sk0 "$IMG" "$SIZE")
 	check "fileio backstore enabled" test -n "$BS" || finish
+else
+	fail "unknown MODE $MODE"; finish
 fi
 
-# 3. Exported on tcm_loop.
+# 2. Exported on tcm_loop.
 DEV=$(loop_export "$WWN" "$BS")
 check "tcm_loop LUN appears as a disk (${DEV:-none})" test -b "$DEV" || finish
 INQ=$(sg_inq "$DEV" 2>&1)
@@ -60,7 +60,7 @@ if [ "$MODE" = gotcmu ]; then
 fi
 check "capacity is $SIZE bytes" test "$(blockdev --getsize64 "$DEV")" = "$SIZE"
 
-# 4. 64 MiB of random data, O_DIRECT both ways.
+# 3. 64 MiB of random data, O_DIRECT both ways.
 dd if=/dev/urandom of=/tmp/pattern bs=1M count=64 status=none
 START=$(date +%s.%N)
 dd if=/tmp/pattern of="$DEV" bs=1M oflag=direct status=none
@@ -72,26 +72,25 @@ check "64 MiB random data read back through the LUN matches" cmp /tmp/pattern /t
 check "the same 64 MiB landed in the backing file" cmp -n $((64 << 20)) /tmp/pattern "$IMG"
 rm -f /tmp/readback
 
-# 5. A verifying write stream; gotcmu SIGKILLed in the middle and restarted.
+# 4. A verifying write stream; the handler SIGKILLed in the middle and restarted.
 LOGF=/tmp/ack.log
 "$ACKWRITER" write -dev "$DEV" -log "$LOGF" -offset "$STREAM_OFF" -depth 16 -duration "${STREAM_SECS}s" \
 	-give-up 120s > "$OUT/ackwriter-write.txt" 2>&1 &
 WRITER=$!
 sleep "$KILL_AFTER"
 check "write stream running before the kill" kill -0 "$WRITER"
-if [ "$MODE" = gotcmu ]; then
+if [ -n "$HANDLER" ]; then
 	BEFORE=$(grep -c '^A ' "$LOGF")
-	kill -KILL "$GOTCMU_PID"; wait "$GOTCMU_PID" 2>/dev/null; GOTCMU_PID=""
-	log "gotcmu SIGKILLed with $BEFORE writes acknowledged so far"
+	kill -KILL "$HANDLER_PID"; wait "$HANDLER_PID" 2>/dev/null; HANDLER_PID=""
+	log "$HANDLER SIGKILLed with $BEFORE writes acknowledged so far"
 	sleep 1
-	check "gotcmu restarted after SIGKILL" start_gotcmu "$OUT/gotcmu-2.log"
-	AT_RESTART=$(grep -c '^A ' "$LOGF")
+	check "$HANDLER restarted after SIGKILL" start_handler "$OUT/$HANDLER-2.log"
+	AFTER="after the restart"
 else
-	skip "SIGKILL and restart of gotcmu mid-stream: fileio mode has no daemon"
-	AT_RESTART=$(grep -c '^A ' "$LOGF")
+	skip "SIGKILL and restart of the handler mid-stream: fileio mode has no daemon"
+	AFTER="after the point of the kill"
 fi
-AFTER="after the restart"
-[ "$MODE" = gotcmu ] || AFTER="after the point of the kill"
+AT_RESTART=$(grep -c '^A ' "$LOGF")
 wait "$WRITER"; WRC=$?
 cat "$OUT/ackwriter-write.txt"
 check "write stream completed (no write failed for good)" test "$WRC" -eq 0
@@ -109,15 +108,23 @@ reports_loss() { [ "$DRC" -eq 1 ] && grep -q ' lost=[1-9]' "$OUT/ackwriter-verif
 check "verifier reports a destroyed acknowledged write (block $BLK)" reports_loss
 cp "$LOGF" "$OUT/ack.log"
 
-# 6. The device removed while gotcmu runs.
+# 5. The device removed while the handler runs.
 check "tcm_loop LUN removed" loop_unexport "$WWN"
 check "backstore removed (rmdir returned)" remove_backstore "$BS"
-if [ "$MODE" = gotcmu ]; then
+if [ -n "$HANDLER" ]; then
 	check "uio device gone" test -z "$(uio_for "tcm-user/1/sk0/")"
-	check "gotcmu still running after the removal" kill -0 "$GOTCMU_PID"
-	check "gotcmu logged the removal" grep -qi 'remov' "$OUT/gotcmu-2.log"
-	stop_gotcmu; SRC=$?
-	check "gotcmu exits 0 on SIGTERM (status $SRC)" test "$SRC" -eq 0
+	check "$HANDLER still running after the removal" kill -0 "$HANDLER_PID"
+	if [ "$MODE" = gotcmu ]; then
+		logged_removal() { handler_log "$OUT/gotcmu-2.log" | grep -qi 'remov'; }
+		check "gotcmu logged the removal" logged_removal
+	fi
+	stop_handler; SRC=$?
+	# gotcmu promises exit status 0 on SIGTERM; of tcmu-runner we only ask that it ends.
+	if [ "$MODE" = gotcmu ]; then
+		check "gotcmu exits 0 on SIGTERM (status $SRC)" test "$SRC" -eq 0
+	else
+		check "$HANDLER ends on SIGTERM (status $SRC)" test "$SRC" -ne 124
+	fi
 	rmdir "$CFG/core/user_1" 2>/dev/null
 else
 	rmdir "$CFG/core/fileio_1" 2>/dev/null

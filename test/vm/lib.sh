@@ -61,12 +61,13 @@ put() { printf '%s' "$1" > "$2"; }
 
 new_uuid() { cat /proc/sys/kernel/random/uuid; }
 
-# make_user_file HBA NAME FILE SIZE: a user:file backstore served by gotcmu; prints its configfs
-# path. The control file splits tokens on ',' and '\n', so each token is its own write.
+# make_user_file HBA NAME FILE SIZE [SUBTYPE]: a user backstore (default user:file, gotcmu's) on
+# FILE; prints its configfs path. The control file splits tokens on ',' and '\n', so each token is
+# its own write; the enable write waits for the handler's netlink reply when reply mode is on.
 make_user_file() {
 	local dir=$CFG/core/user_$1/$2
 	mkdir -p "$dir" || return 1
-	put "dev_config=file/$3" "$dir/control" || return 1
+	put "dev_config=${5:-file}/$3" "$dir/control" || return 1
 	put "dev_size=$4" "$dir/control" || return 1
 	bounded 30 put 1 "$dir/enable" || { log "enable of $dir failed"; return 1; }
 	put "$(new_uuid)" "$dir/wwn/vpd_unit_serial" || return 1
@@ -126,43 +127,79 @@ iscsi_export() {
 		put 1 "$tpg/enable"
 }
 
-# start_dbus: a system bus, with any D-Bus policy the project ships, for daemons that want it.
+# start_dbus: a system bus, with the D-Bus policy files the project ships in systemd/ (the
+# <busconfig> ones; other *.conf there are not D-Bus's), for daemons that want it.
 start_dbus() {
 	[ -S /run/dbus/system_bus_socket ] && return 0
 	mkdir -p /run/dbus /etc/dbus-1/system.d
 	local f
-	for f in "$REPO"/systemd/*.conf; do
-		[ -f "$f" ] && cp "$f" /etc/dbus-1/system.d/
+	for f in $(grep -l '<busconfig' "$REPO"/systemd/*.conf 2>/dev/null); do
+		cp "$f" /etc/dbus-1/system.d/
 	done
 	dbus-daemon --system --fork --nopidfile
 }
 
-# start_gotcmu LOG: start $GOTCMU in the background, logging to LOG; sets GOTCMU_PID.
-# Succeeds when the daemon is still alive two seconds later.
-start_gotcmu() {
-	start_dbus || log "no system D-Bus; gotcmu runs without it"
-	# shellcheck disable=SC2086 # GOTCMU_ARGS is a list of words
-	"$GOTCMU" $GOTCMU_ARGS > "$1" 2>&1 &
-	GOTCMU_PID=$!
-	sleep 2
-	kill -0 "$GOTCMU_PID" 2>/dev/null
+# The userspace handler under test, chosen by MODE:
+#   gotcmu       $GOTCMU $GOTCMU_ARGS serving user:file backstores (dev_config file/<path>)
+#   tcmu-runner  Debian's tcmu-runner, whose qcow handler serves a raw file as user:qcow: the
+#                reference handler, through exactly the same steps (and a check of the harness)
+# Sets HANDLER (display name) and HANDLER_SUBTYPE (the user backstore's config prefix).
+select_handler() {
+	case ${MODE:-gotcmu} in
+	gotcmu) HANDLER=gotcmu; HANDLER_SUBTYPE=file ;;
+	tcmu-runner) HANDLER=tcmu-runner; HANDLER_SUBTYPE=qcow ;;
+	*) HANDLER=""; HANDLER_SUBTYPE="" ;;
+	esac
 }
 
-# stop_gotcmu: SIGTERM and wait up to 20 s; returns gotcmu's exit status (124 if it hung, and
-# then it is SIGKILLed).
-stop_gotcmu() {
-	[ -n "${GOTCMU_PID:-}" ] || return 0
-	kill -TERM "$GOTCMU_PID" 2>/dev/null
+# handler_present: the handler's program exists.
+handler_present() {
+	case $HANDLER in
+	gotcmu) [ -x "$GOTCMU" ] ;;
+	tcmu-runner) command -v tcmu-runner >/dev/null ;;
+	*) return 1 ;;
+	esac
+}
+
+# start_handler LOG: start the handler in the background, logging to LOG; sets HANDLER_PID.
+# Succeeds when it is still alive two seconds later.
+start_handler() {
+	start_dbus || log "no system D-Bus; $HANDLER runs without it"
+	case $HANDLER in
+	gotcmu)
+		# shellcheck disable=SC2086 # GOTCMU_ARGS is a list of words
+		"$GOTCMU" $GOTCMU_ARGS > "$1" 2>&1 & ;;
+	tcmu-runner)
+		# It logs to <dir>/tcmu-runner.log itself; its stdout/stderr go to LOG.
+		mkdir -p "$1.d"
+		tcmu-runner --tcmu-log-dir="$1.d" > "$1" 2>&1 & ;;
+	esac
+	HANDLER_PID=$!
+	sleep 2
+	kill -0 "$HANDLER_PID" 2>/dev/null
+}
+
+# handler_log LOG: everything the handler logged for a start_handler LOG.
+handler_log() { cat "$1" "$1.d"/*.log 2>/dev/null; }
+
+# make_user_backstore HBA NAME FILE SIZE: a user backstore of the handler under test on FILE.
+make_user_backstore() { make_user_file "$1" "$2" "$3" "$4" "$HANDLER_SUBTYPE"; }
+
+# stop_handler: SIGTERM and wait up to 20 s; returns the handler's exit status (124 if it hung,
+# and then it is SIGKILLed).
+stop_handler() {
+	[ -n "${HANDLER_PID:-}" ] || return 0
+	kill -TERM "$HANDLER_PID" 2>/dev/null
 	local i rc
 	for i in $(seq 100); do
-		kill -0 "$GOTCMU_PID" 2>/dev/null || break
+		kill -0 "$HANDLER_PID" 2>/dev/null || break
 		sleep 0.2
 	done
-	if kill -0 "$GOTCMU_PID" 2>/dev/null; then
-		kill -KILL "$GOTCMU_PID"; wait "$GOTCMU_PID" 2>/dev/null; GOTCMU_PID=""
+	if kill -0 "$HANDLER_PID" 2>/dev/null; then
+		kill -KILL "$HANDLER_PID"; wait "$HANDLER_PID" 2>/dev/null; HANDLER_PID=""
 		return 124
 	fi
-	wait "$GOTCMU_PID"; rc=$?
-	GOTCMU_PID=""
+	wait "$HANDLER_PID"; rc=$?
+	HANDLER_PID=""
 	return $rc
 }

@@ -2,9 +2,11 @@
 # `make test-vm`: boot the real kernel once and run the guest suites in it, then compare the
 # iscsi-test-cu runs on this machine and print the summary.
 #
-# Usage: test-vm.sh [-m gotcmu|fileio] [SUITE...]      suites: skeleton cu (default: both)
-#   -m gotcmu  (default) test bin/gotcmu: user:file LUNs served by the daemon.
-#   -m fileio  the same steps on LIO's own fileio backstore: proves the harness, tests no gotcmu.
+# Usage: test-vm.sh [-m gotcmu|tcmu-runner|fileio] [SUITE...]   suites: skeleton cu (default: both)
+#   -m gotcmu       (default) test bin/gotcmu: user:file LUNs served by the daemon.
+#   -m tcmu-runner  the same steps with Debian's tcmu-runner (user:qcow on a raw file): the
+#                   reference handler's figures, and a check of the harness's user-backstore path.
+#   -m fileio       the same steps on LIO's own fileio backstore (no daemon to kill).
 # Env: OUT (default build/test-vm; the guest's /out), GOTCMU (default bin/gotcmu), GOTCMU_ARGS,
 #      CU_TESTS (iscsi-test-cu --test list instead of the SCSI family), RESULTS (a directory to copy
 #      the iscsi-test-cu table into, e.g. test/results), T (guest timeout, s), MEM, CPUS.
@@ -16,11 +18,11 @@ MODE=${MODE:-gotcmu}
 while getopts m: opt; do
 	case $opt in
 	m) MODE=$OPTARG ;;
-	*) sed -n '4,12p' "$0" >&2; exit 2 ;;
+	*) sed -n '4,15p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
-case $MODE in gotcmu|fileio) ;; *) echo "test-vm: mode must be gotcmu or fileio, not $MODE" >&2; exit 2 ;; esac
+case $MODE in gotcmu|tcmu-runner|fileio) ;; *) echo "test-vm: mode must be gotcmu, tcmu-runner or fileio, not $MODE" >&2; exit 2 ;; esac
 SUITES=${*:-skeleton cu}
 OUT=$(realpath -m "${OUT:-$REPO/build/test-vm}")
 GOTCMU=$(realpath -m "${GOTCMU:-$REPO/bin/gotcmu}")
@@ -50,8 +52,11 @@ CU_RC=0
 if [[ " $SUITES " == *" cu "* ]]; then
 	if [ -s "$OUT/cu/names" ]; then
 		read -r BASE CAND < "$OUT/cu/names"
-		CAND_TITLE=gotcmu
-		[ "$MODE" = fileio ] && CAND_TITLE="LIO fileio #2"
+		case $MODE in
+		gotcmu) CAND_TITLE=gotcmu ;;
+		tcmu-runner) CAND_TITLE="tcmu-runner" ;;
+		fileio) CAND_TITLE="LIO fileio #2" ;;
+		esac
 		echo
 		echo "==== iscsi-test-cu, SCSI family: LIO fileio vs $CAND_TITLE (same boot, 128 MiB file LUNs on tmpfs)"
 		"$TOOLS/cucompare" -base-name "LIO fileio" -name "$CAND_TITLE" -md "$OUT/iscsi-test-cu.md" \
@@ -77,8 +82,8 @@ echo "==== test-vm summary: mode $MODE, guest kernel $(cat "$OUT/guest-kernel" 2
 NPASS=$(grep -c '^PASS' "$OUT/summary.txt" 2>/dev/null); NFAIL=$(grep -c '^FAIL' "$OUT/summary.txt" 2>/dev/null)
 NSKIP=$(grep -c '^SKIP' "$OUT/summary.txt" 2>/dev/null)
 echo "passed ${NPASS:-0}, failed ${NFAIL:-0}, skipped ${NSKIP:-0}; guest exit $GUEST_RC; logs in $OUT"
-if [ "$MODE" = fileio ]; then
-	echo "NOTE: mode fileio checks the harness on LIO's own backstore; gotcmu itself was not tested"
+if [ "$MODE" != gotcmu ]; then
+	echo "NOTE: mode $MODE checks the harness without gotcmu; gotcmu itself was not tested"
 fi
 if [ "$GUEST_RC" -ne 0 ] || [ "$CU_RC" -ne 0 ] || [ "${NFAIL:-0}" -ne 0 ] || [ "${NPASS:-0}" -eq 0 ]; then
 	echo "test-vm: FAILED"

@@ -51,7 +51,7 @@ func (d *memDevice) ReadAt(p []byte, off int64) (int, error) {
 func heapBuffer(n int) ([]byte, error) { return make([]byte, n), nil }
 
 // runAndVerify writes to dev through a real ack log, then verifies it.
-func runAndVerify(t *testing.T, dev *memDevice, cfg writeConfig) (writeStats, error, verifyReport) {
+func runAndVerify(t *testing.T, dev *memDevice, cfg writeConfig) (writeStats, verifyReport, error) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ack.log")
 	alog, err := createAckLog(path, cfg.Header)
@@ -76,7 +76,7 @@ func runAndVerify(t *testing.T, dev *memDevice, cfg writeConfig) (writeStats, er
 	if err != nil {
 		t.Fatal(err)
 	}
-	return stats, runErr, report
+	return stats, report, runErr
 }
 
 func TestWriterThenVerify(t *testing.T) {
@@ -127,7 +127,7 @@ func TestWriterThenVerify(t *testing.T) {
 				GiveUp:     100 * time.Millisecond,
 				Seed:       1,
 			}
-			stats, runErr, r := runAndVerify(t, dev, cfg)
+			stats, r, runErr := runAndVerify(t, dev, cfg)
 			if (runErr != nil) != tc.wantRunFail {
 				t.Fatalf("run error %v, want failure %v", runErr, tc.wantRunFail)
 			}

@@ -69,7 +69,8 @@ func aioWriteSame(image C.rbd_image_t, id uint32, off, length int64, buf *C.char
 
 // aioCompareAndWrite compares [off, off+length) with cmp and writes buf
 // only if they are equal; on a mismatch the completion returns -EILSEQ and
-// librbd stores the first differing offset in the slot's mismatch_off.
+// librbd stores the first differing offset in the slot's mismatch_off. Its
+// completion arrives through the slot's callback queue (see aio.h).
 //
 // Implements:
 //
@@ -77,8 +78,8 @@ func aioWriteSame(image C.rbd_image_t, id uint32, off, length int64, buf *C.char
 //	                                  size_t len, const char *cmp_buf,
 //	                                  const char *buf, rbd_completion_t c,
 //	                                  uint64_t *mismatch_off, int op_flags);
-func aioCompareAndWrite(image C.rbd_image_t, id uint32, cs *C.gotcmu_slot, off, length int64, cmp, buf *C.char) error {
-	return getError(C.gotcmu_aio_compare_and_write(image, C.uintptr_t(id), cs, C.uint64_t(off), C.uint64_t(length), cmp, buf))
+func aioCompareAndWrite(image C.rbd_image_t, cs *C.gotcmu_slot, off, length int64, cmp, buf *C.char) error {
+	return getError(C.gotcmu_aio_compare_and_write(image, cs, C.uint64_t(off), C.uint64_t(length), cmp, buf))
 }
 
 // pollBatch is how many completions one pollEvents call takes.
@@ -102,6 +103,12 @@ func pollEvents(image C.rbd_image_t, comps unsafe.Pointer, ids *[pollBatch]uint6
 		return 0, err
 	}
 	return int(n), nil
+}
+
+// takeCallbacks moves up to pollBatch completions of the callback queue
+// into ids and rets.
+func takeCallbacks(q *C.gotcmu_cbq, ids *[pollBatch]uint64, rets *[pollBatch]int64) int {
+	return int(C.gotcmu_take_cb(q, (*C.uint64_t)(unsafe.Pointer(&ids[0])), (*C.int64_t)(unsafe.Pointer(&rets[0])), pollBatch))
 }
 
 // setImageNotification makes librbd signal fd (an eventfd) whenever a

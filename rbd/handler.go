@@ -117,7 +117,7 @@ func (h *rbdHandler) open(ctx context.Context, info handler.DeviceInfo, log zero
 	}
 	res := make(chan result, 1)
 	go func() {
-		im, err := h.openImage(ctx, cfg, info.Size, log)
+		im, err := h.openImage(ctx, cfg, info.Size, info.BlockSize, log)
 		res <- result{im, err}
 	}()
 	select {
@@ -137,7 +137,7 @@ func (h *rbdHandler) open(ctx context.Context, info handler.DeviceInfo, log zero
 // openImage opens the image cfg names for a device of size bytes, drawing
 // its client from the handler's pool. It refuses an image of another size:
 // serving it would either hide data or fail I/O at the end of the device.
-func (h *rbdHandler) openImage(ctx context.Context, cfg Config, size int64, log zerolog.Logger) (_ *Image, err error) {
+func (h *rbdHandler) openImage(ctx context.Context, cfg Config, size int64, blockSize uint32, log zerolog.Logger) (_ *Image, err error) {
 	cl, err := h.pool.get(ctx, keyOf(cfg))
 	if err != nil {
 		return nil, err
@@ -189,7 +189,7 @@ func (h *rbdHandler) openImage(ctx context.Context, cfg Config, size int64, log 
 		// tcmu-runner too serves the image when the class is unknown.
 		log.Warn().Err(err).Msg("detect device class of pool; reporting rotating media")
 	}
-	im.limits = limits(gran, im.objSize, nonRot)
+	im.limits = limits(gran, im.objSize, blockSize, nonRot)
 
 	if im.svc, err = h.register(ctx, im); err != nil {
 		return nil, err

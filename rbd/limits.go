@@ -19,8 +19,9 @@ import (
 // objSize bytes, as tcmu-runner advertises it (rbd.c tcmu_rbd_open):
 // discard granularity and alignment from rbd_discard_granularity_bytes, or
 // the object size when that is 0; at most 4 objects per discard or write
-// same; discarded blocks read back as zeros.
-func limits(discardGranularity, objSize int64, nonRotational bool) handler.Limits {
+// same; discarded blocks read back as zeros. Compare-and-write is native
+// only for 512-byte blocks (see cawSector).
+func limits(discardGranularity, objSize int64, blockSize uint32, nonRotational bool) handler.Limits {
 	gran := discardGranularity
 	if gran <= 0 || gran > objSize {
 		gran = objSize
@@ -29,7 +30,7 @@ func limits(discardGranularity, objSize int64, nonRotational bool) handler.Limit
 		Discard:            true,
 		DiscardZeroes:      true,
 		WriteSame:          true,
-		CompareAndWrite:    true,
+		CompareAndWrite:    blockSize == cawSector,
 		DiscardGranularity: uint32(gran),
 		DiscardAlignment:   uint32(gran),
 		MaxDiscardBytes:    uint64(4 * objSize),

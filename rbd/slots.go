@@ -42,6 +42,8 @@ const (
 // and reused, so a command in flight costs no malloc once the pool has
 // grown to the queue depth. Safe for concurrent use.
 type slots struct {
+	cbq *C.gotcmu_cbq // the image's callback queue, for new slots
+
 	mu    sync.Mutex
 	c     []*C.gotcmu_slot
 	io    []*handler.IO
@@ -62,6 +64,8 @@ func (s *slots) get(io *handler.IO) (uint32, *C.gotcmu_slot) {
 		cs.iov = (*C.struct_iovec)(C.calloc(slotIovecs, C.sizeof_struct_iovec))
 		cs.iov_cap = slotIovecs
 		id = uint32(len(s.c))
+		cs.id = C.uint64_t(id)
+		cs.q = s.cbq
 		s.c = append(s.c, cs)
 		s.io = append(s.io, nil)
 		s.stage = append(s.stage, stageIdle)

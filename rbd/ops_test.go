@@ -1,0 +1,311 @@
+//go:build !nautilus
+
+package rbd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	cephrbd "github.com/ceph/go-ceph/rbd"
+
+	"github.com/gotcmu/gotcmu/handler"
+)
+
+func fill(b []byte, v byte) []byte {
+	for i := range b {
+		b[i] = v
+	}
+	return b
+}
+
+func readBack(t *testing.T, b handler.Backend, off, n int64) []byte {
+	t.Helper()
+	buf := mmapBuf(t, int(n))
+	if _, err := do(b, handler.OpRead, off, n, false, split(buf, 4096)...); err != nil {
+		t.Fatalf("read %d+%d: %v", off, n, err)
+	}
+	return buf
+}
+
+func TestCompareAndWrite(t *testing.T) {
+	needCeph(t)
+	const size = 8 << 20
+	name := newImage(t, "rbd", size, 22)
+	im := openDevice(t, Handler(Options{}), "rbd/"+name, size)
+
+	// librbd 16 compares at most one 512-byte sector (ImageRequest.cc
+	// ImageCompareAndWriteRequest::prune_object_extents).
+	const off, blk = 3<<20 + 4096 + 512, 512
+	old := fill(mmapBuf(t, blk), 'a')
+	if _, err := do(im, handler.OpWrite, off, blk, false, old); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name         string
+		cmpAt        int  // index of a byte that differs from the image, -1 for none
+		splitIov     bool // compare and write data over several iovecs (bounce path)
+		wantMismatch bool
+	}{
+		{"match_writes", -1, false, false},
+		{"match_writes_split_iovecs", -1, true, false},
+		{"miscompare_at_first_byte", 0, false, true},
+		{"miscompare_reports_offset", 300, false, true},
+		{"miscompare_split_iovecs", 511, true, true},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cur := readBack(t, im, off, blk)
+			data := mmapBuf(t, 2*blk)
+			copy(data, cur)
+			if tt.cmpAt >= 0 {
+				data[tt.cmpAt] ^= 0xff
+			}
+			fill(data[blk:], byte('b'+i))
+			iov := [][]byte{data}
+			if tt.splitIov {
+				iov = split(data, 100)
+			}
+			io, err := do(im, handler.OpCompareAndWrite, off, blk, false, iov...)
+			after := readBack(t, im, off, blk)
+			if !tt.wantMismatch {
+				if err != nil {
+					t.Fatalf("compare and write: %v", err)
+				}
+				if !bytes.Equal(after, data[blk:]) {
+					t.Fatal("image does not hold the written data")
+				}
+				return
+			}
+			if !errors.Is(err, syscall.EILSEQ) {
+				t.Fatalf("compare and write: %v, want EILSEQ", err)
+			}
+			if io.MiscompareOffset != int64(tt.cmpAt) {
+				t.Errorf("MiscompareOffset = %d, want %d", io.MiscompareOffset, tt.cmpAt)
+			}
+			if !bytes.Equal(after, cur) {
+				t.Error("miscompare changed the image")
+			}
+		})
+	}
+}
+
+func TestCompareAndWriteBeyondOneSector(t *testing.T) {
+	needCeph(t)
+	const size = 4 << 20
+	name := newImage(t, "rbd", size, 22)
+	h := Handler(Options{})
+	im := openDevice(t, h, "rbd/"+name, size)
+	if !im.Limits().CompareAndWrite {
+		t.Error("512-byte device: CompareAndWrite not native")
+	}
+	data := mmapBuf(t, 2*4096)
+	if _, err := do(im, handler.OpCompareAndWrite, 4096, 4096, false, data); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("4 KiB compare and write: %v, want EINVAL", err)
+	}
+	if _, err := do(im, handler.OpCompareAndWrite, 256, 512, false, data[:1024]); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("compare and write across a sector boundary: %v, want EINVAL", err)
+	}
+	im.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := h.Open(ctx, handler.DeviceInfo{Name: "dev4k", Config: "rbd/" + name, Size: size, BlockSize: 4096}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Limits().CompareAndWrite {
+		t.Error("4 KiB-block device: CompareAndWrite native, but librbd cannot compare a whole block")
+	}
+}
+
+func TestDiscardThenReadZeros(t *testing.T) {
+	needCeph(t)
+	const size, obj = 16 << 20, 1 << 20
+	name := newImage(t, "rbd", size, 20)
+	im := openDevice(t, Handler(Options{}), "rbd/"+name, size)
+	data := fill(mmapBuf(t, 4*obj), 0x5a)
+	if _, err := do(im, handler.OpWrite, 0, 4*obj, false, split(data, 64<<10)...); err != nil {
+		t.Fatal(err)
+	}
+	gran := int64(im.Limits().DiscardGranularity)
+	tests := []struct {
+		name    string
+		off, ln int64
+	}{
+		{"whole_object", obj, obj},
+		{"granules_inside_an_object", 2*obj + gran, 3 * gran},
+		{"across_objects", obj/2 + 2*obj, obj},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := do(im, handler.OpDiscard, tt.off, tt.ln, false); err != nil {
+				t.Fatalf("discard: %v", err)
+			}
+			if got := readBack(t, im, tt.off, tt.ln); !bytes.Equal(got, make([]byte, tt.ln)) {
+				t.Error("discarded range does not read back as zeros")
+			}
+			// The granule before the range is untouched.
+			if tt.off >= gran {
+				if got := readBack(t, im, tt.off-gran, gran); !bytes.Equal(got, data[:gran]) {
+					t.Error("data before the discarded range changed")
+				}
+			}
+		})
+	}
+	if got := readBack(t, im, 0, gran); !bytes.Equal(got, data[:gran]) {
+		t.Error("data outside every discarded range changed")
+	}
+}
+
+func TestWriteSame(t *testing.T) {
+	needCeph(t)
+	const size = 8 << 20
+	name := newImage(t, "rbd", size, 22)
+	im := openDevice(t, Handler(Options{}), "rbd/"+name, size)
+	tests := []struct {
+		name     string
+		off, ln  int64
+		pattern  int
+		splitIov bool
+	}{
+		{"512_byte_block_over_1MiB", 4096, 1 << 20, 512, false},
+		{"4k_block_across_objects", 4<<20 - 8192, 64 << 10, 4096, false},
+		{"pattern_split_over_iovecs", 1 << 20, 32 << 10, 4096, true},
+		{"zeros", 2 << 20, 128 << 10, 4096, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pat := mmapBuf(t, tt.pattern)
+			if tt.name != "zeros" {
+				for j := range pat {
+					pat[j] = byte(j + i)
+				}
+			}
+			iov := [][]byte{pat}
+			if tt.splitIov {
+				iov = split(pat, 1000)
+			}
+			if _, err := do(im, handler.OpWriteSame, tt.off, tt.ln, false, iov...); err != nil {
+				t.Fatalf("write same: %v", err)
+			}
+			got := readBack(t, im, tt.off, tt.ln)
+			for o := 0; o < len(got); o += tt.pattern {
+				if !bytes.Equal(got[o:o+tt.pattern], pat) {
+					t.Fatalf("block at %d does not hold the pattern", o)
+				}
+			}
+		})
+	}
+}
+
+func TestResize(t *testing.T) {
+	admin := needCeph(t)
+	const size = 8 << 20
+	name := newImage(t, "rbd", size, 22)
+	im := openDevice(t, Handler(Options{}), "rbd/"+name, size)
+
+	if err := im.Resize(16 << 20); err == nil || !strings.Contains(err.Error(), "resize the image first") {
+		t.Fatalf("Resize beyond the image: %v, want a refusal", err)
+	}
+	ioctx, err := admin.OpenIOContext("rbd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ioctx.Destroy()
+	img, err := cephrbd.OpenImage(ioctx, name, cephrbd.NoSnapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = img.Resize(16 << 20)
+	img.Close()
+	if err != nil {
+		t.Fatalf("rbd resize: %v", err)
+	}
+	if err := im.Resize(16 << 20); err != nil {
+		t.Fatalf("Resize after rbd resize: %v", err)
+	}
+	if im.Size() != 16<<20 {
+		t.Errorf("Size() = %d after resize", im.Size())
+	}
+	data := fill(mmapBuf(t, 4096), 'r')
+	if _, err := do(im, handler.OpWrite, 16<<20-4096, 4096, false, data); err != nil {
+		t.Fatalf("write at the new end: %v", err)
+	}
+	if !bytes.Equal(readBack(t, im, 16<<20-4096, 4096), data) {
+		t.Error("data at the new end not read back")
+	}
+}
+
+func TestLBAStatus(t *testing.T) {
+	needCeph(t)
+	const size, obj = 16 << 20, 1 << 20
+	name := newImage(t, "rbd", size, 20)
+	im := openDevice(t, Handler(Options{}), "rbd/"+name, size)
+	ctx := context.Background()
+	data := fill(mmapBuf(t, 2*obj), 1)
+	if _, err := do(im, handler.OpWrite, 3*obj, 2*obj, false, data); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		off, ln    int64
+		wantMapped bool
+		wantExtent int64
+	}{
+		{"unmapped_up_to_first_write", 0, size, false, 3 * obj},
+		{"mapped_run", 3 * obj, size - 3*obj, true, 2 * obj},
+		{"mapped_clipped_to_length", 3*obj + 4096, 8192, true, 8192},
+		{"unmapped_after_writes", 5 * obj, 4 * obj, false, 4 * obj},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mapped, extent, err := im.Status(ctx, tt.off, tt.ln)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mapped != tt.wantMapped || extent != tt.wantExtent {
+				t.Errorf("Status(%d, %d) = %v, %d; want %v, %d", tt.off, tt.ln, mapped, extent, tt.wantMapped, tt.wantExtent)
+			}
+		})
+	}
+	if _, err := do(im, handler.OpDiscard, 3*obj, obj, false); err != nil {
+		t.Fatal(err)
+	}
+	if mapped, extent, err := im.Status(ctx, 3*obj, size-3*obj); err != nil || mapped || extent != obj {
+		t.Errorf("Status after discarding an object = %v, %d, %v; want false, %d", mapped, extent, err, obj)
+	}
+	if _, _, err := im.Status(ctx, size, 512); !errors.Is(err, syscall.EINVAL) {
+		t.Errorf("Status beyond the end: %v, want EINVAL", err)
+	}
+}
+
+func TestFirstRun(t *testing.T) {
+	tests := []struct {
+		name       string
+		off, ln    int64
+		exts       []extent
+		wantMapped bool
+		wantN      int64
+	}{
+		{"none", 0, 100, nil, false, 100},
+		{"unmapped_until_extent", 0, 100, []extent{{40, 60}}, false, 40},
+		{"inside_extent", 50, 100, []extent{{40, 60}}, true, 10},
+		{"adjacent_extents_merge_out_of_order", 0, 100, []extent{{30, 50}, {0, 30}}, true, 50},
+		{"clipped_to_length", 0, 10, []extent{{0, 50}}, true, 10},
+		{"extent_before_off_ignored", 60, 40, []extent{{0, 50}, {80, 90}}, false, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mapped, n := firstRun(tt.off, tt.ln, tt.exts)
+			if mapped != tt.wantMapped || n != tt.wantN {
+				t.Errorf("firstRun = %v, %d; want %v, %d", mapped, n, tt.wantMapped, tt.wantN)
+			}
+		})
+	}
+}

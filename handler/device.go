@@ -38,10 +38,10 @@ type DeviceConfig interface {
 	// the group with the given ID, and records alua_access_status as
 	// "Altered by Explicit STPG". It is called only for groups whose
 	// PortGroup.Explicit is set and states their Supported byte allows.
-	// Whatever else a transition implies on this gateway (taking the
-	// image's exclusive lock when a group becomes active/optimized) hangs
-	// off this call. An error fails the command with HARDWARE ERROR / SET
-	// TARGET PORT GROUPS COMMAND FAILED (SPC-4 6.36).
+	// Taking the image's exclusive lock when a group of this gateway's
+	// becomes active/optimized is the device's lock gate's (alua.go). An
+	// error fails the command with HARDWARE ERROR / SET TARGET PORT
+	// GROUPS COMMAND FAILED (SPC-4 6.36).
 	SetPortGroupState(id uint16, state uint8) error
 }
 
@@ -161,6 +161,11 @@ func NewDevice(log zerolog.Logger, info DeviceInfo, ring *uio.Ring, wait Waiter,
 		lim:  be.Limits(),
 		cfg:  cfg,
 		kick: make(chan struct{}, 1),
+	}
+	if lk, ok := be.(Locker); ok {
+		// Several gateways serve this backend: implicit ALUA over its
+		// exclusive lock (alua.go).
+		d.gate = newLockGate(log, lk, cfg, d.InFlight)
 	}
 	d.set.Store(&settings{
 		blockSize:  info.BlockSize,
@@ -321,6 +326,10 @@ func (d *Device) InFlight() int64 { return d.inflightIO.Load() }
 func (d *Device) Close() error {
 	if n := d.inflightIO.Load(); n != 0 {
 		return fmt.Errorf("close device with %d operations in flight: %w", n, syscall.EBUSY)
+	}
+	if g, ok := d.gate.(*lockGate); ok {
+		// Its workers use the backend.
+		g.close()
 	}
 	return errors.Join(d.be.Close())
 }

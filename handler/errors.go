@@ -15,6 +15,7 @@ func (c *Cmd) fail(err error) result {
 		errno = syscall.EIO
 	}
 	c.dev.countError(c, errno)
+	c.dev.noteIOError(errno)
 	switch errno {
 	case syscall.EILSEQ:
 		// COMPARE AND WRITE miscompare: INFORMATION is the offset of the

@@ -86,8 +86,9 @@ func explicitALUA(d *Device) bool {
 // any group changes; each change is made through
 // DeviceConfig.SetPortGroupState. tcmu-runner disabled this command as
 // buggy (its explicit ALUA mapped states onto the image lock's tag); here
-// the state lives in configfs, where RTPG reads it, and whatever else a
-// transition means for the gateway is the config writer's to do.
+// the state lives in configfs, where RTPG reads it, and a group of this
+// gateway's that becomes active/optimized makes the device's lock gate
+// take the image's lock before the command completes.
 func setTargetPortGroups(c *Cmd) result {
 	n := int(be32(c.CDB[6:]))
 	if n == 0 {
@@ -134,7 +135,9 @@ func setTargetPortGroups(c *Cmd) result {
 			return c.check(keyHardwareError, ascSetTargetPortGroupsFailed)
 		}
 	}
-	return c.good()
+	// A group of this gateway's that became active/optimized takes the
+	// image's lock before the command completes (alua.go).
+	return c.dev.explicitTransition(c)
 }
 
 func findPortGroup(groups []PortGroup, id uint16) *PortGroup {

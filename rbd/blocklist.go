@@ -24,9 +24,9 @@ func (im *Image) ClientAddress() (string, error) {
 // ("blacklist") on clusters that do not know the new one. Removing an
 // address that is not listed succeeds.
 func (im *Image) RemoveBlocklistEntry(addr string) error {
-	err := monCommand(im.client.conn, map[string]string{"prefix": "osd blocklist", "blocklistop": "rm", "addr": addr}, nil)
+	err := monCommand(im.client.conn, map[string]any{"prefix": "osd blocklist", "blocklistop": "rm", "addr": addr}, nil)
 	if errors.Is(err, syscall.EINVAL) {
-		err = monCommand(im.client.conn, map[string]string{"prefix": "osd blacklist", "blacklistop": "rm", "addr": addr}, nil)
+		err = monCommand(im.client.conn, map[string]any{"prefix": "osd blacklist", "blacklistop": "rm", "addr": addr}, nil)
 	}
 	if err != nil {
 		return fmt.Errorf("remove %s from the osd blocklist: %w", addr, err)

@@ -142,7 +142,7 @@ func (h *rbdHandler) openImage(ctx context.Context, cfg Config, size int64, bloc
 	if err != nil {
 		return nil, err
 	}
-	im := &Image{cfg: cfg, log: log, pool: h.pool, client: cl}
+	im := &Image{cfg: cfg, log: log, pool: h.pool, client: cl, reopen: reopenState{h: h}}
 	var cleanup []func()
 	defer func() {
 		if err != nil {

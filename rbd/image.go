@@ -52,6 +52,11 @@ type Image struct {
 	closeMu  sync.Mutex
 
 	svc *service
+
+	// handle guards client, ioctx and image, which Reopen replaces
+	// (locker.go): users of the handle hold it for reading.
+	handle sync.RWMutex
+	reopen reopenState
 }
 
 var _ interface {
@@ -79,6 +84,12 @@ func (im *Image) ObjectSize() int64 { return im.objSize }
 // returns; io.Done is called from the image's drain goroutine, or at once
 // if the IO is malformed or librbd refuses to start it.
 func (im *Image) Submit(io *handler.IO) {
+	if !im.handle.TryRLock() {
+		// Reopen is replacing the client.
+		io.Done(fmt.Errorf("%s on %s while reopening: %w", opName(io.Op), im.cfg.ImageSpec(), syscall.ESHUTDOWN))
+		return
+	}
+	defer im.handle.RUnlock()
 	if im.closed.Load() {
 		io.Done(fmt.Errorf("%s on closed image %s: %w", opName(io.Op), im.cfg.ImageSpec(), syscall.ESHUTDOWN))
 		return
@@ -332,6 +343,8 @@ func (im *Image) mismatch(io *handler.IO, off int64) int64 {
 func (im *Image) Close() error {
 	im.closeMu.Lock()
 	defer im.closeMu.Unlock()
+	im.handle.Lock()
+	defer im.handle.Unlock()
 	if im.closed.Swap(true) {
 		return im.closeErr
 	}
@@ -368,6 +381,8 @@ func (im *Image) Close() error {
 // new size must be the image's: anything else is refused rather than
 // serving a device larger than its image.
 func (im *Image) Resize(size int64) error {
+	im.handle.RLock()
+	defer im.handle.RUnlock()
 	got, err := rbdSize(im.image)
 	if err != nil {
 		return fmt.Errorf("get size of %s: %w", im.cfg.ImageSpec(), err)

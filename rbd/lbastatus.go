@@ -84,6 +84,9 @@ func (im *Image) Status(ctx context.Context, off, length int64) (bool, int64, er
 	}
 	length = min(length, size-off, statusObjects*im.objSize)
 
+	im.handle.RLock()
+	defer im.handle.RUnlock()
+
 	e := (*C.gotcmu_extents)(C.calloc(1, C.sizeof_gotcmu_extents))
 	defer C.free(unsafe.Pointer(e))
 	ret := C.gotcmu_diff(im.image, C.uint64_t(off), C.uint64_t(length), e)

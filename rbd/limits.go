@@ -3,6 +3,7 @@
 package rbd
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -57,7 +58,7 @@ func discardGranularity(conn *rados.Conn) (int64, error) {
 var nonRotationalClasses = []string{"ssd", "nvme"}
 
 // monCommand runs a JSON mon command and decodes its JSON answer into out.
-func monCommand(conn *rados.Conn, cmd map[string]string, out any) error {
+func monCommand(conn *rados.Conn, cmd map[string]any, out any) error {
 	cmd["format"] = "json"
 	req, err := json.Marshal(cmd)
 	if err != nil {
@@ -73,7 +74,9 @@ func monCommand(conn *rados.Conn, cmd map[string]string, out any) error {
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(buf, out); err != nil {
+	// Some answers hold more than one JSON value ("osd blocklist ls" adds
+	// the range blocklist); the first is the one asked for.
+	if err := json.NewDecoder(bytes.NewReader(buf)).Decode(out); err != nil {
 		return fmt.Errorf("decode answer of mon command %s: %w", cmd["prefix"], err)
 	}
 	return nil
@@ -87,12 +90,12 @@ func poolNonRotational(conn *rados.Conn, pool string) (bool, error) {
 	var rule struct {
 		CrushRule string `json:"crush_rule"`
 	}
-	if err := monCommand(conn, map[string]string{"prefix": "osd pool get", "pool": pool, "var": "crush_rule"}, &rule); err != nil {
+	if err := monCommand(conn, map[string]any{"prefix": "osd pool get", "pool": pool, "var": "crush_rule"}, &rule); err != nil {
 		return false, err
 	}
 	for _, class := range nonRotationalClasses {
 		var rules []string
-		err := monCommand(conn, map[string]string{"prefix": "osd crush rule ls-by-class", "class": class}, &rules)
+		err := monCommand(conn, map[string]any{"prefix": "osd crush rule ls-by-class", "class": class}, &rules)
 		if errors.Is(err, syscall.ENOENT) {
 			continue // no device of this class in the cluster
 		}

@@ -46,8 +46,8 @@ func (im *Image) Metadata(key string) (string, bool, error) {
 		case err != nil:
 			return "", false, fmt.Errorf("get metadata %s of %s: %w", key, im.cfg.ImageSpec(), err)
 		}
-		// n counts the value's terminating NUL.
-		return C.GoStringN(buf, C.int(max(n, 1)-1)), true, nil
+		// Values are C strings: librbd NUL-terminates them within n.
+		return C.GoString(buf), true, nil
 	}
 }
 

@@ -83,6 +83,7 @@ admin socket = $D/run/\$name.\$pid.asok
 osd pool default size = 1
 osd pool default min size = 1
 mon allow pool size one = true
+mon allow pool delete = true
 mon warn on pool no redundancy = false
 osd crush chooseleaf type = 0
 osd crush update on start = false

@@ -1,0 +1,233 @@
+//go:build !nautilus
+
+package rbd
+
+/*
+#cgo LDFLAGS: -lrbd -lrados
+#include <rados/librados.h>
+#include <rbd/librbd.h>
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/ceph/go-ceph/rados"
+	"golang.org/x/sys/unix"
+
+	"github.com/gotcmu/gotcmu/handler"
+)
+
+// Image implements handler.Locker: the device's lock gate takes the
+// image's exclusive lock through it and replaces a fenced client.
+var _ handler.Locker = (*Image)(nil)
+
+// reopenState is what Reopen needs beyond the open image.
+type reopenState struct {
+	// h opened the image; Reopen registers the new client with it.
+	h *rbdHandler
+	// timedOutAtOpen is the image's timed-out command count when its
+	// client was opened (see Reopen on blocklist entries).
+	timedOutAtOpen uint64
+}
+
+// reopenPoll is how often Reopen checks that the image's IO drained.
+const reopenPoll = 2 * time.Millisecond
+
+// IsLockOwner implements handler.Locker.
+func (im *Image) IsLockOwner() (bool, error) {
+	im.handle.RLock()
+	defer im.handle.RUnlock()
+	return im.IsExclusiveLockOwner()
+}
+
+// AcquireLock implements handler.Locker with BreakAndAcquire. librbd
+// cannot be interrupted: ctx is checked before starting.
+func (im *Image) AcquireLock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	im.handle.RLock()
+	defer im.handle.RUnlock()
+	if im.closed.Load() {
+		return fmt.Errorf("acquire lock of closed image %s: %w", im.cfg.ImageSpec(), syscall.ESHUTDOWN)
+	}
+	return im.BreakAndAcquire()
+}
+
+// LockOwner implements handler.Locker: the address of the client holding
+// the image's exclusive lock, as rbd_lock_get_owners names it.
+func (im *Image) LockOwner() (string, error) {
+	im.handle.RLock()
+	defer im.handle.RUnlock()
+	owners, err := im.lockOwners()
+	if err != nil {
+		return "", fmt.Errorf("get lock owners of %s: %w", im.cfg.ImageSpec(), err)
+	}
+	if len(owners) == 0 {
+		return "", nil
+	}
+	return owners[0], nil
+}
+
+// Reopen implements handler.Locker, as tcmu-runner's reopen after a lost
+// lock or connection does (close and open: a new rados client, which the
+// blocklist entry of the old one does not cover). It waits for the IO in
+// flight on the old client; IO submitted meanwhile fails with ESHUTDOWN.
+// The new client, IO context and image handle are opened before the old
+// ones are closed, so a failure leaves the image serving (or failing) on
+// the old client.
+//
+// Once the old client is shut down, its blocklist entry is removed, as
+// tcmu-runner removes its own stale entries: nothing can use that address
+// any more. It is kept when a command of the old client timed out, since
+// the OSDs may still hold such a command.
+func (im *Image) Reopen(ctx context.Context) error {
+	im.handle.Lock()
+	defer im.handle.Unlock()
+	if im.closed.Load() {
+		return fmt.Errorf("reopen closed image %s: %w", im.cfg.ImageSpec(), syscall.ESHUTDOWN)
+	}
+	t := time.NewTicker(reopenPoll)
+	defer t.Stop()
+	for im.slots.inFlight() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("reopen %s: wait for %d operations: %w", im.cfg.ImageSpec(), im.slots.inFlight(), ctx.Err())
+		case <-t.C:
+		}
+	}
+
+	old := im.client
+	oldAddr, addrErr := old.conn.GetAddrs()
+	// The old client serves no new image, so the pool connects afresh.
+	im.pool.markBroken(old)
+	cl, ioctx, image, err := im.openHandle(ctx)
+	if err != nil {
+		return err
+	}
+
+	// Point of no return: stop completions, close the old handle.
+	im.closing.Store(true)
+	if _, err := unix.Write(int(im.efd.Fd()), []byte{1, 0, 0, 0, 0, 0, 0, 0}); err != nil {
+		im.log.Error().Err(err).Msg("wake rbd drain goroutine")
+	}
+	<-im.drained
+	if err := rbdClose(im.image); err != nil {
+		im.log.Warn().Err(err).Msg("close image on the replaced client")
+	}
+	im.ioctx.Destroy()
+	im.svc.unbind()
+	im.pool.put(old)
+	shutDown := im.pool.unused(old)
+
+	im.client, im.ioctx, im.image = cl, ioctx, image
+	im.closing.Store(false)
+	im.drained = make(chan struct{})
+	go im.drain()
+
+	if svc, err := im.reopen.h.register(ctx, im); err != nil {
+		im.log.Warn().Err(err).Msg("register the new client in the ceph service map")
+	} else {
+		im.svc.rebind(svc)
+	}
+	timedOut := im.svc.get().CmdTimedOutCnt
+	switch {
+	case addrErr != nil:
+		im.log.Warn().Err(addrErr).Msg("old client address unknown; its blocklist entry stays")
+	case !shutDown:
+		im.log.Info().Str("addr", oldAddr).Msg("old client still serves other images; its blocklist entry stays")
+	case timedOut != im.reopen.timedOutAtOpen:
+		im.log.Info().Str("addr", oldAddr).Msg("old client had commands time out; its blocklist entry stays")
+	default:
+		if err := im.RemoveBlocklistEntry(oldAddr); err != nil {
+			im.log.Warn().Err(err).Msg("remove the old client's blocklist entry")
+		}
+	}
+	im.reopen.timedOutAtOpen = timedOut
+	newAddr, _ := cl.conn.GetAddrs()
+	im.log.Info().Str("old_addr", oldAddr).Str("new_addr", newAddr).Msg("rbd image reopened with a new client")
+	return nil
+}
+
+// openHandle opens a new client, IO context and image handle for the
+// image, notifying the image's eventfd, and checks the image's size.
+func (im *Image) openHandle(ctx context.Context) (_ *client, _ *rados.IOContext, _ C.rbd_image_t, err error) {
+	cl, err := im.pool.get(ctx, keyOf(im.cfg))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+	cleanup = append(cleanup, func() { im.pool.put(cl) })
+	ioctx, err := cl.conn.OpenIOContext(im.cfg.Pool)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open pool %s: %w", im.cfg.Pool, cephErrno(err))
+	}
+	cleanup = append(cleanup, ioctx.Destroy)
+	ioctx.SetNamespace(im.cfg.Namespace)
+	image, err := rbdOpen(ioctx, im.cfg.Image)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("open image %s: %w", im.cfg.ImageSpec(), err)
+	}
+	cleanup = append(cleanup, func() {
+		if err := rbdClose(image); err != nil {
+			im.log.Warn().Err(err).Msg("close image after failed reopen")
+		}
+	})
+	size, err := rbdSize(image)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("get size of %s: %w", im.cfg.ImageSpec(), err)
+	}
+	if want := im.size.Load(); size != want {
+		return nil, nil, nil, fmt.Errorf("reopen %s: the image is %d bytes, the device %d: %w",
+			im.cfg.ImageSpec(), size, want, syscall.EINVAL)
+	}
+	if err := setImageNotification(image, int(im.efd.Fd())); err != nil {
+		return nil, nil, nil, fmt.Errorf("set image notification: %w", err)
+	}
+	return cl, ioctx, image, nil
+}
+
+// unused reports whether c was shut down: no image uses it any more.
+func (p *clientPool) unused(c *client) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return c.images == 0
+}
+
+// unbind stops reporting on the service's connection before the client
+// carrying it is shut down; the counters stay for rebind.
+func (s *service) unbind() {
+	s.mu.Lock()
+	s.cluster = C.rados_t(nil)
+	own := s.own
+	s.own = nil
+	s.mu.Unlock()
+	if own != nil {
+		own.Shutdown()
+	}
+}
+
+// rebind moves the registration of ns, made on a new client, into s and
+// reports s's counters there, so that lock_lost_cnt and the others
+// survive a reopen.
+func (s *service) rebind(ns *service) {
+	ns.mu.Lock()
+	cluster, own := ns.cluster, ns.own
+	ns.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cluster, s.own = cluster, own
+	s.updateLocked()
+}

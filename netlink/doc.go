@@ -40,7 +40,10 @@
 // An event can also be lost while the daemon runs: when the socket's
 // receive buffer is full the kernel drops multicast messages and the next
 // read fails with ENOBUFS, which Receive delivers as an Event wrapping
-// ErrEventsLost. Events are only notifications of state the kernel keeps, so
+// ErrEventsLost. While it is full the kernel also counts the daemon as
+// absent: netlink_broadcast delivers to no one, so a RECONFIG write fails
+// with ESRCH (an ADDED waits all the same). Receive should therefore never
+// be held up. Events are only notifications of state the kernel keeps, so
 // the caller recovers by rescanning: list /sys/class/uio for devices named
 // "tcm-user/..." and adopt those it does not serve, drop those that are
 // gone, and re-read the settings of the rest. A writer whose ADDED, REMOVED

@@ -126,6 +126,38 @@ func nextFor(t *testing.T, r *receiver, prefix string) Event {
 	}
 }
 
+// backstorePaths names a user backstore for one test: its HBA and device
+// directories in configfs and the prefix of its uio name.
+func backstorePaths(base int) (hba, dev, prefix string) {
+	id := base + os.Getpid()%10000
+	hba = filepath.Join(configfsCore, fmt.Sprintf("user_%d", id))
+	return hba, filepath.Join(hba, "nltest"), fmt.Sprintf("tcm-user/%d/nltest", id)
+}
+
+// removeBackstore registers the removal of the backstore at the end of the
+// test. Whatever happened, it leaves no device and no waiting writer
+// behind: while netlink is blocked the REMOVED event fails at once instead
+// of waiting for a reply.
+func removeBackstore(t *testing.T, hba, dev string) {
+	params := ModuleParams{}
+	t.Cleanup(func() {
+		for _, step := range []struct {
+			name string
+			op   func() error
+		}{
+			{"block netlink", params.BlockNetlink},
+			{"reset netlink", params.ResetNetlink},
+			{"remove device", func() error { return os.Remove(dev) }},
+			{"remove hba", func() error { return os.Remove(hba) }},
+			{"unblock netlink", params.UnblockNetlink},
+		} {
+			if err := step.op(); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Logf("cleanup: %s: %v", step.name, err)
+			}
+		}
+	})
+}
+
 // TestKernelEventsAndReplies plays the daemon for one user backstore: it
 // receives the kernel's ADDED, RECONFIG (all three kinds) and REMOVED
 // events, checks every attribute, and checks that the configfs writer
@@ -146,29 +178,8 @@ func TestKernelEventsAndReplies(t *testing.T) {
 	}
 	r := startReceive(t, c)
 
-	hbaID := 40000 + os.Getpid()%20000
-	hba := filepath.Join(configfsCore, fmt.Sprintf("user_%d", hbaID))
-	dev := filepath.Join(hba, "nltest")
-	prefix := fmt.Sprintf("tcm-user/%d/nltest", hbaID)
-	// Whatever happens, leave no device and no waiting writer behind:
-	// while netlink is blocked the REMOVED event fails at once instead of
-	// waiting for a reply.
-	t.Cleanup(func() {
-		for _, step := range []struct {
-			name string
-			op   func() error
-		}{
-			{"block netlink", params.BlockNetlink},
-			{"reset netlink", params.ResetNetlink},
-			{"remove device", func() error { return os.Remove(dev) }},
-			{"remove hba", func() error { return os.Remove(hba) }},
-			{"unblock netlink", params.UnblockNetlink},
-		} {
-			if err := step.op(); err != nil && !errors.Is(err, os.ErrNotExist) {
-				t.Logf("cleanup: %s: %v", step.name, err)
-			}
-		}
-	})
+	hba, dev, prefix := backstorePaths(40000)
+	removeBackstore(t, hba, dev)
 	if err := os.MkdirAll(dev, 0o755); err != nil {
 		t.Fatalf("create backstore: %v", err)
 	}
@@ -271,5 +282,89 @@ func TestKernelEventsAndReplies(t *testing.T) {
 	}
 	if err := finished(t, rmdir, "rmdir"); err != nil {
 		t.Fatalf("rmdir after reply: %v", err)
+	}
+}
+
+// TestKernelOverrunIsReported overflows the events socket with real
+// RECONFIG events and checks that Receive reports the loss as
+// ErrEventsLost and keeps delivering afterwards. The device opts out of
+// replies (nl_reply_supported=-1), so the kernel sends events without
+// waiting for anyone.
+func TestKernelOverrunIsReported(t *testing.T) {
+	requireLIO(t)
+	c, err := Dial(testLogger(t))
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	// The kernel raises this to its minimum, a few KiB: two or three
+	// events' skbs.
+	if err := c.events.SetReadBuffer(1); err != nil {
+		t.Fatalf("shrink receive buffer: %v", err)
+	}
+
+	hba, dev, prefix := backstorePaths(50000)
+	removeBackstore(t, hba, dev)
+	if err := os.MkdirAll(dev, 0o755); err != nil {
+		t.Fatalf("create backstore: %v", err)
+	}
+	for _, w := range []struct{ file, value string }{
+		{"control", "dev_size=1048576,nl_reply_supported=-1"},
+		{"enable", "1"},
+	} {
+		if err := writeFile(filepath.Join(dev, w.file), w.value)(); err != nil {
+			t.Fatalf("write %s: %v", w.file, err)
+		}
+	}
+	// Nobody reads the socket while 50 more events are sent. Once it is
+	// full, netlink_broadcast delivers to no one and the kernel treats that
+	// as no listener: the write fails with ESRCH.
+	const writes = 50
+	refused := 0
+	for i := range writes {
+		err := writeFile(filepath.Join(dev, "attrib/dev_size"), fmt.Sprint(1<<20+i*4096))()
+		switch {
+		case errors.Is(err, unix.ESRCH):
+			refused++
+		case err != nil:
+			t.Fatalf("write dev_size: %v", err)
+		}
+	}
+	if refused == 0 {
+		t.Fatalf("all %d writes delivered to a minimal socket buffer, want ESRCH once it overflows", writes)
+	}
+	t.Logf("%d of %d dev_size writes failed with ESRCH while the socket was full", refused, writes)
+
+	r := startReceive(t, c)
+	first := r.next(t)
+	if !errors.Is(first.Err, ErrEventsLost) || !errors.Is(first.Err, unix.ENOBUFS) {
+		t.Fatalf("first event after the flood = %+v, want ErrEventsLost wrapping ENOBUFS", first)
+	}
+	// What was queued before the overrun is still delivered; drain it.
+	delivered := 0
+drain:
+	for {
+		select {
+		case ev := <-r.events:
+			if ev.Err != nil {
+				t.Errorf("event after the overrun notice: %v", ev.Err)
+			}
+			delivered++
+		case <-time.After(2 * time.Second):
+			break drain
+		}
+	}
+	if delivered >= writes+1 {
+		t.Errorf("%d events delivered after the overrun, want fewer than the %d sent", delivered, writes+1)
+	}
+	t.Logf("%d of %d events queued before the overrun were delivered", delivered, writes+1)
+
+	// The socket still works.
+	if err := writeFile(filepath.Join(dev, "attrib/dev_size"), "8388608")(); err != nil {
+		t.Fatalf("write dev_size: %v", err)
+	}
+	ev := nextFor(t, r, prefix)
+	if ev.Err != nil || ev.Cmd != CmdReconfigDevice || ev.Size == nil || *ev.Size != 8388608 {
+		t.Errorf("event after recovery = %+v, want RECONFIG dev_size 8388608", ev)
 	}
 }

@@ -655,3 +655,8 @@ func (d *Device) LockStatus() (s LockStatus, ok bool) {
 	}
 	return g.status(), true
 }
+
+// SetTPGEnabled implements TPGSwitch for the running system's configfs.
+func (f configfsFiles) SetTPGEnabled(wwn string, tpgt uint16, on bool) error {
+	return f.c.SetTPGEnabled(wwn, tpgt, on)
+}

@@ -11,7 +11,6 @@ import "C"
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"syscall"
 	"time"

@@ -65,8 +65,8 @@ type Event struct {
 
 // decodeEvent decodes one TCM-USER message. It never fails outright: a
 // malformed message yields an Event whose Err says why, with every field
-// that could be decoded before the fault (DEVICE_ID above all, so the
-// caller can still answer the kernel).
+// that decoded cleanly (DEVICE_ID above all, so the caller can still answer
+// the kernel).
 func decodeEvent(m genetlink.Message) Event {
 	ev := Event{Cmd: Command(m.Header.Command), Version: m.Header.Version}
 	if err := ev.decode(m.Data); err != nil {

@@ -30,9 +30,12 @@ type Cmd struct {
 	// commands: FUA emulation, WRITE AND VERIFY, emulated COMPARE AND
 	// WRITE). Top-level functions only, so setting it does not allocate.
 	then func(c *Cmd, err error) result
-	// scratch is per-command memory for emulation (compare buffers);
-	// kept with the Cmd so steady state does not allocate.
+	// scratch is memory for emulation (compare buffers, patterns),
+	// borrowed from the device's pool (scratch.go) and returned when the
+	// command is recycled.
 	scratch []byte
+	// sbc is the state of a multi-step block command (sbc.go).
+	sbc sbcCmd
 	// start is when the command was fetched (latency metrics).
 	start    time.Time
 	senseBuf [uio.SenseBufferSize]byte
@@ -178,18 +181,29 @@ func subIov(dst [][]byte, iov [][]byte, off, n int) ([][]byte, bool) {
 // submit hands an IO to the backend. then, if not nil, runs on completion
 // (see Cmd.then).
 func (c *Cmd) submit(op Op, off, length int64, iov [][]byte, fua bool, then func(*Cmd, error) result) result {
+	return c.submitTo(c.dev, op, off, length, iov, fua, then)
+}
+
+// submitTo is submit to d's backend: the command's own device, or one an
+// EXTENDED COPY reads or writes (xcopy.go holds it open meanwhile). The IO
+// counts as in flight on the command's device, whose loop completes it.
+func (c *Cmd) submitTo(d *Device, op Op, off, length int64, iov [][]byte, fua bool, then func(*Cmd, error) result) result {
 	io := c.io
 	io.Op, io.Off, io.Len, io.Iov, io.FUA = op, off, length, iov, fua
 	io.MiscompareOffset = 0
 	c.then = then
 	c.dev.inflightIO.Add(1)
-	c.dev.be.Submit(io)
+	d.be.Submit(io)
 	return pending
 }
 
 // ioDone is the completion of c.io, bound once in newCmd.
 func (c *Cmd) ioDone(_ *IO, err error) {
-	c.dev.inflightIO.Add(-1)
+	// The IO stays counted until its continuation has run: a multi-step
+	// command submits its next IO from there, and the count must not
+	// touch zero in between (a drained device gets closed).
+	d := c.dev
+	defer d.inflightIO.Add(-1)
 	var r result
 	if then := c.then; then != nil {
 		c.then = nil
@@ -200,7 +214,7 @@ func (c *Cmd) ioDone(_ *IO, err error) {
 		r = c.good()
 	}
 	if r == done {
-		c.dev.complete(c, true)
+		d.complete(c, true)
 	}
 }
 

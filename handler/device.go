@@ -131,6 +131,9 @@ type Device struct {
 	kick       chan struct{}
 	stats      deviceStats
 	cstats     commandStats
+
+	// sbc is the state of the block commands (sbc.go).
+	sbc sbcDevice
 }
 
 // deviceStats are the counters `gotcmu status` and the metrics report.
@@ -235,8 +238,7 @@ func (d *Device) drain() (err error) {
 // a burst of completions costs one write; the command loop rings it itself
 // at the end of each drained batch.
 func (d *Device) complete(c *Cmd, async bool) {
-	d.cstats.record(c, time.Now())
-	d.ring.Complete(c.Command)
+	d.post(c)
 	d.putCmd(c)
 	if async {
 		select {
@@ -244,6 +246,14 @@ func (d *Device) complete(c *Cmd, async bool) {
 		default:
 		}
 	}
+}
+
+// post writes c's response to the ring without recycling c: a command
+// whose status goes out before its work ends (SYNCHRONIZE CACHE with
+// IMMED) is recycled later.
+func (d *Device) post(c *Cmd) {
+	d.cstats.record(c, time.Now())
+	d.ring.Complete(c.Command)
 }
 
 func (d *Device) kicker(ctx context.Context) {
@@ -279,6 +289,7 @@ func (d *Device) getCmd() *Cmd {
 
 func (d *Device) putCmd(c *Cmd) {
 	c.then = nil
+	c.releaseSBC()
 	d.freeMu.Lock()
 	d.free = append(d.free, c)
 	d.freeMu.Unlock()
@@ -331,5 +342,6 @@ func (d *Device) Close() error {
 		// Its workers use the backend.
 		g.close()
 	}
+	d.sbc.close()
 	return errors.Join(d.be.Close())
 }

@@ -1,0 +1,17 @@
+package handler
+
+// Hooks for the device-level tests of package handler_test.
+
+// SetPeers connects devices for EXTENDED COPY as the device manager does.
+func SetPeers(d *Device, peers func(naa [16]byte) *Device) { d.peers = peers }
+
+// NAADesignator is naaDesignator: tests build target descriptors with it.
+func NAADesignator(serial string) [16]byte { return naaDesignator(serial) }
+
+// BlockLimits returns the device's block limits as VPD page B0h reports
+// them: maximum UNMAP LBA count, UNMAP descriptor count and WRITE SAME
+// length.
+func BlockLimits(d *Device) (maxUnmapLBAs, maxUnmapDescriptors uint32, maxWriteSame uint64) {
+	l := d.blockLimits()
+	return l.maxUnmapLBAs, l.maxUnmapDescriptors, l.maxWriteSame
+}

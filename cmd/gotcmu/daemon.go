@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"sync"
@@ -104,6 +105,14 @@ func run(ctx context.Context, o options) error {
 		log.Warn().Err(err).Msg("reset pending netlink commands")
 	}
 	nl, err := netlink.Dial(log.With().Str("component", "netlink").Logger())
+	if errors.Is(err, syscall.ENOENT) {
+		// The family appears when target_core_user loads; tcmu-runner
+		// loads it too (the systemd unit does it before start).
+		if out, merr := exec.CommandContext(ctx, "modprobe", "target_core_user").CombinedOutput(); merr != nil {
+			log.Warn().Err(merr).Str("output", string(out)).Msg("modprobe target_core_user")
+		}
+		nl, err = netlink.Dial(log.With().Str("component", "netlink").Logger())
+	}
 	if err != nil {
 		unblockNetlink(params, log)
 		return fmt.Errorf("open TCM-USER netlink: %w", err)
@@ -119,19 +128,30 @@ func run(ctx context.Context, o options) error {
 	}
 	unblockNetlink(params, log)
 
-	events := make(chan netlink.Event, 64)
+	// Receive must never wait for event handling: while the events socket
+	// is full the kernel treats the daemon as absent and configfs writes
+	// fail. Events queue here and are applied one at a time in order.
+	events := newEventQueue()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		defer close(events)
-		if err := nl.Receive(ctx, func(ev netlink.Event) { events <- ev }); err != nil && ctx.Err() == nil {
+		defer events.close()
+		if err := nl.Receive(ctx, events.push); err != nil && ctx.Err() == nil {
 			log.Error().Err(err).Msg("netlink receive stopped")
 		}
 	}()
 	go func() {
 		defer wg.Done()
-		for ev := range events {
+		for ev, ok := events.pop(); ok; ev, ok = events.pop() {
+			if errors.Is(ev.Err, netlink.ErrEventsLost) {
+				// The socket overflowed: pick up devices added meanwhile.
+				log.Warn().Msg("netlink events lost: rescanning devices")
+				if err := mgr.Adopt(ctx); err != nil {
+					log.Error().Err(err).Msg("rescan devices")
+				}
+				continue
+			}
 			handleEvent(ctx, log, nl, mgr, ev)
 		}
 	}()
@@ -300,4 +320,50 @@ func serveMetrics(log zerolog.Logger, addr string, mgr *handler.Manager) func() 
 		return func() {}
 	}
 	return stop
+}
+
+// eventQueue is an unbounded FIFO of netlink events between the receive
+// loop, which must never block, and the goroutine that applies them.
+type eventQueue struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []netlink.Event
+	closed bool
+}
+
+func newEventQueue() *eventQueue {
+	q := &eventQueue{}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+func (q *eventQueue) push(ev netlink.Event) {
+	q.mu.Lock()
+	q.items = append(q.items, ev)
+	q.mu.Unlock()
+	q.cond.Signal()
+}
+
+func (q *eventQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.cond.Broadcast()
+}
+
+// pop returns the next event, waiting for one; false once the queue is
+// closed and empty.
+func (q *eventQueue) pop() (netlink.Event, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.items) == 0 && !q.closed {
+		q.cond.Wait()
+	}
+	if len(q.items) == 0 {
+		return netlink.Event{}, false
+	}
+	ev := q.items[0]
+	q.items[0] = netlink.Event{}
+	q.items = q.items[1:]
+	return ev, true
 }

@@ -314,12 +314,12 @@ func serveMetrics(log zerolog.Logger, addr string, mgr *handler.Manager) func() 
 	if addr == "" {
 		return func() {}
 	}
-	stop, err := metrics.Serve(addr, mgr, log.With().Str("component", "metrics").Logger())
+	srv, err := metrics.Serve(addr, mgr, log.With().Str("component", "metrics").Logger())
 	if err != nil {
 		log.Error().Err(err).Str("addr", addr).Msg("metrics endpoint unavailable")
 		return func() {}
 	}
-	return stop
+	return srv.Stop
 }
 
 // eventQueue is an unbounded FIFO of netlink events between the receive

@@ -79,9 +79,25 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// Serve serves /metrics on addr until stop is called. Listen errors are
-// returned at once; the server's own errors are logged.
-func Serve(addr string, src Source, log zerolog.Logger) (stop func(), err error) {
+// Server is a running metrics endpoint.
+type Server struct {
+	srv  *http.Server
+	addr string
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.addr }
+
+// Stop shuts the server down.
+func (s *Server) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+}
+
+// Serve serves /metrics on addr until Stop. Listen errors are returned at
+// once; the server's own errors are logged.
+func Serve(addr string, src Source, log zerolog.Logger) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(src), prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
@@ -97,9 +113,5 @@ func Serve(addr string, src Source, log zerolog.Logger) (stop func(), err error)
 		}
 	}()
 	log.Info().Str("addr", ln.Addr().String()).Msg("serving metrics")
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
+	return &Server{srv: srv, addr: ln.Addr().String()}, nil
 }

@@ -65,7 +65,8 @@ type device struct {
 	n   int64 // blocks
 
 	mu      sync.Mutex
-	waiting map[uint16]chan uiotest.Completion
+	tags    int
+	waiting map[int]chan uiotest.Completion
 }
 
 func newDevice(t testing.TB, cfg devConfig) *device {
@@ -109,7 +110,7 @@ func newDevice(t testing.TB, cfg devConfig) *device {
 	if err != nil {
 		t.Fatalf("NewDevice: %v", err)
 	}
-	d := &device{t: t, k: k, dev: dev, be: be, bs: int(cfg.blockSize), n: cfg.blocks, waiting: map[uint16]chan uiotest.Completion{}}
+	d := &device{t: t, k: k, dev: dev, be: be, bs: int(cfg.blockSize), n: cfg.blocks, waiting: map[int]chan uiotest.Completion{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)
 	go func() { ran <- dev.Run(ctx) }()
@@ -133,18 +134,21 @@ func newDevice(t testing.TB, cfg devConfig) *device {
 	return d
 }
 
-// collect hands each completion to whoever waits for its cmd_id.
+// collect hands each completion to whoever waits for it. Completions are
+// matched by tag, not cmd_id: the kernel frees a cmd_id before the
+// completion is delivered, and a new command may take it.
 func (d *device) collect(stop, done chan struct{}) {
 	defer close(done)
 	for {
 		select {
 		case c := <-d.k.Completions():
+			tag, _ := c.Tag.(int)
 			d.mu.Lock()
-			ch := d.waiting[c.ID]
-			delete(d.waiting, c.ID)
+			ch := d.waiting[tag]
+			delete(d.waiting, tag)
 			d.mu.Unlock()
 			if ch == nil {
-				d.t.Errorf("completion of cmd_id %d nobody submitted", c.ID)
+				d.t.Errorf("completion of cmd_id %d (tag %v) nobody submitted", c.ID, c.Tag)
 				continue
 			}
 			ch <- c
@@ -160,12 +164,11 @@ func (d *device) start(t testing.TB, cdb, out []byte, inLen int) (wait func() re
 	t.Helper()
 	ch := make(chan uiotest.Completion, 1)
 	d.mu.Lock()
-	id, err := d.k.Submit(uiotest.Request{CDB: cdb, DataOut: out, DataInLen: inLen})
-	if err == nil {
-		d.waiting[id] = ch
-	}
+	d.tags++
+	tag := d.tags
+	d.waiting[tag] = ch
 	d.mu.Unlock()
-	if err != nil {
+	if _, err := d.k.Submit(uiotest.Request{CDB: cdb, DataOut: out, DataInLen: inLen, Tag: tag}); err != nil {
 		t.Fatalf("submit CDB % x: %v", cdb, err)
 	}
 	return func() reply {

@@ -102,10 +102,14 @@ check "every acknowledged write reads back intact ($(tail -1 "$OUT/ackwriter-ver
 
 # The verifier must be able to fail: destroy the newest acknowledged block and expect a loss.
 read -r _ BLK _ <<< "$(grep '^A ' "$LOGF" | tail -1)"
-dd if=/dev/zero of="$DEV" bs=4096 seek=$((STREAM_OFF / 4096 + BLK)) count=1 oflag=direct conv=notrunc status=none
-"$ACKWRITER" verify -dev "$DEV" -log "$LOGF" > "$OUT/ackwriter-verify-damaged.txt" 2>&1; DRC=$?
-reports_loss() { [ "$DRC" -eq 1 ] && grep -q ' lost=[1-9]' "$OUT/ackwriter-verify-damaged.txt"; }
-check "verifier reports a destroyed acknowledged write (block $BLK)" reports_loss
+if [ -n "$BLK" ]; then
+	dd if=/dev/zero of="$DEV" bs=4096 seek=$((STREAM_OFF / 4096 + BLK)) count=1 oflag=direct conv=notrunc status=none
+	"$ACKWRITER" verify -dev "$DEV" -log "$LOGF" > "$OUT/ackwriter-verify-damaged.txt" 2>&1; DRC=$?
+	reports_loss() { [ "$DRC" -eq 1 ] && grep -q ' lost=[1-9]' "$OUT/ackwriter-verify-damaged.txt"; }
+	check "verifier reports a destroyed acknowledged write (block $BLK)" reports_loss
+else
+	fail "verifier reports a destroyed acknowledged write: no write was acknowledged to destroy"
+fi
 cp "$LOGF" "$OUT/ack.log"
 
 # 5. The device removed while the handler runs.

@@ -17,7 +17,8 @@
 // holds a valid block of this run whose sequence is at least the latest
 // acknowledged one and was really issued for that block (a failed write may
 // have landed: it is newer, and allowed). It prints acknowledged, verified
-// and lost write counts and exits 1 if anything acknowledged was lost.
+// and lost write counts and exits 1 if anything acknowledged was lost, or if
+// nothing was acknowledged at all (a run that proved nothing).
 //
 // The log is plain text so that a failure can be read by eye; it is written
 // with one write(2) per record to a file opened with O_APPEND, so a record is

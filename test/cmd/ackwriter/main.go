@@ -18,8 +18,9 @@ const usage = `usage:
   ackwriter write  -dev PATH -log PATH [-bs 4096] [-blocks N] [-offset 0] [-depth 8]
                    [-duration 20s] [-writes N] [-retry-delay 200ms] [-give-up 90s] [-direct=true]
   ackwriter verify -dev PATH -log PATH [-direct=true] [-show 20]
-exit status: 0 all well; 1 an acknowledged write was lost (verify) or the device never
-recovered (write); 2 bad usage or an I/O error outside the write path.
+exit status: 0 all well; 1 an acknowledged write was lost or none was acknowledged at all
+(verify), or the device never recovered (write); 2 bad usage or an I/O error outside the
+write path.
 `
 
 func main() {
@@ -168,7 +169,13 @@ func cmdVerify(args []string, out io.Writer) int {
 	}
 	fmt.Fprintf(out, "ackwriter verify: acknowledged=%d verified=%d lost=%d blocks=%d newer-unacknowledged=%d\n",
 		r.Acknowledged, r.Verified, r.Lost, r.Blocks, r.Newer)
-	if r.Lost > 0 {
+	switch {
+	case r.Lost > 0:
+		return 1
+	case r.Acknowledged == 0:
+		// Nothing was acknowledged, so nothing was proven: a run that wrote
+		// nothing must not pass as one that lost nothing.
+		fmt.Fprintln(out, "ackwriter verify: the log holds no acknowledged write; nothing verified")
 		return 1
 	}
 	return 0

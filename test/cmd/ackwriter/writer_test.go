@@ -242,3 +242,23 @@ func TestCommandsOnAFile(t *testing.T) {
 		t.Errorf("verify output %q reports no loss", out.String())
 	}
 }
+
+func TestVerifyRefusesALogWithoutAcknowledgements(t *testing.T) {
+	dir := t.TempDir()
+	dev, logPath := filepath.Join(dir, "disk"), filepath.Join(dir, "ack.log")
+	if err := os.WriteFile(dev, make([]byte, 1<<16), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Every write issued, none acknowledged: the device failed throughout.
+	log := "ackwriter-log v1 run=0000000000000001 bs=4096 blocks=16 offset=0\nW 1 1\nW 2 2\n"
+	if err := os.WriteFile(logPath, []byte(log), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if code := cmdVerify([]string{"-dev", dev, "-log", logPath, "-direct=false"}, &out); code != 1 {
+		t.Errorf("verify exit %d, want 1: %s", code, out.String())
+	}
+	if !strings.Contains(out.String(), "no acknowledged write") {
+		t.Errorf("output %q does not say nothing was acknowledged", out.String())
+	}
+}

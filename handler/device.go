@@ -129,8 +129,10 @@ type Device struct {
 
 	inflightIO atomic.Int64
 	kick       chan struct{}
-	stats      deviceStats
-	cstats     commandStats
+	// batching is set while the command loop drains a batch (drain).
+	batching atomic.Bool
+	stats    deviceStats
+	cstats   commandStats
 
 	// sbc is the state of the block commands (sbc.go).
 	sbc sbcDevice
@@ -206,11 +208,23 @@ func (d *Device) Run(ctx context.Context) error {
 }
 
 // drain fetches and executes every command queued since the last wakeup,
-// then rings the doorbell once for everything completed synchronously.
+// then rings the doorbell once for everything completed meanwhile.
+//
+// While a batch runs, completions leave the doorbell to its end: those
+// that arrive inside Submit (mem completes inline) and those a backend
+// goroutine posts meanwhile. Each posts its response before it looks at
+// batching, and the loop clears batching before it rings, so the one
+// doorbell covers every response posted while batching was seen set;
+// without this each inline completion woke the kicker goroutine to find
+// nothing left to ring.
 func (d *Device) drain() (err error) {
+	d.batching.Store(true)
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("fault while serving ring: %v", p)
+		}
+		if d.batching.Swap(false) {
+			d.doorbell()
 		}
 	}()
 	if err := d.ring.Refresh(); err != nil {
@@ -222,6 +236,7 @@ func (d *Device) drain() (err error) {
 		if err != nil || !ok {
 			d.putCmd(c)
 			d.ring.Release()
+			d.batching.Store(false)
 			d.doorbell()
 			return err
 		}
@@ -234,13 +249,13 @@ func (d *Device) drain() (err error) {
 }
 
 // complete posts c's response to the ring and recycles c. Completions from
-// backend goroutines (async) hand the doorbell to the kicker goroutine, so
-// a burst of completions costs one write; the command loop rings it itself
-// at the end of each drained batch.
+// backend goroutines (async) outside a batch hand the doorbell to the
+// kicker goroutine, so a burst of them costs one write; inside a batch the
+// command loop rings it at the batch's end (drain).
 func (d *Device) complete(c *Cmd, async bool) {
 	d.post(c)
 	d.putCmd(c)
-	if async {
+	if async && !d.batching.Load() {
 		select {
 		case d.kick <- struct{}{}:
 		default:

@@ -75,6 +75,12 @@ type Config struct {
 	DataSize int
 	// BlockSize is the data block size (data_pages_per_blk pages).
 	BlockSize int
+	// Region, if not nil, is the memory the region is laid out in: at
+	// least as long as the region, 8-byte aligned. Give it mapped memory
+	// (an anonymous mmap) when a backend hands data-area pointers to C, as
+	// the rbd backend does with the kernel's mapping; nil allocates the
+	// region on the Go heap.
+	Region []byte
 }
 
 // Request is one SCSI command to queue.
@@ -216,8 +222,17 @@ func New(tb testing.TB, cfg Config) *Kernel {
 		tb.Fatalf("uiotest: data area %d is not a multiple of block size %d", cfg.DataSize, cfg.BlockSize)
 	}
 	total := cmdrOff + int(cfg.RingSize) + cfg.DataSize
-	words := make([]uint64, (total+7)/8) // 8-byte aligned, as the kernel's vmalloc area
-	mem := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), total)
+	var mem []byte
+	switch {
+	case cfg.Region == nil:
+		words := make([]uint64, (total+7)/8) // 8-byte aligned, as the kernel's vmalloc area
+		mem = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(words))), total)
+	case len(cfg.Region) < total || uintptr(unsafe.Pointer(unsafe.SliceData(cfg.Region)))%8 != 0:
+		tb.Fatalf("uiotest: region of %d bytes is shorter than %d or not 8-byte aligned", len(cfg.Region), total)
+	default:
+		mem = cfg.Region[:total:total]
+		clear(mem)
+	}
 
 	le := binary.LittleEndian
 	le.PutUint16(mem[mbVersionOff:], uio.MailboxVersion)

@@ -96,6 +96,12 @@ type Limits struct {
 	MaxWriteSameBytes uint64
 	// NonRotational is reported in the Block Device Characteristics page.
 	NonRotational bool
+	// StableWrites means a write is on stable storage when it completes
+	// (librbd without its cache: the OSDs acknowledge only persisted
+	// writes). The handler then asks for no FUA, which would otherwise cost
+	// a flush per write while the write cache is off (WCE=0, TCMU's
+	// default).
+	StableWrites bool
 }
 
 // LBAStatuser is implemented by backends that know which ranges are

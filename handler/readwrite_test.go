@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/gotcmu/gotcmu/handler"
+	"github.com/gotcmu/gotcmu/handler/mem"
 )
 
 func TestReadWriteRoundTrip(t *testing.T) {
@@ -174,5 +175,26 @@ func TestWriteFUA(t *testing.T) {
 				t.Fatalf("backend saw %+v, want %+v", ops, want)
 			}
 		})
+	}
+}
+
+// A backend whose writes are stable on completion (rbd without cache) gets
+// no FUA, whatever the CDB or the write cache say: it would cost a flush
+// per write for nothing.
+func TestWriteFUANotAskedOfStableBackends(t *testing.T) {
+	m, err := mem.New(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := m.Limits()
+	if !lim.StableWrites {
+		t.Fatal("mem backend does not report StableWrites")
+	}
+	for _, writeCache := range []bool{false, true} {
+		d := newDevice(t, devConfig{writeCache: writeCache, limits: &lim})
+		d.mustGood(t, cdb10(0x2a, 0x08, 0, 1), make([]byte, 512), 0)
+		if ops := d.be.recorded(); len(ops) != 1 || ops[0].fua {
+			t.Errorf("write cache %v: backend saw %+v, want one write without FUA", writeCache, ops)
+		}
 	}
 }

@@ -168,8 +168,12 @@ func (c *Cmd) dataCDBLength(want uint64) (result, bool) {
 // writeFUA tells whether a write must be stable before it completes: the
 // CDB's FUA bit, or a disabled write cache (WCE=0 in the Caching mode page
 // means every write completes only once on the medium, SBC-3 6.4.5).
-// WRITE(6) has no FUA bit.
+// WRITE(6) has no FUA bit. A backend whose writes are stable when they
+// complete needs no FUA at all.
 func (c *Cmd) writeFUA(s *settings) bool {
+	if c.dev.lim.StableWrites {
+		return false
+	}
 	if c.CDB[0]>>5 == 0 {
 		return !s.writeCache
 	}

@@ -37,6 +37,9 @@ func limits(discardGranularity, objSize int64, blockSize uint32, nonRotational b
 		MaxDiscardBytes:    uint64(4 * objSize),
 		MaxWriteSameBytes:  uint64(4 * objSize),
 		NonRotational:      nonRotational,
+		// rbd_cache is forced off (conn.go): librbd completes a write
+		// once the OSDs have persisted it.
+		StableWrites: true,
 	}
 }
 

@@ -69,6 +69,8 @@ func (b *Backend) Limits() handler.Limits {
 		CompareAndWrite:    true,
 		DiscardGranularity: chunkSize,
 		NonRotational:      true,
+		// Memory is the medium: a completed write is as stable as it gets.
+		StableWrites: true,
 	}
 }
 

@@ -44,7 +44,7 @@ help:
 	@echo "make demo       gotcmu serving a filesystem in the VM, step by step"
 	@echo "make bench      the performance table (issue 7)"
 	@echo "make fuzz       every fuzz target for $(FUZZTIME_LONG)"
-	@echo "make check      gofmt, go vet, staticcheck"
+	@echo "make check      gofmt, go vet, staticcheck, shellcheck"
 	@echo "make install    bin/gotcmu and the system files into \$$DESTDIR\$$PREFIX"
 
 build:
@@ -91,6 +91,7 @@ check: $(STATICCHECK)
 	if [ -n "$$files" ]; then echo "gofmt: these files need gofmt -w:"; echo "$$files"; exit 1; fi
 	$(GO) vet -tags '$(CEPH_TAG)' ./...
 	$(STATICCHECK) -tags '$(CEPH_TAG)' ./...
+	shellcheck -S warning -x -P SCRIPTDIR .ci/run $$(find . -name '*.sh' -not -path './$(BUILD)/*')
 	@$(MAKE) --no-print-directory check-extra
 
 $(STATICCHECK):

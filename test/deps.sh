@@ -19,8 +19,8 @@ PKGS=(
 	multipath-tools e2fsprogs xfsprogs iproute2 util-linux procps psmisc
 	# Ceph: the micro cluster for test-ceph and the rbd guests, and the rbd build
 	ceph-mon ceph-osd ceph-mgr ceph-common librbd-dev librados-dev
-	# the cgo build, the bench charts, systemd-analyze verify
-	gcc libc6-dev pkg-config make gnuplot-nox systemd
+	# the cgo build, the bench charts, systemd-analyze verify, make check
+	gcc libc6-dev pkg-config make gnuplot-nox systemd shellcheck
 )
 
 # Installed = dpkg knows it as "install ok installed"; unknown packages are simply missing.

@@ -6,7 +6,9 @@
 #      MODE (gotcmu; tcmu-runner tells the same story with the reference handler).
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
+# shellcheck disable=SC2034 # lib.sh appends PASS/FAIL lines to it
 SUMMARY=/out/demo-steps.txt
+# shellcheck source=test/vm/lib.sh
 . "$HERE/lib.sh"
 GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
 MODE=${MODE:-gotcmu}

@@ -11,6 +11,7 @@
 #         /out/cu/names ("baseline-dir candidate-dir"). Env: MODE, GOTCMU, GOTCMU_ARGS, CU_TESTS.
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
+# shellcheck source=test/vm/lib.sh
 . "$HERE/lib.sh"
 MODE=${MODE:-gotcmu}
 GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}

@@ -3,6 +3,7 @@
 # "skeleton cu") as its own script, in this order, in one boot; exits 1 if any failed.
 # Env passed through to the suites: MODE, GOTCMU, GOTCMU_ARGS, ACKWRITER, CU_TESTS, ...
 HERE=$(dirname "$(readlink -f "$0")")
+# shellcheck source=test/vm/lib.sh
 . "$HERE/lib.sh"
 : > "$SUMMARY"
 rc=0

@@ -10,6 +10,7 @@
 # Prints PASS/FAIL/SKIP per step (also to /out/summary.txt); exits 1 if any step failed.
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
+# shellcheck source=test/vm/lib.sh
 . "$HERE/lib.sh"
 MODE=${MODE:-gotcmu}
 GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell helpers for scripts that run INSIDE the guest (bash; source it). They talk to LIO through
 # configfs directly, as rtslib does, so no step depends on targetcli or D-Bus.
 #
@@ -115,7 +116,7 @@ loop_unexport() {
 # iscsi_export IQN BACKSTORE...: one iSCSI target on 127.0.0.1:3260, LUN i = the i-th backstore,
 # open to any initiator without authentication (what the iscsi-test-cu runs need).
 iscsi_export() {
-	local iqn=$1 tpg=$CFG/iscsi/$1/tpgt_1 lun=0 bs; shift
+	local tpg=$CFG/iscsi/$1/tpgt_1 lun=0 bs; shift
 	for bs in "$@"; do
 		mkdir -p "$tpg/lun/lun_$lun" || return 1
 		ln -s "$bs" "$tpg/lun/lun_$lun/$(basename "$bs")" || return 1
@@ -146,7 +147,7 @@ start_dbus() {
 # Sets HANDLER (display name) and HANDLER_SUBTYPE (the user backstore's config prefix).
 select_handler() {
 	case ${MODE:-gotcmu} in
-	gotcmu) HANDLER=gotcmu; HANDLER_SUBTYPE=file ;;
+	gotcmu) HANDLER=gotcmu; HANDLER_SUBTYPE="file" ;;
 	tcmu-runner) HANDLER=tcmu-runner; HANDLER_SUBTYPE=qcow ;;
 	*) HANDLER=""; HANDLER_SUBTYPE="" ;;
 	esac
@@ -190,8 +191,8 @@ make_user_backstore() { make_user_file "$1" "$2" "$3" "$4" "$HANDLER_SUBTYPE"; }
 stop_handler() {
 	[ -n "${HANDLER_PID:-}" ] || return 0
 	kill -TERM "$HANDLER_PID" 2>/dev/null
-	local i rc
-	for i in $(seq 100); do
+	local rc
+	for _ in $(seq 100); do
 		kill -0 "$HANDLER_PID" 2>/dev/null || break
 		sleep 0.2
 	done

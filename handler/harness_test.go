@@ -89,9 +89,6 @@ func newDevice(t testing.TB, cfg devConfig) *device {
 		t.Fatalf("mem.New: %v", err)
 	}
 	be := &testBackend{t: t, m: m, lim: m.Limits()}
-	// Memory needs no FUA; the tests want to see the FUA the handler
-	// would ask of a backend with a volatile cache.
-	be.lim.StableWrites = false
 	if cfg.limits != nil {
 		be.lim = *cfg.limits
 		be.refuse = true
@@ -400,12 +397,25 @@ type testBackend struct {
 	mutate func(io *handler.IO)
 	hold   func(io *handler.IO) bool
 	held   []*handler.IO
+	// statusFail fails the call-th (from 0) LBAStatuser query when it
+	// returns an error.
+	statusFail  func(call int) error
+	statusCalls int
 }
 
 // statusBackend adds mem's LBAStatuser.
 type statusBackend struct{ *testBackend }
 
 func (b statusBackend) Status(ctx context.Context, off, length int64) (bool, int64, error) {
+	b.mu.Lock()
+	fail, call := b.statusFail, b.statusCalls
+	b.statusCalls++
+	b.mu.Unlock()
+	if fail != nil {
+		if err := fail(call); err != nil {
+			return false, 0, err
+		}
+	}
 	return b.m.Status(ctx, off, length)
 }
 
@@ -463,6 +473,14 @@ func (b *testBackend) release() {
 			b.m.Submit(io)
 		}
 	}()
+}
+
+// failStatus makes LBAStatuser queries fail as f says, counting calls from
+// now.
+func (b *testBackend) failStatus(f func(call int) error) {
+	b.mu.Lock()
+	b.statusFail, b.statusCalls = f, 0
+	b.mu.Unlock()
 }
 
 // heldCount returns how many operations are being held.

@@ -9,12 +9,14 @@
 #             tmpfs); the guest sees this machine's root read-only, so e.g. /work/main/test/...
 #   -e        exports NAME=VALUE into the script's environment (repeatable).
 # Env: MEM (MiB, default 4096), CPUS (default 2), T (seconds before qemu is killed, default 1800),
-#      QUIET=1 (console only to OUTDIR/console.log, not also to stdout).
+#      QUIET=1 (console only to OUTDIR/console.log, not also to stdout), KVM=1 (see below).
 # Exit status: the script's; 124 if the guest ran out of time; 125 if it died without reporting.
 # The console (and so the script's output) is copied to OUTDIR/console.log.
 #
-# No KVM here: qemu runs under TCG, several times slower than this machine; compare figures only
-# between runs inside one boot. The guest has no network card, only its own loopback.
+# qemu runs under TCG, several times slower than the host: compare figures only between runs
+# inside one boot. KVM=1 uses KVM instead where it really works (the development machine has a
+# /dev/kvm whose nested KVM aborts qemu, so it is never chosen on its own). The guest has no
+# network card, only its own loopback.
 # Serialise guests on a shared machine: flock /tmp/gotcmu-vm.lock run-guest.sh ...
 set -euo pipefail
 usage() { sed -n '5,12p' "$0" >&2; exit 2; }
@@ -52,10 +54,14 @@ rm -f "$O/.guest/rc"
 	echo
 } > "$O/.guest/run"
 
+ACCEL=(-accel "tcg,thread=multi")
+if [ "${KVM:-0}" = 1 ]; then
+	ACCEL=(-accel kvm)
+fi
 # The console goes through sed to drop SeaBIOS's terminal escapes; stdin is closed so qemu
 # never puts an interactive terminal into raw mode.
 set +e
-timeout --kill-after=10 "${T:-1800}" qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max \
+timeout --kill-after=10 "${T:-1800}" qemu-system-x86_64 -machine q35 "${ACCEL[@]}" -cpu max \
 	-smp "${CPUS:-2}" -m "${MEM:-4096}" -nographic -no-reboot \
 	-kernel "$G/vmlinuz" -initrd "$G/initrd.gz" \
 	-append "console=ttyS0 quiet panic=-1 guestmods=$G/modules/lib/modules" \

@@ -89,6 +89,9 @@ func newDevice(t testing.TB, cfg devConfig) *device {
 		t.Fatalf("mem.New: %v", err)
 	}
 	be := &testBackend{t: t, m: m, lim: m.Limits()}
+	// Memory needs no FUA; the tests want to see the FUA the handler
+	// would ask of a backend with a volatile cache.
+	be.lim.StableWrites = false
 	if cfg.limits != nil {
 		be.lim = *cfg.limits
 		be.refuse = true

@@ -2,6 +2,7 @@ package handler_test
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 
 	"github.com/gotcmu/gotcmu/handler"
@@ -180,7 +181,7 @@ func TestWriteFUA(t *testing.T) {
 
 // A backend whose writes are stable on completion (rbd without cache) gets
 // no FUA, whatever the CDB or the write cache say: it would cost a flush
-// per write for nothing.
+// per write for nothing. That holds for every command that writes.
 func TestWriteFUANotAskedOfStableBackends(t *testing.T) {
 	m, err := mem.New(1 << 20)
 	if err != nil {
@@ -190,11 +191,37 @@ func TestWriteFUANotAskedOfStableBackends(t *testing.T) {
 	if !lim.StableWrites {
 		t.Fatal("mem backend does not report StableWrites")
 	}
-	for _, writeCache := range []bool{false, true} {
-		d := newDevice(t, devConfig{writeCache: writeCache, limits: &lim})
-		d.mustGood(t, cdb10(0x2a, 0x08, 0, 1), make([]byte, 512), 0)
-		if ops := d.be.recorded(); len(ops) != 1 || ops[0].fua {
-			t.Errorf("write cache %v: backend saw %+v, want one write without FUA", writeCache, ops)
+	emu := lim
+	emu.WriteSame, emu.CompareAndWrite = false, false
+	naa := handler.NAADesignator(serialA)
+	xcopy := xcopyList(0, listIDNone, [][]byte{xcopyTarget(naa, 512)}, [][]byte{xcopySegment(0, 0, 2, 0, 10)})
+	blk := make([]byte, 512)
+	cawCmd := cdb16(0x89, 0x08, 0, 0)
+	cawCmd[13] = 1
+	for _, tc := range []struct {
+		name string
+		lim  handler.Limits
+		cdb  []byte
+		out  []byte
+	}{
+		{"WRITE(10) FUA", lim, cdb10(0x2a, 0x08, 0, 1), blk},
+		{"WRITE(6)", lim, cdb6(0x0a, 0, 1), blk},
+		{"WRITE AND VERIFY", lim, cdb10(0x2e, 0x02, 0, 1), blk},
+		{"WRITE SAME native", lim, cdb10(0x41, 0, 0, 4), blk},
+		{"WRITE SAME emulated", emu, cdb10(0x41, 0, 0, 4), blk},
+		{"COMPARE AND WRITE emulated", emu, cawCmd, make([]byte, 1024)},
+		{"EXTENDED COPY", lim, cdb16(0x83, 0, 0, uint32(len(xcopy))), xcopy},
+	} {
+		for _, writeCache := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s write cache %v", tc.name, writeCache), func(t *testing.T) {
+				d := newDevice(t, devConfig{writeCache: writeCache, limits: &tc.lim, serial: serialA})
+				d.mustGood(t, tc.cdb, tc.out, 0)
+				for _, op := range d.be.recorded() {
+					if op.fua {
+						t.Fatalf("backend saw %+v", op)
+					}
+				}
+			})
 		}
 	}
 }

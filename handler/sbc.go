@@ -168,16 +168,18 @@ func (c *Cmd) dataCDBLength(want uint64) (result, bool) {
 // writeFUA tells whether a write must be stable before it completes: the
 // CDB's FUA bit, or a disabled write cache (WCE=0 in the Caching mode page
 // means every write completes only once on the medium, SBC-3 6.4.5).
-// WRITE(6) has no FUA bit. A backend whose writes are stable when they
-// complete needs no FUA at all.
+// WRITE(6) has no FUA bit.
 func (c *Cmd) writeFUA(s *settings) bool {
-	if c.dev.lim.StableWrites {
-		return false
-	}
 	if c.CDB[0]>>5 == 0 {
-		return !s.writeCache
+		return c.dev.needFUA(!s.writeCache)
 	}
-	return c.CDB[1]&0x08 != 0 || !s.writeCache
+	return c.dev.needFUA(c.CDB[1]&0x08 != 0 || !s.writeCache)
+}
+
+// needFUA is whether a write that must be stable when it completes needs
+// IO.FUA: not from a backend whose writes are stable when they complete.
+func (d *Device) needFUA(stable bool) bool {
+	return stable && !d.lim.StableWrites
 }
 
 // sbcDevice is the per-device state of the block commands.

@@ -180,7 +180,7 @@ func writeSameCmd(c *Cmd) result {
 	st := &c.sbc
 	// WRITE SAME has no FUA bit (bit 3 is UNMAP): only a disabled
 	// write cache asks for stable writes.
-	st.lba, st.n, st.fua = lba, n, !s.writeCache
+	st.lba, st.n, st.fua = lba, n, c.dev.needFUA(!s.writeCache)
 	lim := c.dev.lim
 	if cdb[1]&0x08 != 0 && lim.Discard && lim.DiscardZeroes && zero {
 		return c.lockWrite(lba, n, discardNext)

@@ -52,8 +52,9 @@ func verifyCmd(c *Cmd) result {
 }
 
 // writeVerifyCmd serves WRITE AND VERIFY(10), (12) and (16) (SBC-3
-// 5.41-5.43): the Data-Out buffer is written with FUA, so that the verify
-// reads the medium rather than a cache, then read back and, with BYTCHK
+// 5.41-5.43): the Data-Out buffer is written with FUA (unless the backend's
+// writes are stable anyway), so that the verify reads the medium rather
+// than a cache, then read back and, with BYTCHK
 // 01b, compared. The written blocks stay held in the range lock until the
 // verify ends, so an emulated COMPARE AND WRITE cannot change them in
 // between. A difference is reported as for VERIFY.
@@ -83,7 +84,7 @@ func writeVerifyCmd(c *Cmd) result {
 }
 
 func writeThenVerify(c *Cmd) result {
-	return c.submit(OpWrite, c.sbc.off, c.sbc.left, c.Iov, true, writtenVerify)
+	return c.submit(OpWrite, c.sbc.off, c.sbc.left, c.Iov, c.dev.needFUA(true), writtenVerify)
 }
 
 func writtenVerify(c *Cmd, err error) result {

@@ -126,7 +126,7 @@ func extendedCopyCmd(c *Cmd) result {
 	}
 	s := dst.set.Load()
 	bs := uint64(s.blockSize)
-	x.srcOff, x.dstOff, x.left, x.fua = int64(be64(seg[12:])*bs), int64(be64(seg[20:])*bs), int64(n*bs), !s.writeCache
+	x.srcOff, x.dstOff, x.left, x.fua = int64(be64(seg[12:])*bs), int64(be64(seg[20:])*bs), int64(n*bs), dst.needFUA(!s.writeCache)
 	return c.lockRange(dst, be64(seg[20:]), n, false, xcopyStep)
 }
 

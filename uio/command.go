@@ -82,6 +82,8 @@ var (
 // ErrBrokenRing means the ring's structure cannot be trusted (cmd_head
 // outside the ring or behind what was fetched, an entry length of zero,
 // past cmd_head or across the end of the ring, an entry header rewritten
-// after it was fetched). Nothing more can be fetched until the ring is
-// reset (Ring.Reset, then action/reset_ring).
+// after it was fetched, a cmd_id of 0 or one the kernel still holds,
+// cmd_tail changed by a reset_ring the handler did not make). Nothing
+// more can be fetched until the ring is reset (Ring.Reset, then
+// action/reset_ring).
 var ErrBrokenRing = errors.New("command ring is broken")

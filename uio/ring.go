@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -40,6 +41,18 @@ type Ring struct {
 	gen         uint64 // bumped by Reset; completions of older commands are dropped
 	outstanding int
 
+	// held has a bit set for every cmd_id the kernel still holds as far
+	// as this handler knows: set when the command is fetched, cleared by
+	// the doorbell that hands its completion to the kernel. The kernel
+	// never queues an id it holds, so meeting one again means the ring
+	// was corrupted: serving it would make the kernel look up the id
+	// twice, find it gone the second time and mark the ring broken.
+	held [1 << 16 / 64]uint64
+	// done lists the ids completed and still held; ringing is set while
+	// a doorbell write is under way, which may or may not process them.
+	done    []uint16
+	ringing bool
+
 	kickPending atomic.Uint32
 	kicking     atomic.Uint32
 
@@ -74,7 +87,8 @@ func NewRing(mem []byte, doorbell func() error) (*Ring, error) {
 		// Ring positions are computed in uint32 (cmdr_off + cmd_head).
 		return nil, fmt.Errorf("ring [%d,+%d) ends beyond 4 GiB", off, size)
 	}
-	r := &Ring{mem: mem, doorbell: doorbell, cmdrOff: off, cmdrSize: size, dataOff: uint64(off) + uint64(size)}
+	r := &Ring{mem: mem, doorbell: doorbell, cmdrOff: off, cmdrSize: size, dataOff: uint64(off) + uint64(size),
+		done: make([]uint16, 0, 256)}
 	r.resync()
 	return r, nil
 }
@@ -122,6 +136,8 @@ func (r *Ring) Reset() {
 	r.tail, r.next, r.head = 0, 0, 0
 	r.fetched.Store(0)
 	r.broken.Store(false)
+	r.held = [len(r.held)]uint64{}
+	r.done = r.done[:0]
 	r.mu.Unlock()
 }
 
@@ -146,6 +162,9 @@ func (r *Ring) Refresh() error {
 	h := atomic.LoadUint32(r.u32(mbCmdHeadOff))
 	if h >= r.cmdrSize || h%opAlignment != 0 {
 		return fmt.Errorf("cmd_head %d in a %d-byte ring: %w", h, r.cmdrSize, ErrBrokenRing)
+	}
+	if err := r.checkTail(); err != nil {
+		return err
 	}
 	// Seen from cmd_tail, the kernel's head is never behind what we have
 	// already fetched. If it is, the ring was reset behind our back (a
@@ -200,11 +219,9 @@ func (r *Ring) Next(c *Command) (bool, error) {
 			continue
 		case OpCmd:
 			c.reset()
-			r.mu.Lock()
-			c.gen = r.gen
-			c.live = true
-			r.outstanding++
-			r.mu.Unlock()
+			if err := r.take(c, slot); err != nil {
+				return false, err
+			}
 			r.decodeCmd(c, slot)
 			return true, nil
 		default:
@@ -212,17 +229,72 @@ func (r *Ring) Next(c *Command) (bool, error) {
 			// the slot up by cmd_id like any command and fails it with
 			// LOGICAL UNIT COMMUNICATION FAILURE.
 			c.reset()
-			c.ID = binary.LittleEndian.Uint16(slot[hdrCmdIDOff:])
+			if err := r.take(c, slot); err != nil {
+				return false, err
+			}
 			c.unknownOp = true
-			r.mu.Lock()
-			c.gen = r.gen
-			c.live = true
-			r.outstanding++
-			r.mu.Unlock()
 			r.Complete(c)
 		}
 	}
 	return false, nil
+}
+
+// take makes c the live command of the entry in slot, whose cmd_id must
+// be one the kernel can have issued (1..65535) and does not hold already.
+// Either failure means the ring was corrupted after the kernel wrote it:
+// the ring is then broken, because no answer to such an entry can reach
+// the right command (the kernel finds its commands by the cmd_id in the
+// slot); action/reset_ring fails the real commands with BUSY instead.
+func (r *Ring) take(c *Command, slot []byte) error {
+	id := binary.LittleEndian.Uint16(slot[hdrCmdIDOff:])
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w, bit := id/64, uint64(1)<<(id%64)
+	if id == 0 || (r.held[w]&bit != 0 && !r.reissued(id)) {
+		r.broken.Store(true)
+		return fmt.Errorf("cmd_id %d of the entry at %d is not one the kernel can have issued now: %w",
+			id, r.next, ErrBrokenRing)
+	}
+	r.held[w] |= bit
+	c.ID = id
+	c.gen = r.gen
+	c.live = true
+	r.outstanding++
+	return nil
+}
+
+// reissued reports whether the kernel may have freed and issued again a
+// cmd_id this ring still holds: only if its command was completed and a
+// doorbell write is under way, which may have handed the completion over
+// already. The id then belongs to the new command. Called with r.mu held,
+// on the rare path of an id found held.
+func (r *Ring) reissued(id uint16) bool {
+	if !r.ringing {
+		return false
+	}
+	i := slices.Index(r.done, id)
+	if i < 0 {
+		return false // still outstanding
+	}
+	r.done[i] = r.done[len(r.done)-1]
+	r.done = r.done[:len(r.done)-1]
+	return true
+}
+
+// checkTail reports ErrBrokenRing if cmd_tail is not what this handler
+// last stored. Only the handler writes cmd_tail, except action/reset_ring,
+// which zeroes it together with cmd_head: a tail that changed behind the
+// handler's back is a ring reset it did not make, and every position it
+// holds (fetch position, tail) is stale.
+func (r *Ring) checkTail() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t := atomic.LoadUint32(r.u32(mbCmdTailOff)); t != r.tail {
+		r.broken.Store(true)
+		return fmt.Errorf("cmd_tail %d is not the %d this handler stored (reset_ring from elsewhere?): %w",
+			t, r.tail, ErrBrokenRing)
+	}
+	return nil
 }
 
 func (r *Ring) decodeTMR(slot []byte) {
@@ -305,6 +377,12 @@ func (r *Ring) Complete(c *Command) {
 	}
 	c.live = false
 	r.outstanding--
+	if atomic.LoadUint32(r.u32(mbCmdTailOff)) != r.tail {
+		// The ring was reset behind our back (see checkTail): the
+		// slot at our tail may hold a newer command by now.
+		r.broken.Store(true)
+		return
+	}
 	fetched := r.fetched.Load()
 	if !r.skipNoReply(fetched) || r.tail == fetched {
 		// Either an entry header changed after Next validated it, or
@@ -346,6 +424,7 @@ func (r *Ring) Complete(c *Command) {
 	r.skipNoReply(fetched)
 	// Release: the response above is visible before the new tail.
 	atomic.StoreUint32(r.u32(mbCmdTailOff), r.tail)
+	r.done = append(r.done, c.ID)
 	r.kickPending.Store(1)
 }
 
@@ -385,6 +464,11 @@ func (r *Ring) skipNoReply(fetched uint32) bool {
 func (r *Ring) Release() {
 	r.mu.Lock()
 	t := r.tail
+	if atomic.LoadUint32(r.u32(mbCmdTailOff)) != t {
+		r.broken.Store(true)
+		r.mu.Unlock()
+		return
+	}
 	r.skipNoReply(r.fetched.Load())
 	if r.tail != t {
 		atomic.StoreUint32(r.u32(mbCmdTailOff), r.tail)
@@ -407,7 +491,25 @@ func (r *Ring) Kick() error {
 	var err error
 	for {
 		if r.kickPending.Swap(0) == 1 {
-			if e := r.doorbell(); e != nil && err == nil {
+			r.mu.Lock()
+			r.ringing = true
+			r.mu.Unlock()
+			e := r.doorbell()
+			// The write made the kernel process every completion
+			// stored before it (tcmu_irqcontrol runs
+			// tcmu_handle_completions), freeing their cmd_ids. Ones
+			// stored while it ran may not have been processed;
+			// releasing them too can only let a corrupt entry pass
+			// (the kernel then breaks its ring, as it would without
+			// this check), never refuse a good one.
+			r.mu.Lock()
+			for _, id := range r.done {
+				r.held[id/64] &^= 1 << (id % 64)
+			}
+			r.done = r.done[:0]
+			r.ringing = false
+			r.mu.Unlock()
+			if e != nil && err == nil {
 				err = e
 			}
 		}

@@ -203,7 +203,7 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool) (err erro
 	go func() {
 		defer m.wg.Done()
 		defer close(md.done)
-		md.runErr = dev.Run(runCtx)
+		md.runErr = m.serve(runCtx, md)
 		if md.runErr != nil {
 			log.Error().Err(md.runErr).Msg("command loop stopped")
 		}

@@ -297,6 +297,19 @@ func (r *Ring) checkTail() error {
 	return nil
 }
 
+// resetBehind reports, with r.mu held, whether the ring was reset behind
+// the handler's back (see checkTail): cmd_tail is not what the handler
+// stored, or cmd_head is behind what it fetched. The second catches a
+// reset while the tail was at 0; it misses one after which new commands
+// already reach past the fetch position, a window of the time it takes
+// the kernel to queue them. That window is why a handler resets its ring
+// itself, with the device blocked (Ring.Reset), and nobody else should.
+func (r *Ring) resetBehind(fetched uint32) bool {
+	t := atomic.LoadUint32(r.u32(mbCmdTailOff))
+	h := atomic.LoadUint32(r.u32(mbCmdHeadOff))
+	return t != r.tail || h >= r.cmdrSize || r.dist(t, h) < r.dist(t, fetched)
+}
+
 func (r *Ring) decodeTMR(slot []byte) {
 	if r.OnTMR == nil || len(slot) < TMREntrySize {
 		return
@@ -377,13 +390,12 @@ func (r *Ring) Complete(c *Command) {
 	}
 	c.live = false
 	r.outstanding--
-	if atomic.LoadUint32(r.u32(mbCmdTailOff)) != r.tail {
-		// The ring was reset behind our back (see checkTail): the
-		// slot at our tail may hold a newer command by now.
+	fetched := r.fetched.Load()
+	if r.resetBehind(fetched) {
+		// The slot at our tail may hold a newer command by now.
 		r.broken.Store(true)
 		return
 	}
-	fetched := r.fetched.Load()
 	if !r.skipNoReply(fetched) || r.tail == fetched {
 		// Either an entry header changed after Next validated it, or
 		// the outstanding count disagrees with the CMD slots fetched.
@@ -464,12 +476,13 @@ func (r *Ring) skipNoReply(fetched uint32) bool {
 func (r *Ring) Release() {
 	r.mu.Lock()
 	t := r.tail
-	if atomic.LoadUint32(r.u32(mbCmdTailOff)) != t {
+	fetched := r.fetched.Load()
+	if r.resetBehind(fetched) {
 		r.broken.Store(true)
 		r.mu.Unlock()
 		return
 	}
-	r.skipNoReply(r.fetched.Load())
+	r.skipNoReply(fetched)
 	if r.tail != t {
 		atomic.StoreUint32(r.u32(mbCmdTailOff), r.tail)
 		r.kickPending.Store(1)

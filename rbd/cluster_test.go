@@ -70,7 +70,7 @@ func freePort() (int, error) {
 
 // needCeph returns the admin connection of the test cluster, starting it
 // on first use; it skips the test only if Ceph is not installed.
-func needCeph(t *testing.T) *rados.Conn {
+func needCeph(t testing.TB) *rados.Conn {
 	t.Helper()
 	cluster.once.Do(startCluster)
 	if cluster.skip != "" {
@@ -134,7 +134,7 @@ var imageSeq atomic.Int64
 
 // newImage creates an image of size bytes with objects of 1<<order bytes
 // in pool, removed when the test ends, and returns its name.
-func newImage(t *testing.T, pool string, size int64, order int) string {
+func newImage(t testing.TB, pool string, size int64, order int) string {
 	t.Helper()
 	admin := needCeph(t)
 	ioctx, err := admin.OpenIOContext(pool)
@@ -166,13 +166,13 @@ func newImage(t *testing.T, pool string, size int64, order int) string {
 	return name
 }
 
-func testLogger(t *testing.T) zerolog.Logger {
+func testLogger(t testing.TB) zerolog.Logger {
 	return zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
 }
 
 // openDevice opens config for a device of size bytes with h and closes it
 // at the end of the test if the test did not.
-func openDevice(t *testing.T, h handler.Handler, config string, size int64) *Image {
+func openDevice(t testing.TB, h handler.Handler, config string, size int64) *Image {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

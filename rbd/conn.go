@@ -72,6 +72,19 @@ func connect(ctx context.Context, key connKey) (*rados.Conn, time.Duration, erro
 	if err := conn.SetConfigOption("rbd_cache", "false"); err != nil {
 		return nil, 0, fmt.Errorf("set rbd_cache: %w", cephErrno(err))
 	}
+	// A discard must leave zeros behind, also for the parts of the range
+	// smaller than rbd_discard_granularity_bytes, which librbd skips by
+	// default: the device reports LBPRZ, and the handler turns WRITE SAME
+	// of zeros with UNMAP into a discard.
+	if err := conn.SetConfigOption("rbd_skip_partial_discard", "false"); err != nil {
+		return nil, 0, fmt.Errorf("set rbd_skip_partial_discard: %w", cephErrno(err))
+	}
+	// librbd must copy write data when a write starts (its default):
+	// only then may a stuck write be failed back to the handler, which
+	// reuses the data area (slots.sweep).
+	if err := conn.SetConfigOption("rbd_disable_zero_copy_writes", "true"); err != nil {
+		return nil, 0, fmt.Errorf("set rbd_disable_zero_copy_writes: %w", cephErrno(err))
+	}
 	var secs [3]float64
 	for i, name := range []string{"rados_osd_op_timeout", "osd_heartbeat_grace", "osd_heartbeat_interval"} {
 		v, err := conn.GetConfigOption(name)

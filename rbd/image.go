@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"github.com/ceph/go-ceph/rados"
@@ -37,6 +38,7 @@ type Image struct {
 	size    atomic.Int64
 	objSize int64
 	limits  handler.Limits
+	stuck   time.Duration // see stuckAfter
 
 	slots slots
 
@@ -252,7 +254,15 @@ func (im *Image) drain() {
 	defer close(im.drained)
 	var buf [8]byte
 	for {
-		if _, err := im.efd.Read(buf[:]); err != nil {
+		// Wake at least every sweepInterval to fail IOs librbd sits on.
+		if err := im.efd.SetReadDeadline(time.Now().Add(sweepInterval)); err != nil {
+			im.log.Error().Err(err).Msg("set rbd eventfd deadline")
+			return
+		}
+		if _, err := im.efd.Read(buf[:]); errors.Is(err, os.ErrDeadlineExceeded) {
+			im.sweep()
+			continue
+		} else if err != nil {
 			if !errors.Is(err, os.ErrClosed) {
 				im.log.Error().Err(err).Msg("read rbd eventfd")
 			}
@@ -288,7 +298,7 @@ func (im *Image) complete(id uint64, ret int64) {
 		err = syscall.Errno(-ret)
 	}
 	var mismatchOff uint64
-	io, st, ok := im.slots.finish(id, func(io *handler.IO, st stage, cs *C.gotcmu_slot) stage {
+	io, st, state := im.slots.finish(id, func(io *handler.IO, st stage, cs *C.gotcmu_slot) stage {
 		// Read before the slot is freed: a new IO may take it at once.
 		mismatchOff = uint64(cs.mismatch_off)
 		if st == stageOp && err == nil && io.Op == handler.OpWrite && io.FUA {
@@ -296,8 +306,12 @@ func (im *Image) complete(id uint64, ret int64) {
 		}
 		return stageIdle
 	})
-	if !ok {
+	switch state {
+	case slotInvalid:
 		im.log.Error().Uint64("slot", id).Int64("ret", ret).Msg("rbd completion for a free slot")
+		return
+	case slotAbandoned:
+		im.log.Warn().Uint64("slot", id).Int64("ret", ret).Msg("rbd operation completed after it was failed as stuck")
 		return
 	}
 	switch {
@@ -317,6 +331,28 @@ func (im *Image) complete(id uint64, ret int64) {
 		}
 	default:
 		io.Done(nil)
+	}
+}
+
+// sweepInterval is how often the drain goroutine looks for stuck IOs.
+const sweepInterval = time.Second
+
+// stuckAfter is how long a non-read IO may wait for librbd before it is
+// failed with ETIMEDOUT. Each of librbd's RADOS operations is bounded by
+// osd_op_timeout, and an IO needs at most a few in sequence (lock
+// acquisition, object map update, the write), so three timeouts mean librbd
+// waits for something that does not come: e.g. a write that needs the
+// exclusive lock after the image's header was deleted waits for a watch
+// that can never be registered again ("watcher not registered - delaying
+// request").
+func stuckAfter(osdOpTimeout time.Duration) time.Duration { return 3 * osdOpTimeout }
+
+// sweep fails the IOs that are stuck in librbd (see slots.sweep).
+func (im *Image) sweep() {
+	for _, io := range im.slots.sweep(time.Now(), im.stuck) {
+		im.log.Error().Str("op", opName(io.Op)).Int64("off", io.Off).Int64("len", io.Len).
+			Dur("after", im.stuck).Msg("rbd operation stuck; failing it")
+		io.Done(im.opError(io, fmt.Errorf("no answer from librbd in %v: %w", im.stuck, syscall.ETIMEDOUT)))
 	}
 }
 
@@ -359,9 +395,30 @@ func (im *Image) Close() error {
 		im.log.Error().Err(err).Msg("wake rbd drain goroutine")
 	}
 	<-im.drained
+	// rbd_close waits for every operation librbd holds, and a write that
+	// slots.sweep failed may be held forever (see stuckAfter). Then Close
+	// gives up after the same bound, and the eventfd, slots, IO context and
+	// client are released only if librbd ever lets go: they must outlive
+	// the handle.
+	closed := make(chan error, 1)
+	go func() { closed <- rbdClose(im.image) }()
+	select {
+	case err := <-closed:
+		im.closeErr = im.release(err)
+	case <-time.After(im.stuck):
+		im.log.Error().Dur("after", im.stuck).Int("in_flight", im.slots.inFlight()).
+			Msg("librbd does not close the image; its handle and client stay open until it does")
+		go func() { im.release(<-closed) }()
+		im.closeErr = fmt.Errorf("close image %s: librbd did not return in %v: %w", im.cfg.ImageSpec(), im.stuck, syscall.ETIMEDOUT)
+	}
+	return im.closeErr
+}
+
+// release frees what the image used once rbd_close returned closeErr.
+func (im *Image) release(closeErr error) error {
 	var errs []error
-	if err := rbdClose(im.image); err != nil {
-		errs = append(errs, fmt.Errorf("close image %s: %w", im.cfg.ImageSpec(), err))
+	if closeErr != nil {
+		errs = append(errs, fmt.Errorf("close image %s: %w", im.cfg.ImageSpec(), closeErr))
 	}
 	if err := im.efd.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close eventfd: %w", err))
@@ -372,26 +429,35 @@ func (im *Image) Close() error {
 	im.svc.close()
 	im.ioctx.Destroy()
 	im.pool.put(im.client)
-	im.closeErr = errors.Join(errs...)
-	return im.closeErr
+	return errors.Join(errs...)
 }
 
-// Resize implements handler.Resizer. The kernel asks after the image was
-// resized on the Ceph side (ceph-iscsi resizes the image first), so the
-// new size must be the image's: anything else is refused rather than
-// serving a device larger than its image.
+// Resize implements handler.Resizer. ceph-iscsi resizes the image before
+// it writes the device's new size, so usually the image has that size
+// already. A larger size grows the image (nothing is lost). A smaller one
+// is refused unless the image was shrunk first (rbd resize --allow-shrink):
+// gotcmu never deletes image data because a device size was written.
 func (im *Image) Resize(size int64) error {
 	im.handle.RLock()
 	defer im.handle.RUnlock()
+	if size <= 0 {
+		return fmt.Errorf("resize %s to %d bytes: %w", im.cfg.ImageSpec(), size, syscall.EINVAL)
+	}
 	got, err := rbdSize(im.image)
 	if err != nil {
 		return fmt.Errorf("get size of %s: %w", im.cfg.ImageSpec(), err)
 	}
-	if got != size {
-		return fmt.Errorf("resize %s to %d bytes: the image is %d bytes; resize the image first (rbd resize): %w",
+	switch {
+	case got < size:
+		if err := rbdGrow(im.image, size); err != nil {
+			im.noteError(err)
+			return fmt.Errorf("grow %s from %d to %d bytes: %w", im.cfg.ImageSpec(), got, size, err)
+		}
+	case got > size:
+		return fmt.Errorf("resize %s to %d bytes: the image is %d bytes; shrink the image first (rbd resize --allow-shrink), gotcmu does not delete image data: %w",
 			im.cfg.ImageSpec(), size, got, syscall.EINVAL)
 	}
 	old := im.size.Swap(size)
-	im.log.Info().Int64("old_size", old).Int64("size", size).Msg("rbd image resized")
+	im.log.Info().Int64("old_size", old).Int64("size", size).Int64("image_size", got).Msg("rbd device resized")
 	return nil
 }

@@ -25,6 +25,7 @@ func TestOpenReportsLimits(t *testing.T) {
 		// rbd_discard_granularity_bytes defaults to 64 KiB.
 		DiscardGranularity: 64 << 10, DiscardAlignment: 64 << 10,
 		MaxDiscardBytes: 16 << 20, MaxWriteSameBytes: 16 << 20,
+		StableWrites: true,
 	}
 	if got != want {
 		t.Errorf("Limits() = %+v, want %+v", got, want)

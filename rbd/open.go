@@ -4,8 +4,18 @@ package rbd
 
 /*
 #cgo LDFLAGS: -lrbd
+#include <stdbool.h>
 #include <stdlib.h>
 #include <rbd/librbd.h>
+
+// librbd calls the progress function unchecked (CProgressContext).
+static int gotcmu_no_progress(uint64_t offset, uint64_t total, void *arg) {
+	return 0;
+}
+
+static int gotcmu_grow(rbd_image_t image, uint64_t size) {
+	return rbd_resize2(image, size, false, gotcmu_no_progress, NULL);
+}
 */
 import "C"
 
@@ -57,6 +67,16 @@ func rbdSize(image C.rbd_image_t) (int64, error) {
 		return 0, err
 	}
 	return int64(size), nil
+}
+
+// rbdGrow makes the image size bytes, refusing to shrink it.
+//
+// Implements:
+//
+//	int rbd_resize2(rbd_image_t image, uint64_t size, bool allow_shrink,
+//	                librbd_progress_fn_t cb, void *cbdata);
+func rbdGrow(image C.rbd_image_t, size int64) error {
+	return getError(C.gotcmu_grow(image, C.uint64_t(size)))
 }
 
 // rbdObjectSize returns the size of the image's RADOS objects.

@@ -5,8 +5,11 @@ package rbd
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -94,6 +97,56 @@ func TestCompareAndWrite(t *testing.T) {
 	}
 }
 
+// TestCompareAndWriteIsAtomic increments a counter in one sector from 8
+// workers with compare-and-write only: a lost update would show as a final
+// count below workers*increments.
+func TestCompareAndWriteIsAtomic(t *testing.T) {
+	needCeph(t)
+	const (
+		size       = 4 << 20
+		off        = 1<<20 - 512
+		workers    = 8
+		increments = 25
+	)
+	name := newImage(t, "rbd", size, 20)
+	im := openDevice(t, Handler(Options{}), "rbd/"+name, size)
+	var wg sync.WaitGroup
+	var retries atomic.Int64
+	for w := 0; w < workers; w++ {
+		buf := mmapBuf(t, 3*512)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cur, data := buf[:512], buf[512:]
+			for i := 0; i < increments; {
+				if _, err := do(im, handler.OpRead, off, 512, false, cur); err != nil {
+					t.Error(err)
+					return
+				}
+				copy(data, cur)
+				n := binary.LittleEndian.Uint64(cur)
+				binary.LittleEndian.PutUint64(data[512:], n+1)
+				_, err := do(im, handler.OpCompareAndWrite, off, 512, false, data)
+				switch {
+				case errors.Is(err, syscall.EILSEQ):
+					retries.Add(1)
+				case err != nil:
+					t.Error(err)
+					return
+				default:
+					i++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := binary.LittleEndian.Uint64(readBack(t, im, off, 512))
+	t.Logf("%d increments with %d miscompare retries", got, retries.Load())
+	if got != workers*increments {
+		t.Errorf("counter = %d, want %d", got, workers*increments)
+	}
+}
+
 func TestCompareAndWriteBeyondOneSector(t *testing.T) {
 	needCeph(t)
 	const size = 4 << 20
@@ -129,8 +182,8 @@ func TestDiscardThenReadZeros(t *testing.T) {
 	const size, obj = 16 << 20, 1 << 20
 	name := newImage(t, "rbd", size, 20)
 	im := openDevice(t, Handler(Options{}), "rbd/"+name, size)
-	data := fill(mmapBuf(t, 4*obj), 0x5a)
-	if _, err := do(im, handler.OpWrite, 0, 4*obj, false, split(data, 64<<10)...); err != nil {
+	data := fill(mmapBuf(t, 6*obj), 0x5a)
+	if _, err := do(im, handler.OpWrite, 0, 6*obj, false, split(data, 64<<10)...); err != nil {
 		t.Fatal(err)
 	}
 	gran := int64(im.Limits().DiscardGranularity)
@@ -138,6 +191,8 @@ func TestDiscardThenReadZeros(t *testing.T) {
 		name    string
 		off, ln int64
 	}{
+		{"one_512_byte_block", 5*obj + 512, 512},
+		{"unaligned_run_below_granularity", 5*obj + 8192 + 512, 37 * 512},
 		{"whole_object", obj, obj},
 		{"granules_inside_an_object", 2*obj + gran, 3 * gran},
 		{"across_objects", obj/2 + 2*obj, obj},
@@ -150,15 +205,17 @@ func TestDiscardThenReadZeros(t *testing.T) {
 			if got := readBack(t, im, tt.off, tt.ln); !bytes.Equal(got, make([]byte, tt.ln)) {
 				t.Error("discarded range does not read back as zeros")
 			}
-			// The granule before the range is untouched.
-			if tt.off >= gran {
-				if got := readBack(t, im, tt.off-gran, gran); !bytes.Equal(got, data[:gran]) {
-					t.Error("data before the discarded range changed")
+			// The blocks just before and after the range are untouched
+			// (rbd_skip_partial_discard is off: librbd zeroes exactly the
+			// range, no more, no less).
+			for _, at := range []int64{tt.off - 512, tt.off + tt.ln} {
+				if got := readBack(t, im, at, 512); !bytes.Equal(got, data[:512]) {
+					t.Errorf("block at %d next to the discarded range changed", at)
 				}
 			}
 		})
 	}
-	if got := readBack(t, im, 0, gran); !bytes.Equal(got, data[:gran]) {
+	if got := readBack(t, im, 0, gran); !bytes.Equal(got, data[:gran]) { // never discarded
 		t.Error("data outside every discarded range changed")
 	}
 }
@@ -209,36 +266,82 @@ func TestResize(t *testing.T) {
 	const size = 8 << 20
 	name := newImage(t, "rbd", size, 22)
 	im := openDevice(t, Handler(Options{}), "rbd/"+name, size)
-
-	if err := im.Resize(16 << 20); err == nil || !strings.Contains(err.Error(), "resize the image first") {
-		t.Fatalf("Resize beyond the image: %v, want a refusal", err)
-	}
 	ioctx, err := admin.OpenIOContext("rbd")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ioctx.Destroy()
-	img, err := cephrbd.OpenImage(ioctx, name, cephrbd.NoSnapshot)
-	if err != nil {
-		t.Fatal(err)
+	imageSize := func() int64 {
+		img, err := cephrbd.OpenImageReadOnly(ioctx, name, cephrbd.NoSnapshot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer img.Close()
+		n, err := img.GetSize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int64(n)
 	}
-	err = img.Resize(16 << 20)
-	img.Close()
-	if err != nil {
-		t.Fatalf("rbd resize: %v", err)
-	}
-	if err := im.Resize(16 << 20); err != nil {
-		t.Fatalf("Resize after rbd resize: %v", err)
-	}
-	if im.Size() != 16<<20 {
-		t.Errorf("Size() = %d after resize", im.Size())
+	rbdResize := func(n int64) {
+		img, err := cephrbd.OpenImage(ioctx, name, cephrbd.NoSnapshot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer img.Close()
+		if err := img.Resize(uint64(n)); err != nil {
+			t.Fatalf("rbd resize: %v", err)
+		}
 	}
 	data := fill(mmapBuf(t, 4096), 'r')
-	if _, err := do(im, handler.OpWrite, 16<<20-4096, 4096, false, data); err != nil {
-		t.Fatalf("write at the new end: %v", err)
+	tests := []struct {
+		name      string
+		rbdFirst  int64 // resize the image with rbd first, as ceph-iscsi does
+		size      int64
+		wantErr   string
+		wantImage int64
+	}{
+		{"image_resized_first", 16 << 20, 16 << 20, "", 16 << 20},
+		{"device_grows_the_image", 0, 24 << 20, "", 24 << 20},
+		{"shrink_refused", 0, 12 << 20, "shrink the image first", 24 << 20},
+		{"image_shrunk_first", 12 << 20, 12 << 20, "", 12 << 20},
+		{"negative_refused", 0, -512, "invalid argument", 12 << 20},
 	}
-	if !bytes.Equal(readBack(t, im, 16<<20-4096, 4096), data) {
-		t.Error("data at the new end not read back")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := im.Size()
+			if tt.rbdFirst != 0 {
+				rbdResize(tt.rbdFirst)
+			}
+			err := im.Resize(tt.size)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("Resize(%d): %v", tt.size, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("Resize(%d) = %v, want an error saying %q", tt.size, err, tt.wantErr)
+			case tt.wantErr != "" && im.Size() != before:
+				t.Errorf("refused Resize changed Size() from %d to %d", before, im.Size())
+			}
+			if got := imageSize(); got != tt.wantImage {
+				t.Errorf("image is %d bytes, want %d", got, tt.wantImage)
+			}
+			if tt.wantErr != "" {
+				return
+			}
+			if im.Size() != tt.size {
+				t.Errorf("Size() = %d, want %d", im.Size(), tt.size)
+			}
+			end := tt.size - 4096
+			if _, err := do(im, handler.OpWrite, end, 4096, false, data); err != nil {
+				t.Fatalf("write at the new end: %v", err)
+			}
+			if !bytes.Equal(readBack(t, im, end, 4096), data) {
+				t.Error("data at the new end not read back")
+			}
+			if _, err := do(im, handler.OpRead, tt.size, 4096, false, data); !errors.Is(err, syscall.EINVAL) {
+				t.Errorf("read beyond the new end: %v, want EINVAL", err)
+			}
+		})
 	}
 }
 

@@ -9,6 +9,7 @@ import "C"
 
 import (
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/gotcmu/gotcmu/handler"
@@ -44,11 +45,13 @@ const (
 type slots struct {
 	cbq *C.gotcmu_cbq // the image's callback queue, for new slots
 
-	mu    sync.Mutex
-	c     []*C.gotcmu_slot
-	io    []*handler.IO
-	stage []stage
-	free  []uint32
+	mu        sync.Mutex
+	c         []*C.gotcmu_slot
+	io        []*handler.IO
+	stage     []stage
+	started   []time.Time
+	abandoned []bool // Done already called; librbd still owns the slot
+	free      []uint32
 }
 
 // get takes a slot for io.
@@ -69,38 +72,79 @@ func (s *slots) get(io *handler.IO) (uint32, *C.gotcmu_slot) {
 		s.c = append(s.c, cs)
 		s.io = append(s.io, nil)
 		s.stage = append(s.stage, stageIdle)
+		s.started = append(s.started, time.Time{})
+		s.abandoned = append(s.abandoned, false)
 	}
 	s.io[id] = io
 	s.stage[id] = stageOp
+	s.started[id] = time.Now()
 	return id, s.c[id]
 }
+
+// slotState is what finish found in a slot.
+type slotState uint8
+
+const (
+	slotLive      slotState = iota // an IO waits for this completion
+	slotAbandoned                  // the IO was failed by sweep; drop the result
+	slotInvalid                    // no operation was in flight in this slot
+)
 
 // finish is called for a completion of slot id. Under the pool's lock it
 // asks next for the slot's following stage; it frees the slot unless that
 // is not stageIdle, and returns the slot's IO and the stage that completed.
-func (s *slots) finish(id uint64, next func(*handler.IO, stage, *C.gotcmu_slot) stage) (*handler.IO, stage, bool) {
+// An abandoned slot is freed without asking next.
+func (s *slots) finish(id uint64, next func(*handler.IO, stage, *C.gotcmu_slot) stage) (*handler.IO, stage, slotState) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if id >= uint64(len(s.c)) || s.stage[id] == stageIdle {
-		return nil, stageIdle, false
+		return nil, stageIdle, slotInvalid
 	}
 	io, st := s.io[id], s.stage[id]
+	if s.abandoned[id] {
+		s.freeLocked(uint32(id))
+		return nil, st, slotAbandoned
+	}
 	if n := next(io, st, s.c[id]); n != stageIdle {
 		s.stage[id] = n
-		return io, st, true
+		return io, st, slotLive
 	}
+	s.freeLocked(uint32(id))
+	return io, st, slotLive
+}
+
+func (s *slots) freeLocked(id uint32) {
 	s.io[id] = nil
 	s.stage[id] = stageIdle
-	s.free = append(s.free, uint32(id))
-	return io, st, true
+	s.abandoned[id] = false
+	s.free = append(s.free, id)
+}
+
+// sweep abandons the IOs that have waited longer than limit for librbd,
+// except reads, and returns them for the caller to fail. Their slots stay
+// taken until librbd completes them. Only IOs whose buffers librbd no
+// longer reads may be abandoned: librbd copies write data when the
+// operation starts (rbd_disable_zero_copy_writes, forced on in connect),
+// but a read writes into the data area when it completes, so a read is
+// never given back to the handler early.
+func (s *slots) sweep(now time.Time, limit time.Duration) []*handler.IO {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var stuck []*handler.IO
+	for id, st := range s.stage {
+		if st == stageIdle || s.abandoned[id] || s.io[id].Op == handler.OpRead || now.Sub(s.started[id]) < limit {
+			continue
+		}
+		s.abandoned[id] = true
+		stuck = append(stuck, s.io[id])
+	}
+	return stuck
 }
 
 // put frees a slot whose operation never started.
 func (s *slots) put(id uint32) {
 	s.mu.Lock()
-	s.io[id] = nil
-	s.stage[id] = stageIdle
-	s.free = append(s.free, id)
+	s.freeLocked(id)
 	s.mu.Unlock()
 }
 
@@ -121,7 +165,7 @@ func (s *slots) release() {
 		C.free(unsafe.Pointer(cs.bounce))
 		C.free(unsafe.Pointer(cs))
 	}
-	s.c, s.io, s.stage, s.free = nil, nil, nil, nil
+	s.c, s.io, s.stage, s.started, s.abandoned, s.free = nil, nil, nil, nil, nil, nil
 }
 
 // setIovecs points the slot's iovecs at iov, growing the array if needed,

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -41,17 +40,15 @@ type Ring struct {
 	gen         uint64 // bumped by Reset; completions of older commands are dropped
 	outstanding int
 
-	// held has a bit set for every cmd_id the kernel still holds as far
-	// as this handler knows: set when the command is fetched, cleared by
-	// the doorbell that hands its completion to the kernel. The kernel
-	// never queues an id it holds, so meeting one again means the ring
-	// was corrupted: serving it would make the kernel look up the id
-	// twice, find it gone the second time and mark the ring broken.
+	// held has a bit set for every cmd_id fetched and not yet completed.
+	// The kernel frees a cmd_id only after it has read the completion from
+	// the ring, which it may do at any time once cmd_tail has moved past it
+	// (our doorbell, block_dev, the unmap worker and command timeouts all
+	// run tcmu_handle_completions), so an id is ours exactly until
+	// Complete. Meeting a held id again means the ring was corrupted:
+	// serving it would make the kernel look the id up twice, find it gone
+	// the second time and mark the ring broken.
 	held [1 << 16 / 64]uint64
-	// done lists the ids completed and still held; ringing is set while
-	// a doorbell write is under way, which may or may not process them.
-	done    []uint16
-	ringing bool
 
 	kickPending atomic.Uint32
 	kicking     atomic.Uint32
@@ -87,8 +84,7 @@ func NewRing(mem []byte, doorbell func() error) (*Ring, error) {
 		// Ring positions are computed in uint32 (cmdr_off + cmd_head).
 		return nil, fmt.Errorf("ring [%d,+%d) ends beyond 4 GiB", off, size)
 	}
-	r := &Ring{mem: mem, doorbell: doorbell, cmdrOff: off, cmdrSize: size, dataOff: uint64(off) + uint64(size),
-		done: make([]uint16, 0, 256)}
+	r := &Ring{mem: mem, doorbell: doorbell, cmdrOff: off, cmdrSize: size, dataOff: uint64(off) + uint64(size)}
 	r.resync()
 	return r, nil
 }
@@ -137,7 +133,6 @@ func (r *Ring) Reset() {
 	r.fetched.Store(0)
 	r.broken.Store(false)
 	r.held = [len(r.held)]uint64{}
-	r.done = r.done[:0]
 	r.mu.Unlock()
 }
 
@@ -250,7 +245,7 @@ func (r *Ring) take(c *Command, slot []byte) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	w, bit := id/64, uint64(1)<<(id%64)
-	if id == 0 || (r.held[w]&bit != 0 && !r.reissued(id)) {
+	if id == 0 || r.held[w]&bit != 0 {
 		r.broken.Store(true)
 		return fmt.Errorf("cmd_id %d of the entry at %d is not one the kernel can have issued now: %w",
 			id, r.next, ErrBrokenRing)
@@ -261,24 +256,6 @@ func (r *Ring) take(c *Command, slot []byte) error {
 	c.live = true
 	r.outstanding++
 	return nil
-}
-
-// reissued reports whether the kernel may have freed and issued again a
-// cmd_id this ring still holds: only if its command was completed and a
-// doorbell write is under way, which may have handed the completion over
-// already. The id then belongs to the new command. Called with r.mu held,
-// on the rare path of an id found held.
-func (r *Ring) reissued(id uint16) bool {
-	if !r.ringing {
-		return false
-	}
-	i := slices.Index(r.done, id)
-	if i < 0 {
-		return false // still outstanding
-	}
-	r.done[i] = r.done[len(r.done)-1]
-	r.done = r.done[:len(r.done)-1]
-	return true
 }
 
 // checkTail reports ErrBrokenRing if cmd_tail is not what this handler
@@ -436,7 +413,7 @@ func (r *Ring) Complete(c *Command) {
 	r.skipNoReply(fetched)
 	// Release: the response above is visible before the new tail.
 	atomic.StoreUint32(r.u32(mbCmdTailOff), r.tail)
-	r.done = append(r.done, c.ID)
+	r.held[c.ID/64] &^= 1 << (c.ID % 64)
 	r.kickPending.Store(1)
 }
 
@@ -504,25 +481,7 @@ func (r *Ring) Kick() error {
 	var err error
 	for {
 		if r.kickPending.Swap(0) == 1 {
-			r.mu.Lock()
-			r.ringing = true
-			r.mu.Unlock()
-			e := r.doorbell()
-			// The write made the kernel process every completion
-			// stored before it (tcmu_irqcontrol runs
-			// tcmu_handle_completions), freeing their cmd_ids. Ones
-			// stored while it ran may not have been processed;
-			// releasing them too can only let a corrupt entry pass
-			// (the kernel then breaks its ring, as it would without
-			// this check), never refuse a good one.
-			r.mu.Lock()
-			for _, id := range r.done {
-				r.held[id/64] &^= 1 << (id % 64)
-			}
-			r.done = r.done[:0]
-			r.ringing = false
-			r.mu.Unlock()
-			if e != nil && err == nil {
+			if e := r.doorbell(); e != nil && err == nil {
 				err = e
 			}
 		}

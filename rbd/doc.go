@@ -8,13 +8,23 @@
 // mmapped data area: the daemon copies no READ or WRITE data. Completions
 // are not delivered by C-to-Go callbacks: librbd signals an eventfd
 // (rbd_set_image_notification) and one goroutine per image collects them
-// with rbd_poll_io_events. Exclusive-lock operations, image metadata and
-// diff iteration are own cgo too, because they must act on the very image
-// handle that does the I/O and go-ceph keeps its handle private.
+// with rbd_poll_io_events. librbd 16 does not queue compare-and-write
+// completions there, so those pass through a small C callback that queues
+// them for the same goroutine (aio.h). Per-IO C state (the iovec array)
+// lives in a pool of slots indexed by the id each completion carries, so a
+// command costs no malloc and no goroutine.
 //
-// Clients (rados_t) are shared between images up to Options.ImagesPerClient;
-// each image registers in Ceph's service map as tcmu-runner does, so
-// `ceph -s`, gwcli and the dashboard see it.
+// Exclusive-lock operations, image metadata and diff iteration are own cgo
+// too, because they must act on the very image handle that does the I/O and
+// go-ceph keeps its handle private.
+//
+// Never a hang: every RADOS operation is bounded by osd_op_timeout (chosen
+// by tcmu-runner's rule, see osdOpTimeout), and a non-read IO that librbd
+// holds for three timeouts anyway is failed with ETIMEDOUT (stuckIOLimit).
+//
+// Clients (rados_t) are shared between images up to Options.ImagesPerClient
+// (default one per image); each image registers in Ceph's service map as
+// tcmu-runner does, so `ceph -s`, gwcli and the dashboard see it.
 //
 // Errors keep librbd's errno as a wrapped syscall.Errno; this package never
 // builds SCSI status or sense. Image methods are safe for concurrent use.

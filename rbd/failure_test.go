@@ -125,7 +125,7 @@ func TestImageRemovedUnderOpenDevice(t *testing.T) {
 	// which librbd waits for forever once its watch is gone; the backend
 	// fails such a write after three op timeouts. Every IO must return
 	// within that bound, and writes must end up failing.
-	limit := stuckAfter(7*time.Second) + 3*time.Second
+	limit := stuckIOLimit(7*time.Second) + 3*time.Second
 	start := time.Now()
 	var writeErr, readErr error
 	for i := 0; writeErr == nil && time.Since(start) < 2*limit; i++ {

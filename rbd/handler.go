@@ -190,7 +190,7 @@ func (h *rbdHandler) openImage(ctx context.Context, cfg Config, size int64, bloc
 		log.Warn().Err(err).Msg("detect device class of pool; reporting rotating media")
 	}
 	im.limits = limits(gran, im.objSize, blockSize, nonRot)
-	im.stuck = stuckAfter(cl.timeout)
+	im.stuck = stuckIOLimit(cl.timeout)
 
 	if im.svc, err = h.register(ctx, im); err != nil {
 		return nil, err

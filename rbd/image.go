@@ -38,7 +38,7 @@ type Image struct {
 	size    atomic.Int64
 	objSize int64
 	limits  handler.Limits
-	stuck   time.Duration // see stuckAfter
+	stuck   time.Duration // see stuckIOLimit
 
 	slots slots
 
@@ -337,7 +337,7 @@ func (im *Image) complete(id uint64, ret int64) {
 // sweepInterval is how often the drain goroutine looks for stuck IOs.
 const sweepInterval = time.Second
 
-// stuckAfter is how long a non-read IO may wait for librbd before it is
+// stuckIOLimit is how long a non-read IO may wait for librbd before it is
 // failed with ETIMEDOUT. Each of librbd's RADOS operations is bounded by
 // osd_op_timeout, and an IO needs at most a few in sequence (lock
 // acquisition, object map update, the write), so three timeouts mean librbd
@@ -345,7 +345,7 @@ const sweepInterval = time.Second
 // exclusive lock after the image's header was deleted waits for a watch
 // that can never be registered again ("watcher not registered - delaying
 // request").
-func stuckAfter(osdOpTimeout time.Duration) time.Duration { return 3 * osdOpTimeout }
+func stuckIOLimit(osdOpTimeout time.Duration) time.Duration { return 3 * osdOpTimeout }
 
 // sweep fails the IOs that are stuck in librbd (see slots.sweep).
 func (im *Image) sweep() {
@@ -396,7 +396,7 @@ func (im *Image) Close() error {
 	}
 	<-im.drained
 	// rbd_close waits for every operation librbd holds, and a write that
-	// slots.sweep failed may be held forever (see stuckAfter). Then Close
+	// slots.sweep failed may be held forever (see stuckIOLimit). Then Close
 	// gives up after the same bound, and the eventfd, slots, IO context and
 	// client are released only if librbd ever lets go: they must outlive
 	// the handle.

@@ -164,8 +164,11 @@ type lockGate struct {
 
 	state atomic.Int32 // read without mu by Admit's fast path
 
-	mu        sync.Mutex
-	owner     string
+	mu    sync.Mutex
+	owner string
+	// lostAt is when the lock was last lost; holdUntil is lostAt plus
+	// the hold-down, or zero when nothing is held down.
+	lostAt    time.Time
 	holdUntil time.Time
 	retryAt   time.Time
 	// connLost is set when the connection was lost while a worker ran;
@@ -226,22 +229,24 @@ func (g *lockGate) Admit(c *Cmd) (result, bool) {
 func (g *lockGate) admitSlow(c *Cmd) (result, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	switch g.state.Load() {
-	case lockLocked:
+	state := g.state.Load()
+	write := !readsOnly(c.op())
+	now := g.now()
+	held := now.Before(g.holdUntil)
+	switch {
+	case state == lockLocked:
 		return done, false
-	case lockUnlocked:
-		if readsOnly(c.op()) {
-			return done, false
-		}
-		now := g.now()
-		if now.Before(g.holdUntil) {
-			g.stats.Refused++
-			return c.check(keyNotReady, ascLUNotReadyStandby), true
-		}
-		if !now.Before(g.retryAt) {
-			g.startLocked(lockLocking, g.acquire)
-		}
-	case lockLost:
+	case state == lockUnlocked && !write:
+		return done, false
+	case write && held && (state == lockUnlocked || state == lockReopening || state == lockLost):
+		// Refused at once, also while the fenced client is being
+		// replaced: the initiator moves the write to the gateway that
+		// took the lock instead of retrying it here.
+		g.stats.Refused++
+		return c.check(keyNotReady, ascLUNotReadyStandby), true
+	case state == lockUnlocked && !now.Before(g.retryAt):
+		g.startLocked(lockLocking, g.acquire)
+	case state == lockLost:
 		g.startLocked(lockReopening, g.reopenLost)
 	}
 	return c.status(statusBusy), true
@@ -300,7 +305,8 @@ func (g *lockGate) lockLost() {
 	case lockLocked:
 		g.stats.Losses++
 		hold := time.Duration(g.holdDown.Load())
-		g.holdUntil = g.now().Add(hold)
+		g.lostAt = g.now()
+		g.holdUntil = g.lostAt.Add(hold)
 		g.log.Warn().Dur("hold_down", hold).Msg("exclusive lock lost to another gateway; reopening")
 		g.startLocked(lockReopening, g.reopenLost)
 	case lockUnlocked:
@@ -353,6 +359,7 @@ func (g *lockGate) reopen(ctx context.Context) error {
 // and if this gateway's own client turns out fenced, reopen and try once
 // more.
 func (g *lockGate) acquire(ctx context.Context) {
+	start := time.Now()
 	err := g.lk.AcquireLock(ctx)
 	if errors.Is(err, syscall.ESHUTDOWN) {
 		if err = g.reopen(ctx); err == nil {
@@ -381,7 +388,7 @@ func (g *lockGate) acquire(ctx context.Context) {
 		g.stats.Acquisitions++
 		g.owner = owner
 		g.holdUntil = time.Time{}
-		g.log.Info().Str("owner", owner).Msg("took exclusive lock")
+		g.log.Info().Str("owner", owner).Dur("took", time.Since(start)).Msg("took exclusive lock")
 	}
 	g.mu.Unlock()
 	for _, c := range waiters {
@@ -393,6 +400,7 @@ func (g *lockGate) acquire(ctx context.Context) {
 // reopenLost reopens a fenced client. The lock stays with whoever took
 // it; the next write here takes it back once the hold-down ends.
 func (g *lockGate) reopenLost(ctx context.Context) {
+	start := time.Now()
 	err := g.reopen(ctx)
 	var owner string
 	if err == nil {
@@ -406,6 +414,7 @@ func (g *lockGate) reopenLost(ctx context.Context) {
 		g.connLost = g.connLost || errors.Is(err, syscall.ETIMEDOUT)
 	} else {
 		g.owner = owner
+		g.log.Info().Str("owner", owner).Dur("took", time.Since(start)).Msg("reopened after losing the exclusive lock")
 	}
 	g.mu.Unlock()
 	g.settle(next)
@@ -638,11 +647,20 @@ func (d *Device) explicitTransition(c *Cmd) result {
 
 // SetLockHoldDown sets how long the device refuses writes after losing
 // the image's lock to another gateway (DefaultHoldDown until set; 0
-// takes the lock back at once, as tcmu-runner does). It does nothing for
-// a backend without a lock.
+// takes the lock back at once, as tcmu-runner does), also for a hold-down
+// running now. It does nothing for a backend without a lock.
 func (d *Device) SetLockHoldDown(hold time.Duration) {
 	if g, ok := d.gate.(*lockGate); ok {
-		g.holdDown.Store(int64(max(hold, 0)))
+		g.setHoldDown(max(hold, 0))
+	}
+}
+
+func (g *lockGate) setHoldDown(hold time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.holdDown.Store(int64(hold))
+	if !g.holdUntil.IsZero() {
+		g.holdUntil = g.lostAt.Add(hold)
 	}
 }
 

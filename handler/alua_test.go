@@ -291,8 +291,10 @@ func TestLockGateLostLock(t *testing.T) {
 			// waits for it.
 			gd.d.inflightIO.Add(1)
 			lostLock(t, gd, errno)
-			gd.expect(t, write10, busy)
+			// While the fenced client is replaced, reads wait for the
+			// new one; writes go elsewhere already.
 			gd.expect(t, read10, busy)
+			gd.expect(t, write10, standby)
 			time.Sleep(20 * time.Millisecond)
 			if calls := gd.be.callList(); slices.Contains(calls, "reopen") {
 				t.Fatalf("reopened with IO in flight: %v", calls)
@@ -311,12 +313,18 @@ func TestLockGateLostLock(t *testing.T) {
 			gd.expect(t, read10, admitted)
 			gd.clock.advance(9 * time.Second)
 			gd.expect(t, write10, standby)
-			if st, _ := gd.d.LockStatus(); st.Refused != 2 {
-				t.Errorf("refused %d writes, want 2", st.Refused)
+			if st, _ := gd.d.LockStatus(); st.Refused != 3 {
+				t.Errorf("refused %d writes, want 3", st.Refused)
 			}
+			if st, _ := gd.d.LockStatus(); !st.HoldDownUntil.Equal(gd.clock.now().Add(time.Second)) {
+				t.Errorf("held down until %v, want %v", st.HoldDownUntil, gd.clock.now().Add(time.Second))
+			}
+			// A shorter hold-down applies to the one running.
+			gd.d.SetLockHoldDown(9*time.Second + time.Millisecond)
+			gd.expect(t, write10, standby)
+			gd.d.SetLockHoldDown(9 * time.Second)
 			// After the hold-down the lock is taken back the same way
 			// it was taken the first time.
-			gd.clock.advance(time.Second)
 			gd.expect(t, write10, busy)
 			st = gd.settled(t)
 			if st.State != "locked" || st.Acquisitions != 2 {

@@ -83,20 +83,32 @@ func (im *Image) LockOwner() (string, error) {
 //
 // Once the old client is shut down, its blocklist entry is removed, as
 // tcmu-runner removes its own stale entries: nothing can use that address
-// any more. It is kept when a command of the old client timed out, since
-// the OSDs may still hold such a command.
+// any more. That happens in the background after Reopen returns, since the
+// monitors take about a second (a Paxos round) to answer. The entry is
+// kept when a command of the old client timed out, since the OSDs may
+// still hold such a command.
 func (im *Image) Reopen(ctx context.Context) error {
 	im.handle.Lock()
-	defer im.handle.Unlock()
+	stale, err := im.reopenLocked(ctx)
+	im.handle.Unlock()
+	if stale != "" {
+		go im.removeStaleEntry(stale)
+	}
+	return err
+}
+
+// reopenLocked is Reopen with the handle held; it returns the old
+// client's address if its blocklist entry is to be removed.
+func (im *Image) reopenLocked(ctx context.Context) (stale string, err error) {
 	if im.closed.Load() {
-		return fmt.Errorf("reopen closed image %s: %w", im.cfg.ImageSpec(), syscall.ESHUTDOWN)
+		return "", fmt.Errorf("reopen closed image %s: %w", im.cfg.ImageSpec(), syscall.ESHUTDOWN)
 	}
 	t := time.NewTicker(reopenPoll)
 	defer t.Stop()
 	for im.slots.inFlight() > 0 {
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("reopen %s: wait for %d operations: %w", im.cfg.ImageSpec(), im.slots.inFlight(), ctx.Err())
+			return "", fmt.Errorf("reopen %s: wait for %d operations: %w", im.cfg.ImageSpec(), im.slots.inFlight(), ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -107,7 +119,7 @@ func (im *Image) Reopen(ctx context.Context) error {
 	im.pool.markBroken(old)
 	cl, ioctx, image, err := im.openHandle(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 
 	// Point of no return: stop completions, close the old handle.
@@ -134,7 +146,10 @@ func (im *Image) Reopen(ctx context.Context) error {
 	} else {
 		im.svc.rebind(svc)
 	}
+	newAddr, _ := cl.conn.GetAddrs()
+	im.log.Info().Str("old_addr", oldAddr).Str("new_addr", newAddr).Msg("rbd image reopened with a new client")
 	timedOut := im.svc.get().CmdTimedOutCnt
+	defer func() { im.reopen.timedOutAtOpen = timedOut }()
 	switch {
 	case addrErr != nil:
 		im.log.Warn().Err(addrErr).Msg("old client address unknown; its blocklist entry stays")
@@ -143,14 +158,24 @@ func (im *Image) Reopen(ctx context.Context) error {
 	case timedOut != im.reopen.timedOutAtOpen:
 		im.log.Info().Str("addr", oldAddr).Msg("old client had commands time out; its blocklist entry stays")
 	default:
-		if err := im.RemoveBlocklistEntry(oldAddr); err != nil {
-			im.log.Warn().Err(err).Msg("remove the old client's blocklist entry")
-		}
+		return oldAddr, nil
 	}
-	im.reopen.timedOutAtOpen = timedOut
-	newAddr, _ := cl.conn.GetAddrs()
-	im.log.Info().Str("old_addr", oldAddr).Str("new_addr", newAddr).Msg("rbd image reopened with a new client")
-	return nil
+	return "", nil
+}
+
+// removeStaleEntry removes a replaced client's blocklist entry, unless the
+// image closed meanwhile.
+func (im *Image) removeStaleEntry(addr string) {
+	im.handle.RLock()
+	defer im.handle.RUnlock()
+	if im.closed.Load() {
+		return
+	}
+	if err := im.RemoveBlocklistEntry(addr); err != nil {
+		im.log.Warn().Err(err).Msg("remove the old client's blocklist entry")
+		return
+	}
+	im.log.Info().Str("addr", addr).Msg("removed the old client's blocklist entry")
 }
 
 // openHandle opens a new client, IO context and image handle for the

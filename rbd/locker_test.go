@@ -85,9 +85,8 @@ func TestLockerReopenAfterFencing(t *testing.T) {
 	if err != nil || newA == addrA {
 		t.Fatalf("address after Reopen %q, %v; want a new one (was %s)", newA, err, addrA)
 	}
-	if onBlocklist(t, admin, addrA) {
-		t.Errorf("A's old address %s still on the blocklist after its client was shut down", addrA)
-	}
+	waitFor(t, 30*time.Second, "A's old address off the blocklist once its client was shut down",
+		func() bool { return !onBlocklist(t, admin, addrA) })
 	if st := a.ServiceStatus(); st.LockLostCnt != 1 || st.LockOwner {
 		t.Errorf("A's service status after Reopen = %+v, want the lost lock still counted", st)
 	}

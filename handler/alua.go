@@ -230,15 +230,20 @@ func (g *lockGate) admitSlow(c *Cmd) (result, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	state := g.state.Load()
+	if state == lockLocked {
+		return done, false
+	}
+	if state == lockLost {
+		// A reopen failed: any IO tries again.
+		g.startLocked(lockReopening, g.reopenLost)
+		state = g.state.Load()
+	}
 	write := !readsOnly(c.op())
 	now := g.now()
-	held := now.Before(g.holdUntil)
 	switch {
-	case state == lockLocked:
-		return done, false
 	case state == lockUnlocked && !write:
 		return done, false
-	case write && held && (state == lockUnlocked || state == lockReopening || state == lockLost):
+	case write && now.Before(g.holdUntil) && (state == lockUnlocked || state == lockReopening):
 		// Refused at once, also while the fenced client is being
 		// replaced: the initiator moves the write to the gateway that
 		// took the lock instead of retrying it here.
@@ -246,8 +251,6 @@ func (g *lockGate) admitSlow(c *Cmd) (result, bool) {
 		return c.check(keyNotReady, ascLUNotReadyStandby), true
 	case state == lockUnlocked && !now.Before(g.retryAt):
 		g.startLocked(lockLocking, g.acquire)
-	case state == lockLost:
-		g.startLocked(lockReopening, g.reopenLost)
 	}
 	return c.status(statusBusy), true
 }

@@ -728,3 +728,21 @@ func TestDeviceWithoutLockerHasNoGate(t *testing.T) {
 	d.SetLockHoldDown(time.Second)
 	d.noteIOError(syscall.ESHUTDOWN)
 }
+
+// A reopen that failed is tried again by the next IO, a write refused
+// during the hold-down too.
+func TestLockGateFailedReopenRetriedByNextIO(t *testing.T) {
+	gd := newGateDevice(t, nil)
+	gd.be.reopenErr = []error{syscall.EIO}
+	lostLock(t, gd, syscall.ESHUTDOWN)
+	if st := gd.settled(t); st.State != "lost" {
+		t.Fatalf("state %q after a failed reopen, want lost", st.State)
+	}
+	gd.expect(t, write10, standby)
+	if st := gd.settled(t); st.State != "held-down" {
+		t.Fatalf("state %q after the write, want held-down", st.State)
+	}
+	if calls := gd.be.callList(); !slices.Equal(calls, []string{"acquire", "reopen", "reopen"}) {
+		t.Errorf("calls %v, want the reopen tried again", calls)
+	}
+}

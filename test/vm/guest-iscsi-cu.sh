@@ -8,7 +8,8 @@
 # MODE=tcmu-runner makes the candidate Debian's tcmu-runner (user:qcow on a raw file), the
 # reference handler; MODE=fileio a second LIO fileio LUN (proves the harness without a daemon).
 # Output: /out/cu/<baseline>/ and /out/cu/<candidate>/ (CUnitAutomated-*.xml, stdout.txt),
-#         /out/cu/names ("baseline-dir candidate-dir"). Env: MODE, GOTCMU, GOTCMU_ARGS, CU_TESTS.
+#         /out/cu/names ("baseline-dir candidate-dir").
+# Env: MODE, GOTCMU, GOTCMU_ARGS, CU_TESTS (--test list), CU_TIMEOUT (seconds per LUN).
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
 # shellcheck source=test/vm/lib.sh
@@ -18,6 +19,8 @@ GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
 select_handler
 IQN=iqn.2003-01.org.gotcmu:cu
 SIZE=$((128 << 20))
+# LIO fileio needs 60-100 s here; a handler that lets commands time out gets six times that.
+CU_TIMEOUT=${CU_TIMEOUT:-600}
 OUT=/out/cu
 mkdir -p "$OUT"
 
@@ -55,7 +58,7 @@ for name in $NAMES; do
 	mkdir -p "$OUT/$name"
 	start=$(date +%s)
 	# -d: allow the destructive (write) tests; -x: CUnit XML into the working directory.
-	(cd "$OUT/$name" && timeout 1500 iscsi-test-cu -d -x --test="$TESTS" "iscsi://127.0.0.1/$IQN/$lun" > stdout.txt 2>&1)
+	(cd "$OUT/$name" && timeout -k 10 "$CU_TIMEOUT" iscsi-test-cu -d -x --test="$TESTS" "iscsi://127.0.0.1/$IQN/$lun" > stdout.txt 2>&1)
 	rc=$?
 	secs=$(($(date +%s) - start))
 	echo "$secs" > "$OUT/$name/seconds"

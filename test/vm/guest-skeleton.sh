@@ -64,9 +64,10 @@ check "capacity is $SIZE bytes" test "$(blockdev --getsize64 "$DEV")" = "$SIZE"
 # 3. 64 MiB of random data, O_DIRECT both ways.
 dd if=/dev/urandom of=/tmp/pattern bs=1M count=64 status=none
 START=$(date +%s.%N)
-dd if=/tmp/pattern of="$DEV" bs=1M oflag=direct status=none
+# Bounded: a handler that never answers makes every command wait for the SCSI timeouts.
+timeout -k 10 300 dd if=/tmp/pattern of="$DEV" bs=1M oflag=direct status=none
 W=$(date +%s.%N)
-dd if="$DEV" of=/tmp/readback bs=1M count=64 iflag=direct status=none
+timeout -k 10 300 dd if="$DEV" of=/tmp/readback bs=1M count=64 iflag=direct status=none
 R=$(date +%s.%N)
 log "64 MiB written in $(awk "BEGIN{printf \"%.1f\", $W - $START}") s, read in $(awk "BEGIN{printf \"%.1f\", $R - $W}") s"
 check "64 MiB random data read back through the LUN matches" cmp /tmp/pattern /tmp/readback
@@ -75,8 +76,8 @@ rm -f /tmp/readback
 
 # 4. A verifying write stream; the handler SIGKILLed in the middle and restarted.
 LOGF=/tmp/ack.log
-"$ACKWRITER" write -dev "$DEV" -log "$LOGF" -offset "$STREAM_OFF" -depth 16 -duration "${STREAM_SECS}s" \
-	-give-up 120s > "$OUT/ackwriter-write.txt" 2>&1 &
+timeout -k 10 $((STREAM_SECS + 300)) "$ACKWRITER" write -dev "$DEV" -log "$LOGF" -offset "$STREAM_OFF" \
+	-depth 16 -duration "${STREAM_SECS}s" -give-up 120s > "$OUT/ackwriter-write.txt" 2>&1 &
 WRITER=$!
 sleep "$KILL_AFTER"
 check "write stream running before the kill" kill -0 "$WRITER"
@@ -97,7 +98,7 @@ cat "$OUT/ackwriter-write.txt"
 check "write stream completed (no write failed for good)" test "$WRC" -eq 0
 END=$(grep -c '^A ' "$LOGF")
 check "writes acknowledged $AFTER ($((END - AT_RESTART)))" test "$END" -gt "$AT_RESTART"
-"$ACKWRITER" verify -dev "$DEV" -log "$LOGF" > "$OUT/ackwriter-verify.txt" 2>&1; VRC=$?
+timeout -k 10 300 "$ACKWRITER" verify -dev "$DEV" -log "$LOGF" > "$OUT/ackwriter-verify.txt" 2>&1; VRC=$?
 cat "$OUT/ackwriter-verify.txt"
 check "every acknowledged write reads back intact ($(tail -1 "$OUT/ackwriter-verify.txt" | sed 's/^ackwriter verify: //'))" test "$VRC" -eq 0
 
@@ -105,7 +106,7 @@ check "every acknowledged write reads back intact ($(tail -1 "$OUT/ackwriter-ver
 read -r _ BLK _ <<< "$(grep '^A ' "$LOGF" | tail -1)"
 if [ -n "$BLK" ]; then
 	dd if=/dev/zero of="$DEV" bs=4096 seek=$((STREAM_OFF / 4096 + BLK)) count=1 oflag=direct conv=notrunc status=none
-	"$ACKWRITER" verify -dev "$DEV" -log "$LOGF" > "$OUT/ackwriter-verify-damaged.txt" 2>&1; DRC=$?
+	timeout -k 10 300 "$ACKWRITER" verify -dev "$DEV" -log "$LOGF" > "$OUT/ackwriter-verify-damaged.txt" 2>&1; DRC=$?
 	reports_loss() { [ "$DRC" -eq 1 ] && grep -q ' lost=[1-9]' "$OUT/ackwriter-verify-damaged.txt"; }
 	check "verifier reports a destroyed acknowledged write (block $BLK)" reports_loss
 else

@@ -8,8 +8,9 @@
 #                   reference handler's figures, and a check of the harness's user-backstore path.
 #   -m fileio       the same steps on LIO's own fileio backstore (no daemon to kill).
 # Env: OUT (default build/test-vm; the guest's /out), GOTCMU (default bin/gotcmu), GOTCMU_ARGS,
-#      CU_TESTS (iscsi-test-cu --test list instead of the SCSI family), RESULTS (a directory to copy
-#      the iscsi-test-cu table into, e.g. test/results), T (guest timeout, s), MEM, CPUS.
+#      CU_TESTS (iscsi-test-cu --test list instead of the SCSI family), CU_TIMEOUT (s per LUN),
+#      RESULTS (a directory to copy the iscsi-test-cu table into, e.g. test/results),
+#      T (guest timeout, s), MEM, CPUS.
 # Serialise with other guests on a shared machine: flock /tmp/gotcmu-vm.lock test-vm.sh ...
 set -uo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
@@ -44,8 +45,9 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 ENVS=(-e "MODE=$MODE" -e "GOTCMU=$GOTCMU" -e "ACKWRITER=$TOOLS/ackwriter" -e "SUITES=$SUITES")
 [ -n "${GOTCMU_ARGS:-}" ] && ENVS+=(-e "GOTCMU_ARGS=$GOTCMU_ARGS")
 [ -n "${CU_TESTS:-}" ] && ENVS+=(-e "CU_TESTS=$CU_TESTS")
+[ -n "${CU_TIMEOUT:-}" ] && ENVS+=(-e "CU_TIMEOUT=$CU_TIMEOUT")
 echo "test-vm: booting $G (mode $MODE, suites: $SUITES); output in $OUT"
-T=${T:-2400} "$HERE/run-guest.sh" "${ENVS[@]}" "$G" "$OUT" "$HERE/guest-main.sh"
+T=${T:-1800} "$HERE/run-guest.sh" "${ENVS[@]}" "$G" "$OUT" "$HERE/guest-main.sh"
 GUEST_RC=$?
 
 CU_RC=0

@@ -32,5 +32,6 @@
 // (Submit reports instead of queueing), command timeouts, block_dev and
 // KEEP_BUF. Data-In buffers are filled with PoisonByte when a command is
 // queued, where the kernel leaves whatever the blocks last held, so a
-// handler that does not fill a read buffer is caught.
+// handler that does not fill a read buffer is caught (Config.NoDataIn turns
+// this and the copy-out off, for benchmarks).
 package uiotest

@@ -81,6 +81,10 @@ type Config struct {
 	// the rbd backend does with the kernel's mapping; nil allocates the
 	// region on the Go heap.
 	Region []byte
+	// NoDataIn leaves Data-In buffers unpoisoned and delivers completions
+	// without DataIn: for benchmarks, where filling and copying out every
+	// read buffer would be the fake's cost, not the handler's.
+	NoDataIn bool
 }
 
 // Request is one SCSI command to queue.
@@ -155,6 +159,7 @@ type Kernel struct {
 	cmdrSize  uint32
 	dataOff   int
 	blockSize int
+	noDataIn  bool
 
 	mu          sync.Mutex
 	head        uint32 // the kernel's cmd_head
@@ -246,6 +251,7 @@ func New(tb testing.TB, cfg Config) *Kernel {
 		cmdrSize:   cfg.RingSize,
 		dataOff:    cmdrOff + int(cfg.RingSize),
 		blockSize:  cfg.BlockSize,
+		noDataIn:   cfg.NoDataIn,
 		entries:    map[uint32]entry{},
 		blocks:     make([]bool, cfg.DataSize/cfg.BlockSize),
 		freeBlocks: cfg.DataSize / cfg.BlockSize,
@@ -508,9 +514,11 @@ func (k *Kernel) Submit(req Request) (uint16, error) {
 
 	k.scatter(blocks[:outBlocks], req.DataOut)
 	for _, b := range blocks[outBlocks:] {
-		blk := k.block(b)
-		for i := range blk {
-			blk[i] = PoisonByte
+		if !k.noDataIn {
+			blk := k.block(b)
+			for i := range blk {
+				blk[i] = PoisonByte
+			}
 		}
 	}
 	if req.Corrupt != nil {
@@ -699,7 +707,7 @@ func (k *Kernel) completion(id uint16, p *pending, slot []byte) Completion {
 			return c
 		}
 	}
-	if p.inLen > 0 {
+	if p.inLen > 0 && !k.noDataIn {
 		c.DataIn = k.gather(p.blocks[p.outBlocks:], readLen)
 	}
 	return c

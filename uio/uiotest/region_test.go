@@ -35,3 +35,20 @@ func TestRegionInMappedMemory(t *testing.T) {
 		t.Fatalf("completion through the mapped region: %+v", c)
 	}
 }
+
+// TestNoDataIn serves a read with neither the poison fill nor the copy
+// out: the completion carries status and no data.
+func TestNoDataIn(t *testing.T) {
+	k := uiotest.New(t, uiotest.Config{NoDataIn: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go serve(ctx, k.Ring(), k)
+	id := submit(t, k, uiotest.Request{CDB: read10(1), DataInLen: 512})
+	if c := completion(t, k); c.ID != id || c.Status != 0 || c.DataIn != nil {
+		t.Fatalf("completion without Data-In: %+v", c)
+	}
+	data := k.Mem()[k.DataOff() : k.DataOff()+512]
+	if data[0] != 0 || data[511] != 0xff {
+		t.Fatalf("the handler's data is not in the buffer: % x ... % x", data[:4], data[508:])
+	}
+}

@@ -11,7 +11,10 @@
 // the device loop fetches, decodes and dispatches it, the rbd backend
 // starts rbd_aio_readv/writev on iovecs into the data area, the image's
 // completion goroutine posts the response, the doorbell hands it back.
-// The fake copies Data-Out in and Data-In out as the kernel does.
+// The fake copies Data-Out into the data area as the kernel does; it does
+// not poison read buffers nor copy Data-In out unless -datain is given:
+// those are its test checks, two passes over the data that neither the
+// kernel nor fio's engine makes.
 //
 // Usage:
 //

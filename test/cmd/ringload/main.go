@@ -42,6 +42,7 @@ type options struct {
 	imagesPerClient int
 	cpuProfile      string
 	json            bool
+	dataIn          bool
 }
 
 // result is what one run measured, over every device.
@@ -78,6 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.imagesPerClient, "images-per-client", 0, "rbd Options.ImagesPerClient (0: the backend's default)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured time to `file`")
 	fs.BoolVar(&o.json, "json", false, "print the result as one JSON object")
+	fs.BoolVar(&o.dataIn, "datain", false, "let the fake poison every read buffer and copy it out (uiotest's checks; costs the fake two passes over the data)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -248,7 +250,7 @@ func open(tb *runTB, h handler.Handler, o options, name string, log zerolog.Logg
 	}
 	// Cleanups run last-in first-out: the fake stops before the unmap.
 	tb.Cleanup(func() { unix.Munmap(region) })
-	k := uiotest.New(tb, uiotest.Config{RingSize: ringSize, DataSize: dataSize, Region: region})
+	k := uiotest.New(tb, uiotest.Config{RingSize: ringSize, DataSize: dataSize, Region: region, NoDataIn: !o.dataIn})
 	dev, err := handler.NewDevice(log, info, k.Ring(), k, be, nil)
 	if err != nil {
 		be.Close()

@@ -352,15 +352,25 @@ type DeviceStatus struct {
 	Errors    uint64
 }
 
-// Status reports every served device, sorted by name.
-func (m *Manager) Status() []DeviceStatus {
+// served returns the devices being served, sorted by name.
+func (m *Manager) served() []*managed {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]DeviceStatus, 0, len(m.devices))
+	out := make([]*managed, 0, len(m.devices))
 	for _, md := range m.devices {
-		if md == nil {
-			continue
+		if md != nil {
+			out = append(out, md)
 		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].dev.name < out[j].dev.name })
+	return out
+}
+
+// Status reports every served device, sorted by name.
+func (m *Manager) Status() []DeviceStatus {
+	all := m.served()
+	out := make([]DeviceStatus, 0, len(all))
+	for _, md := range all {
 		s := md.dev.set.Load()
 		state := "running"
 		select {
@@ -384,7 +394,6 @@ func (m *Manager) Status() []DeviceStatus {
 			Errors:    md.dev.stats.errors.Load(),
 		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
@@ -399,13 +408,9 @@ type DeviceStats struct {
 
 // Stats snapshots every served device's counters, sorted by name.
 func (m *Manager) Stats() []DeviceStats {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]DeviceStats, 0, len(m.devices))
-	for _, md := range m.devices {
-		if md == nil {
-			continue
-		}
+	all := m.served()
+	out := make([]DeviceStats, 0, len(all))
+	for _, md := range all {
 		s := md.dev.set.Load()
 		out = append(out, DeviceStats{
 			Name:     md.dev.name,
@@ -415,7 +420,6 @@ func (m *Manager) Stats() []DeviceStats {
 			Snapshot: md.dev.snapshot(),
 		})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 

@@ -118,7 +118,7 @@ func (b *Backend) check(io *handler.IO) error {
 	if io.Off < 0 || io.Len < 0 || io.Off > size-io.Len {
 		return fmt.Errorf("range %d+%d outside the %d-byte device: %w", io.Off, io.Len, size, syscall.EINVAL)
 	}
-	if have := iovLen(io.Iov); have < need {
+	if have := handler.IovLen(io.Iov); have < need {
 		return fmt.Errorf("iovecs hold %d bytes, operation needs %d: %w", have, need, syscall.EINVAL)
 	}
 	return nil

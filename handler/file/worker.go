@@ -207,7 +207,7 @@ func fallocate(fd int, mode uint32, off, n int64) error {
 // block is repeated through a scratch buffer once, which is then written
 // as often as needed.
 func (w *worker) writeSame(io *handler.IO) error {
-	p := int(iovLen(io.Iov))
+	p := int(handler.IovLen(io.Iov))
 	span := max(p, len(w.scratch)/p*p)
 	if len(w.scratch) < span {
 		// A block larger than the scratch buffer: not a block size
@@ -242,7 +242,7 @@ func (w *worker) writeSame(io *handler.IO) error {
 // second half. The caller holds mu exclusively, so no write can come
 // between the read and the write.
 func (w *worker) compareAndWrite(io *handler.IO) error {
-	cur := cursor{iov: io.Iov}
+	cur := handler.NewIovCursor(io.Iov)
 	for done := int64(0); done < io.Len; {
 		n := min(io.Len-done, int64(len(w.scratch)))
 		have := w.scratch[:n]
@@ -251,7 +251,7 @@ func (w *worker) compareAndWrite(io *handler.IO) error {
 			return fmt.Errorf("compare and write: pread %s: %w", w.b.path, err)
 		}
 		for i := 0; i < len(have); {
-			want := cur.next(len(have) - i)
+			want := cur.Next(len(have) - i)
 			if j := firstDiff(have[i:i+len(want)], want); j >= 0 {
 				io.MiscompareOffset = done + int64(i+j)
 				return errMiscompare
@@ -262,7 +262,7 @@ func (w *worker) compareAndWrite(io *handler.IO) error {
 	}
 	w.sub = w.sub[:0]
 	for rem := io.Len; rem > 0; {
-		seg := cur.next(int(min(rem, 1<<30)))
+		seg := cur.Next(int(min(rem, 1<<30)))
 		w.sub = append(w.sub, seg)
 		rem -= int64(len(seg))
 	}

@@ -110,7 +110,7 @@ func (b *Backend) do(io *handler.IO) (err error) {
 		if err := b.check(io, io.Len); err != nil {
 			return err
 		}
-		return b.write(cursor{iov: io.Iov}, io.Off, io.Len)
+		return b.write(handler.NewIovCursor(io.Iov), io.Off, io.Len)
 	case handler.OpFlush:
 		// Memory is as stable as this backend gets.
 		return nil
@@ -150,7 +150,7 @@ func (b *Backend) check(io *handler.IO, need int64) error {
 	if err := b.checkRange(io.Off, io.Len); err != nil {
 		return err
 	}
-	if have := iovLen(io.Iov); have < need {
+	if have := handler.IovLen(io.Iov); have < need {
 		return fmt.Errorf("iovecs hold %d bytes, operation needs %d: %w", have, need, syscall.EINVAL)
 	}
 	return nil
@@ -165,13 +165,13 @@ func (b *Backend) checkRange(off, n int64) error {
 
 // read copies [off, off+n) into iov; unwritten chunks read as zeros.
 func (b *Backend) read(iov [][]byte, off, n int64) {
-	cur := cursor{iov: iov}
+	cur := handler.NewIovCursor(iov)
 	for n > 0 {
 		co := int(off & chunkMask)
 		l := int(min(n, chunkSize-int64(co)))
 		c := b.tab.get(off >> chunkShift)
 		for rem := l; rem > 0; {
-			dst := cur.next(rem)
+			dst := cur.Next(rem)
 			if c == nil {
 				clear(dst)
 			} else {
@@ -188,7 +188,7 @@ func (b *Backend) read(iov [][]byte, off, n int64) {
 // write copies n bytes from cur to [off, off+n). It maps every chunk the
 // range needs before copying anything, so running out of memory fails
 // the write without changing the device.
-func (b *Backend) write(cur cursor, off, n int64) error {
+func (b *Backend) write(cur handler.IovCursor, off, n int64) error {
 	if err := b.alloc(off, n); err != nil {
 		return err
 	}
@@ -197,7 +197,7 @@ func (b *Backend) write(cur cursor, off, n int64) error {
 		l := int(min(n, chunkSize-int64(co)))
 		c := b.tab.get(off >> chunkShift)
 		for rem := l; rem > 0; {
-			src := cur.next(rem)
+			src := cur.Next(rem)
 			copy(c[co:], src)
 			co += len(src)
 			rem -= len(src)
@@ -226,7 +226,7 @@ func (b *Backend) writeSame(pat [][]byte, off, n int64) error {
 	if err := b.alloc(off, n); err != nil {
 		return err
 	}
-	p := iovLen(pat)
+	p := handler.IovLen(pat)
 	for done := int64(0); done < n; {
 		co := int((off + done) & chunkMask)
 		l := int(min(n-done, chunkSize-int64(co)))
@@ -234,13 +234,13 @@ func (b *Backend) writeSame(pat [][]byte, off, n int64) error {
 		// Lay down one block from the pattern's phase at this point,
 		// then double: what is written so far is periodic in p, so
 		// copying it after itself continues the pattern.
-		cur := cursor{iov: pat}
-		cur.skip(int(done % p))
+		cur := handler.NewIovCursor(pat)
+		cur.Skip(int(done % p))
 		k := 0
 		for k < len(dst) && int64(k) < p {
-			src := cur.next(int(min(int64(len(dst)-k), p-int64(k))))
+			src := cur.Next(int(min(int64(len(dst)-k), p-int64(k))))
 			if len(src) == 0 {
-				cur = cursor{iov: pat}
+				cur = handler.NewIovCursor(pat)
 				continue
 			}
 			k += copy(dst[k:], src)
@@ -277,12 +277,12 @@ func (b *Backend) discard(off, n int64) {
 // bytes of io.Iov and writes the next Len bytes if they are equal. The
 // caller holds mu exclusively.
 func (b *Backend) compareAndWrite(io *handler.IO) error {
-	cur := cursor{iov: io.Iov}
+	cur := handler.NewIovCursor(io.Iov)
 	for done := int64(0); done < io.Len; {
 		off := io.Off + done
 		co := int(off & chunkMask)
 		c := b.tab.get(off >> chunkShift)
-		want := cur.next(int(min(io.Len-done, chunkSize-int64(co))))
+		want := cur.Next(int(min(io.Len-done, chunkSize-int64(co))))
 		var have []byte
 		if c != nil {
 			have = c[co : co+len(want)]

@@ -395,11 +395,22 @@ func (im *Image) Close() error {
 		im.log.Error().Err(err).Msg("wake rbd drain goroutine")
 	}
 	<-im.drained
-	// rbd_close waits for every operation librbd holds, and a write that
-	// slots.sweep failed may be held forever (see stuckIOLimit). Then Close
-	// gives up after the same bound, and the eventfd, slots, IO context and
-	// client are released only if librbd ever lets go: they must outlive
-	// the handle.
+	// A write failed by slots.sweep is still inside librbd, waiting for
+	// something that does not come (see stuckIOLimit). rbd_close would
+	// wait for it forever, and librbd 16 was seen to crash (SIGSEGV on an
+	// io_context_pool thread) while closing an image in that state. So such
+	// an image is not closed at all: its handle, client, eventfd and slots
+	// are left to librbd, and the leak is logged.
+	if n := im.slots.abandonedCount(); n > 0 {
+		im.log.Error().Int("stuck", n).Msg("not closing rbd image: librbd still holds operations failed as stuck; leaving its handle and client open")
+		im.svc.close()
+		im.closeErr = fmt.Errorf("close image %s: librbd still holds %d stuck operations: %w", im.cfg.ImageSpec(), n, syscall.EBUSY)
+		return im.closeErr
+	}
+	// Otherwise rbd_close waits for the operations librbd holds, each
+	// bounded by osd_op_timeout; Close gives up after stuckIOLimit all the
+	// same, and the eventfd, slots, IO context and client are then
+	// released only if librbd ever returns: they must outlive the handle.
 	closed := make(chan error, 1)
 	go func() { closed <- rbdClose(im.image) }()
 	select {

@@ -155,6 +155,19 @@ func (s *slots) inFlight() int {
 	return len(s.c) - len(s.free)
 }
 
+// abandonedCount counts the IOs failed by sweep that librbd still holds.
+func (s *slots) abandonedCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, a := range s.abandoned {
+		if a && s.stage[id] != stageIdle {
+			n++
+		}
+	}
+	return n
+}
+
 // release frees the C memory of every slot. Only after the image is
 // closed: librbd no longer holds any slot's iovecs.
 func (s *slots) release() {

@@ -28,19 +28,21 @@ RACE ?= -race
 # Every package but the Ceph backend's, whose tests need a cluster (test-ceph runs them).
 UNIT_PKGS = $(shell $(GO) list -tags '$(CEPH_TAG)' ./... | grep -v '/rbd\(/\|$$\)')
 
-.PHONY: all build test deps test-unit test-vm test-ceph demo bench fuzz check install install-extra \
-	check-extra clean distclean help
+.PHONY: all build test deps test-unit test-vm test-faults test-ceph demo bench soak fuzz check install \
+	install-extra check-extra clean distclean help
 
 all: build
 
 help:
 	@echo "make build      bin/gotcmu (go-ceph tag: $(CEPH_TAG))"
-	@echo "make test       deps, check, test-unit, test-ceph, test-vm: what CI runs"
+	@echo "make test       deps, check, test-unit, test-ceph, test-vm, test-faults: what CI runs"
 	@echo "make deps       install missing Debian packages (test/deps.sh), check Go"
 	@echo "make test-unit  go test $(RACE) on every package but rbd, then every fuzz target for $(FUZZTIME)"
 	@echo "make test-ceph  the rbd backend's tests against a micro Ceph cluster on this machine"
 	@echo "make test-vm    boot the real kernel under qemu: walking skeleton + iscsi-test-cu comparison"
 	@echo "                (VM_MODE=tcmu-runner or fileio: the same harness without gotcmu)"
+	@echo "make test-faults  faults under a verifying write load in the VM, and capabilities (issue 8)"
+	@echo "make soak       4 LUNs at QD 128 for 10 minutes in the VM; goroutines, fds, RSS bounded"
 	@echo "make demo       gotcmu serving a filesystem in the VM, step by step"
 	@echo "make bench      the performance table (issue 7)"
 	@echo "make fuzz       every fuzz target for $(FUZZTIME_LONG)"
@@ -53,7 +55,7 @@ build:
 # Runs every part even when one fails, then fails if any did; prints how long each took.
 test:
 	@$(MAKE) --no-print-directory deps
-	@failed=""; for t in check test-unit test-ceph test-vm; do \
+	@failed=""; for t in check test-unit test-ceph test-vm test-faults; do \
 		start=$$(date +%s); \
 		echo "==== make $$t"; \
 		if $(MAKE) --no-print-directory $$t; then r=ok; else r=FAILED; failed="$$failed $$t"; fi; \
@@ -74,6 +76,14 @@ test-ceph:
 
 test-vm: $(if $(filter gotcmu,$(VM_MODE)),build)
 	flock $(VM_LOCK) test/vm/test-vm.sh -m $(VM_MODE)
+
+# Issue 8 point 1 (and the in-VM half of point 4): test/vm/guest-faults.sh in a boot of its own.
+test-faults: build
+	OUT=$(BUILD)/test-faults flock $(VM_LOCK) test/vm/test-vm.sh -m gotcmu faults
+
+# Issue 8 point 3: not part of `make test` (10 minutes of load).
+soak: build
+	flock $(VM_LOCK) test/soak/soak.sh
 
 demo: $(if $(filter gotcmu,$(VM_MODE)),build)
 	MODE=$(VM_MODE) flock $(VM_LOCK) test/vm/demo.sh
@@ -111,7 +121,7 @@ check-extra::
 -include $(wildcard systemd/*.mk)
 
 clean:
-	rm -rf bin $(BUILD)/bin $(BUILD)/test-vm $(BUILD)/demo $(BUILD)/ceph
+	rm -rf bin $(BUILD)/bin $(BUILD)/test-vm $(BUILD)/test-faults $(BUILD)/soak $(BUILD)/demo $(BUILD)/ceph
 
 # Also drops the cached VM guest and the tools.
 distclean: clean

@@ -11,6 +11,7 @@ for suite in ${SUITES:-skeleton cu}; do
 	case $suite in
 	skeleton) script=$HERE/guest-skeleton.sh ;;
 	cu) script=$HERE/guest-iscsi-cu.sh ;;
+	faults) script=$HERE/guest-faults.sh ;; # issue 8: faults under load, capabilities (make test-faults)
 	*) fail "unknown suite $suite"; rc=1; continue ;;
 	esac
 	log "=== $suite"

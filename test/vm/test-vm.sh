@@ -45,6 +45,7 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 ENVS=(-e "MODE=$MODE" -e "GOTCMU=$GOTCMU" -e "ACKWRITER=$TOOLS/ackwriter" -e "SUITES=$SUITES")
 [ -n "${GOTCMU_ARGS:-}" ] && ENVS+=(-e "GOTCMU_ARGS=$GOTCMU_ARGS")
 [ -n "${CU_TESTS:-}" ] && ENVS+=(-e "CU_TESTS=$CU_TESTS")
+[ -n "${FAULTS:-}" ] && ENVS+=(-e "FAULTS=$FAULTS")
 [ -n "${CU_TIMEOUT:-}" ] && ENVS+=(-e "CU_TIMEOUT=$CU_TIMEOUT")
 echo "test-vm: booting $G (mode $MODE, suites: $SUITES); output in $OUT"
 T=${T:-1800} "$HERE/run-guest.sh" "${ENVS[@]}" "$G" "$OUT" "$HERE/guest-main.sh"

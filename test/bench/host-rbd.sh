@@ -40,7 +40,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 MON_PORT_V2=$(free_port); MON_PORT_V1=$(free_port)
 export MON_PORT_V2 MON_PORT_V1
 trap 'test/micro-ceph.sh stop "$D" >/dev/null 2>&1' EXIT
-if ! test/micro-ceph.sh start "$D" $((3 << 30)) > "$OUT/ceph-start.log" 2>&1; then
+# memstore holds every image in RAM, plus room: 3 GiB for the one image, 6 GiB for four.
+MEMSTORE=$((3 << 30)); [ "${SHARING:-0}" = 1 ] && MEMSTORE=$((6 << 30))
+if ! test/micro-ceph.sh start "$D" "$MEMSTORE" > "$OUT/ceph-start.log" 2>&1; then
 	echo "host-rbd: micro cluster failed to start:" >&2; cat "$OUT/ceph-start.log" >&2; exit 1
 fi
 export CEPH_CONF=$D/ceph.conf

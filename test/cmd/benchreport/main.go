@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 )
 
@@ -262,6 +263,7 @@ func (r *report) markdown(w io.Writer) {
 			r.cell("gotcmu-file", rw), r.cell("fileio", rw), r.ratioCell("gotcmu-file", "fileio", rw),
 			r.cell("tcmu-runner-zbc", rw), r.ratioCell("gotcmu-file", "tcmu-runner-zbc", rw))
 	}
+	r.others(w)
 	switch {
 	case r.zbc == "":
 		fmt.Fprintf(w, "\nfile_zbc was not tried.\n")
@@ -269,6 +271,39 @@ func (r *report) markdown(w io.Writer) {
 		fmt.Fprintf(w, "\nfile_zbc took random writes in its host-aware model (no conventional zones).\n")
 	default:
 		fmt.Fprintf(w, "\nfile_zbc in its host-aware model did not serve random writes (%s), so it has no row.\n", r.zbc)
+	}
+}
+
+// known are the LUNs the three tables show.
+var known = map[string]bool{
+	"gotcmu-rbd": true, "tcmu-runner-rbd": true, "fio-rbd": true, "gotcmu-mem": true, "rd_mcp": true,
+	"gotcmu-file": true, "fileio": true, "tcmu-runner-zbc": true,
+}
+
+// others shows every other LUN of the boot (experiments such as
+// gotcmu-rbd-gomaxprocs1) against fio's librbd engine.
+func (r *report) others(w io.Writer) {
+	var luns []string
+	for lun := range r.res {
+		if !known[lun] {
+			luns = append(luns, lun)
+		}
+	}
+	if len(luns) == 0 {
+		return
+	}
+	sort.Strings(luns)
+	fmt.Fprintf(w, "\n### Other runs in this boot\n\n| row |")
+	for _, l := range luns {
+		fmt.Fprintf(w, " %s | %s / fio-rbd |", l, l)
+	}
+	fmt.Fprintf(w, "\n|---|%s\n", strings.Repeat("---:|---:|", len(luns)))
+	for _, rw := range rows {
+		fmt.Fprintf(w, "| %s |", rw.title)
+		for _, l := range luns {
+			fmt.Fprintf(w, " %s | %s |", r.cell(l, rw), r.ratioCell(l, "fio-rbd", rw))
+		}
+		fmt.Fprintln(w)
 	}
 }
 

@@ -1,0 +1,66 @@
+#!/bin/bash
+# `make bench`: the performance table of issue 7.
+#   1. On this machine: gotcmu's rbd path through uio/uiotest against fio's librbd engine on a
+#      native micro Ceph (test/bench/host-rbd.sh).
+#   2. One guest boot (test/vm/build-guest.sh + run-guest.sh): Ceph inside the guest and fio over
+#      tcm_loop on gotcmu user:rbd/mem/file, tcmu-runner user:rbd (and file_zbc if it takes random
+#      writes), fio's rbd engine, LIO rd_mcp and fileio (test/bench/guest-bench.sh).
+#   3. The table with ratios, printed and written as markdown, and a PNG chart of the ratios
+#      (test/cmd/benchreport, gnuplot).
+# Usage: test/bench/bench.sh       (make bench runs it under flock /tmp/gotcmu-vm.lock)
+# Env:   OUT (default build/bench), RESULTS (where bench.md and bench.png go, default test/results),
+#        GOTCMU (default bin/gotcmu), GOTCMU_ARGS, SECS (per guest row, default 10), RAMP,
+#        KNOBS, LUNS, ROWS (see guest-bench.sh), HOST=0 skips step 1, GUEST=0 skips step 2,
+#        HOST_SECS/HOST_REPEAT (host-rbd.sh's SECS/REPEAT), MEM (guest MiB, default 6144), T.
+# Exit status: 0 when every measurement ran; 1 if one failed (the table shows what there is).
+set -uo pipefail
+HERE=$(dirname "$(readlink -f "$0")")
+REPO=$(readlink -f "$HERE/../..")
+cd "$REPO" || exit 2
+export PATH=$PATH:/usr/local/go/bin
+OUT=$(realpath -m "${OUT:-$REPO/build/bench}")
+RESULTS=$(realpath -m "${RESULTS:-$REPO/test/results}")
+GOTCMU=$(realpath -m "${GOTCMU:-$REPO/bin/gotcmu}")
+STARTED=$(date +%s)
+rc=0
+
+command -v gnuplot >/dev/null || { echo "bench: gnuplot missing (gnuplot-nox; run test/deps.sh)" >&2; exit 2; }
+[ -x "$GOTCMU" ] || { echo "bench: $GOTCMU missing: run 'make build'" >&2; exit 2; }
+case $GOTCMU in /tmp/*|/run/*) echo "bench: the guest cannot see $GOTCMU (its /tmp and /run are its own)" >&2; exit 2 ;; esac
+mkdir -p "$OUT" "$RESULTS"
+go build -o "$REPO/build/bin/benchreport" ./test/cmd/benchreport || exit 2
+
+if [ "${HOST:-1}" != 0 ]; then
+	echo "==== bench 1/3: gotcmu's rbd path on this machine against fio's librbd engine"
+	rm -rf "$OUT/host"
+	SECS=${HOST_SECS:-5} REPEAT=${HOST_REPEAT:-3} "$HERE/host-rbd.sh" "$OUT/host" || rc=1
+fi
+
+if [ "${GUEST:-1}" != 0 ]; then
+	echo "==== bench 2/3: one guest boot, fio over tcm_loop"
+	G=$("$REPO/test/vm/build-guest.sh") || exit 2
+	rm -rf "$OUT/guest"; mkdir -p "$OUT/guest"
+	ENVS=(-e "GOTCMU=$GOTCMU")
+	for v in GOTCMU_ARGS SECS RAMP KNOBS LUNS ROWS SIZE; do
+		[ -n "${!v:-}" ] && ENVS+=(-e "$v=${!v}")
+	done
+	# The console goes to a file; the guest script's progress lines are shown.
+	QUIET=1 MEM=${MEM:-6144} T=${T:-2400} "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/guest" "$HERE/guest-bench.sh" &
+	pid=$!
+	touch "$OUT/guest/console.log"
+	tail -n +1 -f --pid="$pid" "$OUT/guest/console.log" | grep --line-buffered -E '^\[[0-9:]+\] |^(PASS|FAIL|SKIP) '
+	wait "$pid" || { echo "bench: the guest run failed (see $OUT/guest/console.log)"; rc=1; }
+fi
+
+echo "==== bench 3/3: the table"
+HOSTMD=()
+[ -s "$OUT/host/host-rbd.md" ] && HOSTMD=(-host "$OUT/host/host-rbd.md")
+if "$REPO/build/bin/benchreport" -md "$RESULTS/bench.md" -dat "$OUT/ratios.dat" -gp "$OUT/ratios.gp" \
+	-png "$RESULTS/bench.png" "${HOSTMD[@]}" "$OUT/guest/bench"; then
+	gnuplot "$OUT/ratios.gp" 2> "$OUT/gnuplot.err" || { cat "$OUT/gnuplot.err" >&2; rc=1; }
+	echo
+	echo "bench: $RESULTS/bench.md and $RESULTS/bench.png written in $(($(date +%s) - STARTED)) s"
+else
+	rc=1
+fi
+exit $rc

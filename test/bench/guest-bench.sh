@@ -1,0 +1,190 @@
+#!/bin/bash
+# Runs INSIDE the guest (bench.sh boots it): the issue 7 table. One boot, Ceph inside the guest,
+# fio over tcm_loop against, one after the other (never two handlers at once: both want the
+# D-Bus name and the TCM-USER netlink family):
+#   gotcmu      user:rbd, user:mem, user:file (tmpfs)
+#   tcmu-runner user:rbd (Debian's), user:zbc (file_zbc, host-aware) if it takes random writes
+#   fio's rbd engine on the same image (librbd direct)
+#   LIO         rd_mcp (ramdisk) and fileio on the same tmpfs
+# Every fio result lands in /out/bench/<lun>/<row>.json; bench.sh turns them into the table.
+# Env: GOTCMU, GOTCMU_ARGS, SECS (per row, default 10), RAMP (default 2), SIZE (LUN bytes, default
+#      256 MiB), KNOBS (control tokens both handlers' user backstores get before enable, default
+#      max_data_area_mb=64,hw_max_sectors=2048,data_pages_per_blk=1), ROWS (see below),
+#      LUNS (subset of the LUN names below, default all).
+HERE=$(dirname "$(readlink -f "$0")")
+REPO=$(readlink -f "$HERE/../..")
+SUMMARY=/out/bench/summary.txt
+mkdir -p /out/bench
+# shellcheck source=test/vm/lib.sh
+. "$REPO/test/vm/lib.sh"
+GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
+SECS=${SECS:-10}
+RAMP=${RAMP:-2}
+SIZE=${SIZE:-$((256 << 20))}
+KNOBS=${KNOBS:-max_data_area_mb=64,hw_max_sectors=2048,data_pages_per_blk=1}
+# name:rw:bs:iodepth
+ROWS=${ROWS:-randread-4k-qd1:randread:4k:1 randread-4k-qd32:randread:4k:32 randwrite-4k-qd1:randwrite:4k:1 randwrite-4k-qd32:randwrite:4k:32 read-1m-qd8:read:1m:8 write-1m-qd8:write:1m:8}
+LUNS=${LUNS:-gotcmu-rbd gotcmu-mem gotcmu-file tcmu-runner-rbd tcmu-runner-zbc fio-rbd rd_mcp fileio}
+IMAGE=bench
+: > "$SUMMARY"
+
+want() { [[ " $LUNS " == *" $1 "* ]]; }
+
+# fio_rows LUN TARGET...: every row against TARGET (fio's own arguments naming the target).
+fio_rows() {
+	local lun=$1 spec name rw bs qd; shift
+	mkdir -p "/out/bench/$lun"
+	for spec in $ROWS; do
+		IFS=: read -r name rw bs qd <<< "$spec"
+		log "$lun: $name"
+		if ! fio --name="$lun" "$@" --rw="$rw" --bs="$bs" --iodepth="$qd" --time_based \
+			--runtime="$SECS" --ramp_time="$RAMP" --randrepeat=0 --norandommap \
+			--output-format=json --output="/out/bench/$lun/$name.json" > /dev/null 2>"/out/bench/$lun/$name.err"; then
+			fail "$lun $name: fio failed: $(head -3 "/out/bench/$lun/$name.err")"
+			rm -f "/out/bench/$lun/$name.json"
+		fi
+	done
+	pass "$lun: ${SECS}s per row"
+}
+
+# disk_rows LUN DEV: write DEV once end to end (so reads hit data), then every row on it.
+disk_rows() {
+	fio --name=fill --filename="$2" --ioengine=libaio --direct=1 --rw=write --bs=1m --iodepth=8 \
+		--size="$SIZE" > /dev/null 2>&1 || { fail "$1: fill failed"; return 1; }
+	fio_rows "$1" --filename="$2" --ioengine=libaio --direct=1 --size="$SIZE"
+}
+
+# make_user HBA NAME CONFIG SIZE: a user backstore with dev_config CONFIG and the KNOBS; prints
+# its configfs path. Each control token is its own write.
+make_user() {
+	local dir=$CFG/core/user_$1/$2 k
+	mkdir -p "$dir" || return 1
+	put "dev_config=$3" "$dir/control" || return 1
+	put "dev_size=$4" "$dir/control" || return 1
+	for k in ${KNOBS//,/ }; do put "$k" "$dir/control" || return 1; done
+	bounded 60 put 1 "$dir/enable" || { log "enable of $dir ($3) failed"; rmdir "$dir"; return 1; }
+	put "$(new_uuid)" "$dir/wwn/vpd_unit_serial" || return 1
+	echo "$dir"
+}
+
+# serve LUN WWN BACKSTORE: export on tcm_loop, run the rows, unexport and remove.
+serve() {
+	local dev
+	dev=$(loop_export "$2" "$3") || { fail "$1: no disk on tcm_loop"; remove_backstore "$3"; return 1; }
+	log "$1: $dev ($(cat "$3/info" 2>/dev/null | tr '\n' ' '))"
+	cat "$3/info" > "/out/bench/$1.info" 2>/dev/null
+	disk_rows "$1" "$dev"
+	loop_unexport "$2" && remove_backstore "$3" || fail "$1: removal failed"
+}
+
+# ---- Ceph inside the guest, one image for every rbd row, written once end to end.
+if want gotcmu-rbd || want tcmu-runner-rbd || want fio-rbd; then
+	log "bench: Ceph"
+	mkdir -p /etc/ceph
+	"$REPO/test/micro-ceph.sh" start /tmp/ceph $((1536 << 20)) > /out/bench/ceph-start.log 2>&1 || { fail "micro Ceph did not start"; exit 1; }
+	export CEPH_CONF=/tmp/ceph/ceph.conf
+	# The handlers read /etc/ceph by default; fio's engine gets librbd's cache off as both handlers
+	# set it.
+	ln -sf /tmp/ceph/ceph.conf /etc/ceph/ceph.conf
+	cp /tmp/ceph/keyring /etc/ceph/ceph.client.admin.keyring
+	printf '[client]\nrbd cache = false\n' >> /tmp/ceph/ceph.conf
+	rbd create "rbd/$IMAGE" --size "$((SIZE >> 20))M" || { fail "rbd create"; exit 1; }
+	fio --name=fill --ioengine=rbd --clientname=admin --pool=rbd --rbdname="$IMAGE" --rw=write --bs=4m \
+		--iodepth=8 --size="$SIZE" > /dev/null 2>&1 || fail "rbd image fill"
+	pass "Ceph up, rbd/$IMAGE $((SIZE >> 20)) MiB written"
+fi
+echo "$KNOBS" > /out/bench/knobs
+nproc > /out/bench/nproc
+
+# ---- gotcmu
+if want gotcmu-rbd || want gotcmu-mem || want gotcmu-file; then
+	MODE=gotcmu; select_handler
+	if start_handler /out/bench/gotcmu.log; then
+		pass "gotcmu running"
+		if want gotcmu-rbd; then
+			BS=$(make_user 1 grbd "rbd/rbd/$IMAGE" "$SIZE") && serve gotcmu-rbd naa.5001405000000b01 "$BS"
+		fi
+		if want gotcmu-mem; then
+			BS=$(make_user 2 gmem "mem/bench" "$SIZE") && serve gotcmu-mem naa.5001405000000b02 "$BS"
+		fi
+		if want gotcmu-file; then
+			truncate -s "$SIZE" /tmp/gotcmu-file.img
+			BS=$(make_user 3 gfile "file//tmp/gotcmu-file.img" "$SIZE") && serve gotcmu-file naa.5001405000000b03 "$BS"
+			rm -f /tmp/gotcmu-file.img
+		fi
+		"$GOTCMU" status > /out/bench/gotcmu-status.txt 2>&1
+		stop_handler || fail "gotcmu did not stop cleanly"
+	else
+		fail "gotcmu did not start"; handler_log /out/bench/gotcmu.log | tail -20
+	fi
+fi
+
+# ---- gotcmu-rbd-gomaxprocs1 (not in the default LUNS): gotcmu again with GOMAXPROCS=1, an
+# experiment on the Go scheduler's cost beside librbd's threads on few CPUs.
+if want gotcmu-rbd-gomaxprocs1; then
+	MODE=gotcmu; select_handler
+	if GOMAXPROCS=1 start_handler /out/bench/gotcmu-gomaxprocs1.log; then
+		BS=$(make_user 1 grbd1 "rbd/rbd/$IMAGE" "$SIZE") && serve gotcmu-rbd-gomaxprocs1 naa.5001405000000b04 "$BS"
+		stop_handler || fail "gotcmu (GOMAXPROCS=1) did not stop cleanly"
+	else
+		fail "gotcmu (GOMAXPROCS=1) did not start"
+	fi
+fi
+
+# ---- tcmu-runner (Debian's), after gotcmu has gone
+if want tcmu-runner-rbd || want tcmu-runner-zbc; then
+	MODE=tcmu-runner; select_handler
+	if start_handler /out/bench/tcmu-runner.log; then
+		pass "tcmu-runner running"
+		if want tcmu-runner-rbd; then
+			BS=$(make_user 1 trbd "rbd/rbd/$IMAGE" "$SIZE") && serve tcmu-runner-rbd naa.5001405000000c01 "$BS"
+		fi
+		if want tcmu-runner-zbc; then
+			# file_zbc in its host-aware model: no conventional zones, so every random write lands in
+			# a sequential-write-preferred zone. Probe first whether it takes random writes there.
+			ZBC_CFG="zbc/model-HA/zsize-16/conv-0@/tmp/zbc.raw"
+			if BS=$(make_user 2 tzbc "$ZBC_CFG" "$SIZE") && DEV=$(loop_export naa.5001405000000c02 "$BS"); then
+				if fio --name=probe --filename="$DEV" --ioengine=libaio --direct=1 --rw=randwrite --bs=4k \
+					--iodepth=4 --number_ios=256 --size="$SIZE" --zonemode=none > /out/bench/zbc-probe.txt 2>&1; then
+					echo "yes" > /out/bench/zbc-random-writes
+					disk_rows tcmu-runner-zbc "$DEV"
+				else
+					echo "no: $(grep -m1 -iE 'error|err=' /out/bench/zbc-probe.txt)" > /out/bench/zbc-random-writes
+					skip "tcmu-runner-zbc: file_zbc (host-aware) refuses random writes: $(cat /out/bench/zbc-random-writes)"
+				fi
+				cat "/sys/block/${DEV#/dev/}/queue/zoned" > /out/bench/zbc-zoned 2>/dev/null
+				loop_unexport naa.5001405000000c02; remove_backstore "$BS"
+			else
+				echo "no: file_zbc did not take $ZBC_CFG" > /out/bench/zbc-random-writes
+				fail "tcmu-runner-zbc: backstore $ZBC_CFG not served"
+			fi
+		fi
+		handler_log /out/bench/tcmu-runner.log > /out/bench/tcmu-runner-all.log
+		stop_handler || fail "tcmu-runner did not stop cleanly"
+	else
+		fail "tcmu-runner did not start"; handler_log /out/bench/tcmu-runner.log | tail -20
+	fi
+fi
+
+# ---- fio's own librbd engine on the same image: the ceiling for any librbd client
+if want fio-rbd; then
+	fio_rows fio-rbd --ioengine=rbd --clientname=admin --pool=rbd --rbdname="$IMAGE" --size="$SIZE"
+fi
+
+# ---- LIO's own backstores: no userspace hop
+if want rd_mcp; then
+	dir=$CFG/core/rd_mcp_10/rd
+	mkdir -p "$dir" && put "rd_pages=$((SIZE / 4096))" "$dir/control" && put 1 "$dir/enable" &&
+		put "$(new_uuid)" "$dir/wwn/vpd_unit_serial" && serve rd_mcp naa.5001405000000d01 "$dir" ||
+		fail "rd_mcp backstore"
+fi
+if want fileio; then
+	truncate -s "$SIZE" /tmp/fileio.img
+	BS=$(make_fileio 11 fio0 /tmp/fileio.img "$SIZE") && serve fileio naa.5001405000000d02 "$BS" || fail "fileio backstore"
+	rm -f /tmp/fileio.img
+fi
+
+[ -d /tmp/ceph ] && "$REPO/test/micro-ceph.sh" stop /tmp/ceph > /dev/null 2>&1
+uname -r > /out/bench/guest-kernel
+log "bench: $FAILED failed"
+[ "$FAILED" -eq 0 ]

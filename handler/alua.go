@@ -175,10 +175,15 @@ type lockGate struct {
 	// the worker starts recovery when it is done.
 	connLost bool
 	// waiters are SET TARGET PORT GROUPS commands that complete when
-	// the acquisition running now ends.
+	// the acquisition or release running now ends.
 	waiters []*Cmd
-	stats   LockStatus
-	closed  bool
+	// refusal is the answer to media access while this gateway's ports
+	// are in an explicit-only standby or unavailable group (0: none), as
+	// configfs said at refusalAt.
+	refusal   asc
+	refusalAt time.Time
+	stats     LockStatus
+	closed    bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -240,6 +245,11 @@ func (g *lockGate) admitSlow(c *Cmd) (result, bool) {
 	}
 	write := !readsOnly(c.op())
 	now := g.now()
+	if state == lockUnlocked {
+		if a := g.explicitRefusal(now); a != ascNone {
+			return c.check(keyNotReady, a), true
+		}
+	}
 	switch {
 	case state == lockUnlocked && !write:
 		return done, false
@@ -488,43 +498,132 @@ func (g *lockGate) localTPGs() []tpgRef {
 }
 
 // explicitTransition runs after SET TARGET PORT GROUPS changed group
-// states: a group of this gateway's ports that became active/optimized
-// means the initiator chose this gateway, so the gateway takes the lock,
-// and the command completes once it holds it (or fails with SET TARGET
-// PORT GROUPS COMMAND FAILED if it cannot).
+// states. A group of this gateway's ports that became active/optimized
+// means the initiator chose this gateway: the gateway takes the lock, and
+// the command completes once it holds it (or fails with SET TARGET PORT
+// GROUPS COMMAND FAILED if it cannot). When this gateway's groups are all
+// standby or unavailable now, it gives the lock up the same way.
 func (g *lockGate) explicitTransition(c *Cmd, groups []PortGroup) result {
-	local := false
+	ao, inactive := false, true
 	for _, pg := range groups {
-		if pg.State != aluaActiveOptimized {
+		if !hasLocalPort(pg) {
 			continue
 		}
-		for _, p := range pg.Ports {
-			local = local || p.Enabled
-		}
-	}
-	if !local {
-		return c.good()
+		ao = ao || pg.State == aluaActiveOptimized
+		inactive = inactive && refusalOf(pg.State) != ascNone
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	switch s := g.state.Load(); {
-	case s == lockLocked:
+	g.refusal, g.refusalAt = explicitRefusal(groups), g.now()
+	s := g.state.Load()
+	switch {
+	case ao && s == lockLocked, !ao && !inactive, !ao && s != lockLocked:
 		return c.good()
-	case s == lockLocking:
+	case ao && s == lockLocking:
 	case working(s) || g.closed:
 		// Reopening or recovering: the initiator may try again.
 		return c.status(statusBusy)
-	default:
+	case ao:
 		// An explicit choice overrides the hold-down.
 		g.holdUntil = time.Time{}
 		g.startLocked(lockLocking, g.acquire)
+	default:
+		g.startLocked(lockLocking, g.release)
 	}
 	g.waiters = append(g.waiters, c)
 	return pending
 }
 
+// release gives the lock up after SET TARGET PORT GROUPS put this
+// gateway's ports in standby.
+func (g *lockGate) release(context.Context) {
+	err := g.lk.ReleaseLock()
+	g.mu.Lock()
+	waiters := g.waiters
+	g.waiters = nil
+	next := lockUnlocked
+	if err != nil {
+		g.log.Warn().Err(err).Msg("release exclusive lock")
+		next = lockLocked
+	} else {
+		g.owner = ""
+		g.log.Info().Msg("released exclusive lock: this gateway's ports are in standby")
+	}
+	g.mu.Unlock()
+	for _, c := range waiters {
+		g.finishTransition(c, err)
+	}
+	g.settle(next)
+}
+
+// explicitRefusalTTL bounds how long the gate trusts what configfs said
+// about this gateway's port groups; SET TARGET PORT GROUPS refreshes it at
+// once, an operator's configfs write within this.
+const explicitRefusalTTL = time.Second
+
+// explicitRefusal returns the additional sense code refusing media access
+// at this gateway now (ascNone: none), from configfs at most
+// explicitRefusalTTL old. Called with mu held.
+func (g *lockGate) explicitRefusal(now time.Time) asc {
+	if g.cfg == nil {
+		return ascNone
+	}
+	if now.Sub(g.refusalAt) >= explicitRefusalTTL || now.Before(g.refusalAt) {
+		groups, err := g.cfg.PortGroups()
+		if err != nil {
+			g.log.Warn().Err(err).Msg("read port groups")
+			return ascNone
+		}
+		g.refusal, g.refusalAt = explicitRefusal(groups), now
+	}
+	return g.refusal
+}
+
+// explicitRefusal is the answer to media access at a gateway whose port
+// groups allow explicit transitions only and are all standby or
+// unavailable (SPC-4 5.15.2.4-5): the kernel does not check ALUA states
+// for TCMU devices (TRANSPORT_FLAG_PASSTHROUGH_ALUA), so the handler must.
+// Groups that allow implicit transitions let I/O take the lock instead.
+func explicitRefusal(groups []PortGroup) asc {
+	refusal := ascNone
+	for _, pg := range groups {
+		if !hasLocalPort(pg) {
+			continue
+		}
+		a := refusalOf(pg.State)
+		if a == ascNone || pg.Implicit || !pg.Explicit {
+			return ascNone
+		}
+		refusal = max(refusal, a)
+	}
+	return refusal
+}
+
+// refusalOf is the sense a port in access state answers media access
+// with: LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE (04/0B)
+// or UNAVAILABLE STATE (04/0C); ascNone for states that serve it.
+func refusalOf(state uint8) asc {
+	switch state {
+	case aluaStandby:
+		return ascLUNotReadyStandby
+	case aluaUnavailable, aluaOffline:
+		return ascLUNotReadyUnavailable
+	}
+	return ascNone
+}
+
+// hasLocalPort reports whether one of pg's ports is this gateway's.
+func hasLocalPort(pg PortGroup) bool {
+	for _, p := range pg.Ports {
+		if p.Enabled {
+			return true
+		}
+	}
+	return false
+}
+
 // finishTransition completes a SET TARGET PORT GROUPS command that waited
-// for the lock.
+// for the lock to be taken or given up.
 func (g *lockGate) finishTransition(c *Cmd, err error) {
 	if err != nil {
 		c.check(keyHardwareError, ascSetTargetPortGroupsFailed)

@@ -188,6 +188,7 @@ const (
 	admitted verdict = "admitted"
 	busy     verdict = "BUSY"
 	standby  verdict = "NOT READY/standby"
+	unavail  verdict = "NOT READY/unavailable"
 )
 
 func (gd *gateDevice) admit(t *testing.T, cdb []byte) verdict {
@@ -204,6 +205,8 @@ func (gd *gateDevice) admit(t *testing.T, cdb []byte) verdict {
 		return busy
 	case c.Status == statusCheckCondition && senseKeyOf(c.Sense) == keyNotReady && c.Sense[12] == 0x04 && c.Sense[13] == 0x0b:
 		return standby
+	case c.Status == statusCheckCondition && senseKeyOf(c.Sense) == keyNotReady && c.Sense[12] == 0x04 && c.Sense[13] == 0x0c:
+		return unavail
 	}
 	t.Fatalf("CDB % x: status %#x sense % x", cdb, c.Status, c.Sense)
 	return ""
@@ -745,4 +748,93 @@ func TestLockGateFailedReopenRetriedByNextIO(t *testing.T) {
 	if calls := gd.be.callList(); !slices.Equal(calls, []string{"acquire", "reopen", "reopen"}) {
 		t.Errorf("calls %v, want the reopen tried again", calls)
 	}
+}
+
+// explicitOnly makes cfg's groups allow explicit transitions only.
+func explicitOnly(cfg *tpgConfig) *tpgConfig {
+	for i := range cfg.groups {
+		cfg.groups[i].Implicit, cfg.groups[i].Explicit = false, true
+	}
+	return cfg
+}
+
+// At a port in an explicit-only standby or unavailable group, media access
+// is refused (SPC-4 5.15.2.4-5): the kernel leaves ALUA states to TCMU
+// handlers. Groups that allow implicit transitions take the lock instead.
+func TestExplicitStandbyRefusesMediaAccess(t *testing.T) {
+	tests := []struct {
+		name     string
+		implicit bool
+		state    uint8
+		want     verdict
+	}{
+		{name: "standby", state: aluaStandby, want: standby},
+		{name: "unavailable", state: aluaUnavailable, want: unavail},
+		{name: "active_non_optimized", state: aluaActiveNonOptimized, want: busy},
+		{name: "standby_with_implicit_transitions", implicit: true, state: aluaStandby, want: busy},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := explicitOnly(newTPGConfig("iqn.2026-01.test:explicit-"+tt.name, true))
+			cfg.groups[0].State, cfg.groups[0].Implicit = tt.state, tt.implicit
+			gd := newGateDevice(t, cfg)
+			got := gd.admit(t, write10)
+			if got != tt.want {
+				t.Errorf("write: %s, want %s", got, tt.want)
+			}
+			if tt.want == standby || tt.want == unavail {
+				if got := gd.admit(t, read10); got != tt.want {
+					t.Errorf("read: %s, want %s", got, tt.want)
+				}
+				if calls := gd.be.callList(); len(calls) != 0 {
+					t.Errorf("calls %v at a refusing port", calls)
+				}
+			}
+		})
+	}
+}
+
+// The gate reads the groups again at most a second later, and at once
+// after SET TARGET PORT GROUPS.
+func TestExplicitStandbyFollowsConfigfs(t *testing.T) {
+	cfg := explicitOnly(newTPGConfig("iqn.2026-01.test:explicit-ttl", true))
+	cfg.groups[0].State = aluaStandby
+	gd := newGateDevice(t, cfg)
+	gd.expect(t, read10, standby)
+	cfg.mu.Lock()
+	cfg.groups[0].State = aluaActiveNonOptimized
+	cfg.mu.Unlock()
+	gd.expect(t, read10, standby)
+	gd.clock.advance(explicitRefusalTTL)
+	gd.expect(t, read10, admitted)
+}
+
+// SET TARGET PORT GROUPS putting this gateway's group in standby gives the
+// lock up before it completes; I/O here is refused from then on.
+func TestExplicitTransitionToStandbyReleasesTheLock(t *testing.T) {
+	cfg := explicitOnly(newTPGConfig("iqn.2026-01.test:stpg-release", true))
+	gd, k := runDevice(t, cfg)
+	list := stpgList(aluaActiveOptimized, 1)
+	if _, err := k.Submit(uiotest.Request{CDB: stpgCDB(uint32(len(list))), DataOut: list}); err != nil {
+		t.Fatal(err)
+	}
+	if c := completion(t, k); c.Status != statusGood {
+		t.Fatalf("to active/optimized: status %#x", c.Status)
+	}
+	gd.expect(t, write10, admitted)
+	list = stpgList(aluaStandby, 1, aluaActiveOptimized, 2)
+	if _, err := k.Submit(uiotest.Request{CDB: stpgCDB(uint32(len(list))), DataOut: list}); err != nil {
+		t.Fatal(err)
+	}
+	if c := completion(t, k); c.Status != statusGood {
+		t.Fatalf("to standby: status %#x sense % x", c.Status, c.Sense)
+	}
+	if st := gd.settled(t); st.State != "unlocked" || st.Owner != "" {
+		t.Fatalf("after the transition to standby: %+v", st)
+	}
+	if calls := gd.be.callList(); !slices.Equal(calls, []string{"acquire", "release"}) {
+		t.Errorf("calls %v, want acquire then release", calls)
+	}
+	gd.expect(t, write10, standby)
+	gd.expect(t, read10, standby)
 }

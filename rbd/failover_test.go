@@ -40,7 +40,7 @@ type gateway struct {
 	k    *uiotest.Kernel
 }
 
-func startGateway(t *testing.T, name, config string, size int64, hold time.Duration) *gateway {
+func startGateway(t *testing.T, name, config string, size int64, hold time.Duration, cfg handler.DeviceConfig) *gateway {
 	t.Helper()
 	h := Handler(Options{Host: name})
 	log := testLogger(t).With().Str("gw", name).Logger()
@@ -52,7 +52,7 @@ func startGateway(t *testing.T, name, config string, size int64, hold time.Durat
 		t.Fatalf("open %s on %s: %v", config, name, err)
 	}
 	k := uiotest.New(t, uiotest.Config{DataSize: 4 << 20})
-	dev, err := handler.NewDevice(log, info, k.Ring(), k, be, nil)
+	dev, err := handler.NewDevice(log, info, k.Ring(), k, be, cfg)
 	if err != nil {
 		be.Close()
 		t.Fatal(err)
@@ -207,8 +207,8 @@ func TestFailoverFencing(t *testing.T) {
 	)
 	name := newImage(t, "rbd", size, 22)
 	config := "rbd/" + name
-	a := startGateway(t, "gwa", config, size, hold)
-	b := startGateway(t, "gwb", config, size, hold)
+	a := startGateway(t, "gwa", config, size, hold, nil)
+	b := startGateway(t, "gwb", config, size, hold, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
@@ -528,7 +528,7 @@ func TestFailoverNoPingPong(t *testing.T) {
 	// One path, before and after: the throughput to compare with, on a
 	// machine whose load varies.
 	name := newImage(t, "rbd", size, 22)
-	a := startGateway(t, "gwa", "rbd/"+name, size, hold)
+	a := startGateway(t, "gwa", "rbd/"+name, size, hold, nil)
 	onePath := func() float64 {
 		return float64(load(t, newMultipath(recheck, a), name, single, writers, slotsPer, slotLen)) / single.Seconds()
 	}
@@ -538,7 +538,7 @@ func TestFailoverNoPingPong(t *testing.T) {
 	}
 
 	// Both paths, with the hold-down.
-	b := startGateway(t, "gwb", "rbd/"+name, size, hold)
+	b := startGateway(t, "gwb", "rbd/"+name, size, hold, nil)
 	before := acquisitions(t, a, b)
 	m := newMultipath(recheck, a, b)
 	both := float64(load(t, m, name, run, writers, slotsPer, slotLen)) / run.Seconds()
@@ -570,4 +570,98 @@ func TestFailoverNoPingPong(t *testing.T) {
 	moves0 := acquisitions(t, a, b) - before
 	t.Logf("both paths without hold-down for %v: %.0f writes/s (%.2f of one path), %d lock moves",
 		single, noHold, noHold/base, moves0)
+}
+
+// explicitGroups is a gateway's configfs ALUA view for explicit ALUA, in
+// memory: group 1 holds gateway A's port, group 2 gateway B's; local says
+// which one is this gateway's (enabled). SetPortGroupState changes it as
+// configfs would.
+type explicitGroups struct {
+	mu     sync.Mutex
+	groups []handler.PortGroup
+}
+
+func newExplicitGroups(local uint16) *explicitGroups {
+	const sup = 0x80 | 0x04 | 0x02 | 0x01 // T, S, ANO, AO
+	g := &explicitGroups{}
+	for id := uint16(1); id <= 2; id++ {
+		g.groups = append(g.groups, handler.PortGroup{
+			Name: fmt.Sprintf("gw%d", id), ID: id, State: 2, Supported: sup, Explicit: true,
+			Ports: []handler.TargetPort{{RelativeID: id, ProtocolID: 5, TargetName: "iqn.2026-01.test:explicit", TPGT: id, Enabled: id == local}},
+		})
+	}
+	return g
+}
+
+func (g *explicitGroups) UnitSerial() (string, error) { return "explicit", nil }
+
+func (g *explicitGroups) PortGroups() ([]handler.PortGroup, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]handler.PortGroup, len(g.groups))
+	copy(out, g.groups)
+	return out, nil
+}
+
+func (g *explicitGroups) SetPortGroupState(id uint16, state uint8) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range g.groups {
+		if g.groups[i].ID == id {
+			g.groups[i].State = state
+		}
+	}
+	return nil
+}
+
+// stpg is SET TARGET PORT GROUPS making group ao active/optimized and
+// group sb standby.
+func stpg(ao, sb uint16) (cdb, list []byte) {
+	list = []byte{0, 0, 0, 0, 0, 0, byte(ao >> 8), byte(ao), 2, 0, byte(sb >> 8), byte(sb)}
+	cdb = []byte{0xa4, 0x0a, 0, 0, 0, 0, 0, 0, 0, byte(len(list)), 0, 0}
+	return cdb, list
+}
+
+// TestFailoverExplicitTransition: with explicit ALUA, SET TARGET PORT
+// GROUPS that makes a gateway's group active/optimized completes once
+// that gateway holds the image's lock, so the previous owner is fenced
+// before the initiator sends its first write to the new one.
+func TestFailoverExplicitTransition(t *testing.T) {
+	needCeph(t)
+	const size = failoverObject
+	name := newImage(t, "rbd", size, 22)
+	a := startGateway(t, "gwa", "rbd/"+name, size, time.Second, newExplicitGroups(1))
+	b := startGateway(t, "gwb", "rbd/"+name, size, time.Second, newExplicitGroups(2))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	cdb, list := stpg(1, 2)
+	if c, err := a.exec(ctx, cdb, list, 0); err != nil || c.Status != scsiGood {
+		t.Fatalf("SET TARGET PORT GROUPS at A: %s, %v", outcome(c), err)
+	}
+	if s := a.lock(t); s.State != "locked" {
+		t.Fatalf("A after its group became active/optimized: %+v", s)
+	}
+	// No BUSY: the lock was taken before the command completed.
+	if c, err := a.exec(ctx, write10(0, pattern(4096, 'A', 1)), pattern(4096, 'A', 1), 0); err != nil || c.Status != scsiGood {
+		t.Fatalf("first write at A: %s, %v", outcome(c), err)
+	}
+
+	cdb, list = stpg(2, 1)
+	if c, err := b.exec(ctx, cdb, list, 0); err != nil || c.Status != scsiGood {
+		t.Fatalf("SET TARGET PORT GROUPS at B: %s, %v", outcome(c), err)
+	}
+	if s := b.lock(t); s.State != "locked" {
+		t.Fatalf("B after its group became active/optimized: %+v", s)
+	}
+	if c, err := b.exec(ctx, write10(0, pattern(4096, 'B', 2)), pattern(4096, 'B', 2), 0); err != nil || c.Status != scsiGood {
+		t.Fatalf("first write at B: %s, %v", outcome(c), err)
+	}
+	// A was fenced by the transition: its write fails and does not land.
+	if c, err := a.exec(ctx, write10(0, pattern(4096, 'X', 3)), pattern(4096, 'X', 3), 0); err != nil || c.Status == scsiGood {
+		t.Fatalf("write at A after B's transition: %s, %v; want it refused", outcome(c), err)
+	}
+	if who, s := stampAt(readImage(t, name, 0, 4096)); who != 'B' || s != 2 {
+		t.Fatalf("block 0 holds %c#%d, want B#2", who, s)
+	}
 }

@@ -36,7 +36,8 @@ type Cmd struct {
 	scratch []byte
 	// sbc is the state of a multi-step block command (sbc.go).
 	sbc sbcCmd
-	// start is when the command was fetched (latency metrics).
+	// start is when the batch the command came in was fetched (latency
+	// metrics); the commands of a batch share one clock read.
 	start    time.Time
 	senseBuf [uio.SenseBufferSize]byte
 }

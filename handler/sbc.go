@@ -79,11 +79,13 @@ type blockLimits struct {
 }
 
 const (
-	// defaultMaxUnmapLBAs bounds the blocks of one UNMAP: 4 Mi blocks,
-	// 2 GiB of 512-byte blocks, enough for any initiator to reclaim
-	// quickly while keeping one command short. Limits.MaxDiscardBytes
+	// defaultMaxUnmapLBAs bounds the blocks of one UNMAP: 1 Mi blocks,
+	// 512 MiB of 512-byte blocks, enough for any initiator to reclaim
+	// quickly while keeping one command short. libiscsi's
+	// Inquiry.BlockLimits takes anything above 1024*1024 (other than
+	// "no limit", FFFFFFFFh) for a broken target. Limits.MaxDiscardBytes
 	// does not lower it: the handler splits discards to that size.
-	defaultMaxUnmapLBAs = 1 << 22
+	defaultMaxUnmapLBAs = 1 << 20
 	// maxUnmapDescriptors is the largest count an UNMAP parameter list
 	// can carry ((65535-8)/16); the real bound is maxUnmapLBAs.
 	maxUnmapDescriptors = 4095

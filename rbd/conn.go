@@ -69,6 +69,11 @@ func connect(ctx context.Context, key connKey) (*rados.Conn, time.Duration, erro
 	if err != nil {
 		return nil, 0, fmt.Errorf("read ceph config %q: %w", key.confPath, cephErrno(err))
 	}
+	// Measured on the micro cluster, 4 KiB random writes at QD32 on one
+	// image: fio --ioengine=rbd 7.8-9.4 K IOPS with librbd's default cache
+	// (rbd_cache_policy writearound completes writes before the OSDs
+	// have them), 3.0 K with rbd_cache=false, and gotcmu 3.0-3.5 K: a
+	// comparison with fio must give fio this setting too.
 	if err := conn.SetConfigOption("rbd_cache", "false"); err != nil {
 		return nil, 0, fmt.Errorf("set rbd_cache: %w", cephErrno(err))
 	}

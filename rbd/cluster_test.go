@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,6 +60,29 @@ func microCeph() string {
 	return p
 }
 
+const clusterDirPrefix = "gotcmu-rbd-ceph-"
+
+// stopOrphanClusters stops the micro clusters earlier test binaries
+// started and could not stop: those whose owner process is gone.
+func stopOrphanClusters() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), clusterDirPrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "owner"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) == nil {
+			continue // not ours to judge, or its owner still runs
+		}
+		if out, err := exec.Command(microCeph(), "stop", dir).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "stop orphan micro ceph %s: %v\n%s", dir, err, out)
+			continue
+		}
+		os.RemoveAll(dir)
+	}
+}
+
 // freePort returns a loopback TCP port nobody listens on now.
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -95,7 +120,8 @@ func startCluster() {
 				return
 			}
 		}
-		dir, err := os.MkdirTemp("", "gotcmu-rbd-ceph-")
+		stopOrphanClusters()
+		dir, err := os.MkdirTemp("", clusterDirPrefix)
 		if err != nil {
 			cluster.err = err
 			return
@@ -111,6 +137,13 @@ func startCluster() {
 		cluster.dir, cluster.started = dir, true
 		if out, err := cmd.CombinedOutput(); err != nil {
 			cluster.err = fmt.Errorf("start micro ceph: %v\n%s", err, out)
+			return
+		}
+		// A test binary that panics (a test timeout) skips TestMain's
+		// cleanup; the next run stops its cluster by this owner file
+		// (written after the start, which empties the directory).
+		if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			cluster.err = err
 			return
 		}
 		cluster.conf = filepath.Join(dir, "ceph.conf")

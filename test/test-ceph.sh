@@ -10,6 +10,7 @@ cd "$REPO" || exit 2
 TAGS=${TAGS:-}
 PKGS=${PKGS:-./rbd/...}
 D=$REPO/build/ceph
+mkdir -p "$REPO/build"
 
 if ! go list -tags "$TAGS" "$PKGS" >/dev/null 2>&1; then
 	echo "test-ceph: no Go packages match $PKGS" >&2
@@ -28,4 +29,4 @@ if ! test/micro-ceph.sh start "$D" 2147483648 > "$REPO/build/ceph-start.log" 2>&
 fi
 echo "test-ceph: micro cluster up in $(($(date +%s) - START)) s (mon 127.0.0.1:$MON_PORT_V2); $D"
 export CEPH_CONF=$D/ceph.conf
-go test -tags "$TAGS" -count=1 "$@" "$PKGS"
+go test -tags "$TAGS" -count=1 -timeout 20m "$@" "$PKGS"

@@ -19,9 +19,11 @@
 #                  what was acknowledged is in the image, the other LUNs still serve
 #   netlink-kill   gotcmu SIGKILLed while an enable write waits for its netlink reply: the next
 #                  gotcmu unblocks the writer, the retried enable works, nothing left in D state
-#   caps           gotcmu under setpriv with only the unit's CapabilityBoundingSet serves a LUN;
-#                  without CAP_NET_ADMIN it cannot; without CAP_DAC_OVERRIDE another user's 0600
-#                  image is refused; metrics listen on loopback only
+#   caps           gotcmu under setpriv with only the unit's CapabilityBoundingSet serves a LUN
+#                  and answers an unprivileged CheckConfig with the caller's permissions (Status
+#                  refused); without CAP_NET_ADMIN no device can be enabled; without
+#                  CAP_DAC_OVERRIDE another user's 0600 image is refused; without
+#                  CAP_SETUID/SETGID an unprivileged CheckConfig is refused; metrics on loopback
 # Env: GOTCMU, GOTCMU_ARGS, ACKWRITER, FAULTS (a subset of the names above, default all).
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
@@ -84,6 +86,7 @@ make_lun() {
 wwn() { printf 'naa.50014050000fa%03x' "$1"; }
 
 acked() { grep -c '^A ' "/tmp/$1.ack" 2>/dev/null || echo 0; }
+acked_at_least() { [ "$(acked "$1")" -ge "$2" ]; }
 
 # stream NAME DEV [ACKWRITER ARGS...]: a verifying write stream in the background. It runs until
 # stream_end stops it (SIGTERM: in-flight writes finish, nothing new starts), at most 10 minutes.
@@ -100,7 +103,7 @@ stream() {
 recovered() {
 	local name=$1 mark=$2 t0
 	t0=$(date +%s%N)
-	wait_until "${3:-120}" test "$(acked "$name")" -ge $((mark + 200))
+	wait_until "${3:-120}" acked_at_least "$name" $((mark + 200))
 	local rc=$?
 	echo "$name: $(($(acked "$name") - mark)) writes acknowledged $((($(date +%s%N) - t0) / 1000000)) ms after the fault ended"
 	return $rc
@@ -407,11 +410,20 @@ if want caps; then
 		local logf=$1 set; shift
 		set=$(capset "$@")
 		NLOG=$((NLOG + 1))
-		setpriv --bounding-set "$set" --inh-caps -all --no-new-privs "$GOTCMU" --no-dbus $GOTCMU_ARGS > "$logf" 2>&1 &
+		# shellcheck disable=SC2086 # GOTCMU_ARGS is a list of words
+		setpriv --bounding-set "$set" --inh-caps -all --no-new-privs "$GOTCMU" $GOTCMU_ARGS > "$logf" 2>&1 &
 		HANDLER_PID=$!
 		sleep 2
-		kill -0 "$HANDLER_PID" 2>/dev/null
+		kill -0 "$HANDLER_PID" 2>/dev/null && wait_until 20 dbus_up
 	}
+	dbus_up() { dbus-send --system --print-reply --dest=org.kernel.TCMUService1 /org/kernel/TCMUService1 org.freedesktop.DBus.Peer.Ping > /dev/null 2>&1; }
+	# as_nobody METHOD ARGS...: a D-Bus call to gotcmu from uid 65534, its reply or error.
+	as_nobody() {
+		setpriv --reuid=65534 --regid=65534 --clear-groups dbus-send --system --print-reply \
+			--dest=org.kernel.TCMUService1 "$@" 2>&1 | tr -s ' \n' ' '
+	}
+	checkcfg_nobody() { as_nobody /org/kernel/TCMUService1/file org.kernel.TCMUService1.CheckConfig "string:file/$1"; }
+	truncate -s $((16 << 20)) /tmp/secret.img; chmod 600 /tmp/secret.img
 	# shellcheck disable=SC2086 # the unit's list is a list of words
 	if check "caps: gotcmu starts with only $UNIT_CAPS" run_capped "$OUT/gotcmu-caps.log" $UNIT_CAPS; then
 		CAPEFF=$(awk '/^CapEff/ { print $2 }' "/proc/$HANDLER_PID/status")
@@ -421,6 +433,14 @@ if want caps; then
 		CAPS_DEV=""
 		[ -n "$CAPS_BS" ] && CAPS_DEV=$(loop_export "$(wwn 6)" "$CAPS_BS")
 		check "caps: a LUN is served with only these capabilities (4 MiB round trip)" quick_io "${CAPS_DEV:-/nonexistent}"
+		# CAP_SETUID/SETGID: CheckConfig from an unprivileged caller runs with the caller's
+		# file system credentials, so root's 0600 image is not readable for it.
+		R=$(checkcfg_nobody /tmp/secret.img)
+		echo "CheckConfig(file//tmp/secret.img) from uid 65534: $R"
+		check "caps: CheckConfig from uid 65534 is answered with uid 65534's permissions (false)" grep -q 'boolean false' <<< "$R"
+		R=$(as_nobody /org/kernel/TCMUService1 org.kernel.TCMUService1.Gotcmu1.Status)
+		echo "Status from uid 65534: $R"
+		check "caps: Status (every device and config string) is refused to uid 65534" grep -q 'AccessDenied' <<< "$R"
 		# Another user's 0600 image: needs CAP_DAC_OVERRIDE, which the set has.
 		truncate -s $((16 << 20)) /tmp/other.img; chown 65534:65534 /tmp/other.img; chmod 600 /tmp/other.img
 		OTHER_BS=$(make_lun 6 other0 file//tmp/other.img $((16 << 20)))
@@ -439,6 +459,17 @@ if want caps; then
 			pass "caps: without CAP_DAC_OVERRIDE another user's 0600 image is refused"
 		fi
 		[ -d "$CFG/core/user_6/other1" ] && bounded 30 rmdir "$CFG/core/user_6/other1"
+		stop_handler
+	fi
+	# Without CAP_SETUID/SETGID an unprivileged CheckConfig cannot take the caller's
+	# credentials and is refused rather than answered with the daemon's.
+	NOSETID=()
+	for c in $UNIT_CAPS; do case $c in CAP_SETUID|CAP_SETGID) ;; *) NOSETID+=("$c") ;; esac; done
+	if check "caps: gotcmu starts without CAP_SETUID/CAP_SETGID" run_capped "$OUT/gotcmu-nosetid.log" "${NOSETID[@]}"; then
+		R=$(checkcfg_nobody /tmp/secret.img)
+		echo "CheckConfig from uid 65534 without CAP_SETUID/SETGID: $R"
+		check "caps: without CAP_SETUID/SETGID an unprivileged CheckConfig is refused, not answered as root" \
+			grep -q 'credentials' <<< "$R"
 		stop_handler
 	fi
 	# Without CAP_NET_ADMIN: TCM-USER's netlink commands are GENL_ADMIN_PERM.

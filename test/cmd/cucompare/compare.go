@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"path"
@@ -29,7 +30,21 @@ type comparison struct {
 	Regressions  []change // passes on the baseline, not on the candidate
 	Improvements []change // passes on the candidate, not on the baseline
 	Excluded     []string // suites left out
+
+	// Timings, when both runs carry per-suite seconds.
+	Timed                    bool
+	BaseSeconds, CandSeconds float64
+	Slow                     []suiteTime // candidate over twice the baseline and over slowFloor, slowest first
 }
+
+// suiteTime is the wall time of one suite in both runs.
+type suiteTime struct {
+	Suite      string
+	Base, Cand float64
+}
+
+// slowFloor keeps suites that take a few seconds anyway out of the slow list.
+const slowFloor = 10.0
 
 // excluded reports whether suite matches one of the globs.
 func excluded(globs []string, suite string) bool {
@@ -112,6 +127,18 @@ func compareRuns(base, cand *run, exclude []string) comparison {
 		c.Total.CandTotal += r.CandTotal
 	}
 	c.Total.Suite = "total"
+	if len(base.Seconds) > 0 && len(cand.Seconds) > 0 {
+		c.Timed = true
+		for _, s := range suites {
+			b, cd := base.Seconds[s], cand.Seconds[s]
+			c.BaseSeconds += b
+			c.CandSeconds += cd
+			if cd > slowFloor && cd > 2*b {
+				c.Slow = append(c.Slow, suiteTime{Suite: s, Base: b, Cand: cd})
+			}
+		}
+		slices.SortFunc(c.Slow, func(a, b suiteTime) int { return cmp.Compare(b.Cand, a.Cand) })
+	}
 	return c
 }
 
@@ -163,6 +190,15 @@ func (c comparison) write(w io.Writer, baseName, candName string) {
 		fmt.Fprintf(w, "\n%d tests pass on %s and not on %s:\n", len(c.Improvements), candName, baseName)
 		for _, r := range c.Improvements {
 			fmt.Fprintf(w, "- %s (%s: %s)\n", r.Key, baseName, r.Base)
+		}
+	}
+	if c.Timed {
+		fmt.Fprintf(w, "\nWall time of the compared suites: %s %.0f s, %s %.0f s.\n", baseName, c.BaseSeconds, candName, c.CandSeconds)
+		if len(c.Slow) > 0 {
+			fmt.Fprintf(w, "Suites where %s took over twice as long (and over %.0f s):\n", candName, slowFloor)
+			for _, s := range c.Slow {
+				fmt.Fprintf(w, "- %s: %.0f s (%s %.0f s)\n", s.Suite, s.Cand, baseName, s.Base)
+			}
 		}
 	}
 }

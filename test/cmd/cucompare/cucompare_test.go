@@ -246,3 +246,85 @@ func TestExcluded(t *testing.T) {
 		}
 	}
 }
+
+// writeSuiteRuns lays out one directory per suite run, as guest-iscsi-cu.sh
+// does: name -> results XML ("" for none) and seconds ("" for none).
+func writeSuiteRuns(t *testing.T, suites map[string][2]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for name, files := range suites {
+		dir := filepath.Join(root, name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if files[0] != "" {
+			if err := os.WriteFile(filepath.Join(dir, resultsName), []byte(files[0]), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if files[1] != "" {
+			if err := os.WriteFile(filepath.Join(dir, "seconds"), []byte(files[1]+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return root
+}
+
+func TestComparePerSuiteRuns(t *testing.T) {
+	read10 := cunitHead + suite("Read10", pass("Simple"), pass("BeyondEol")) + cunitTail
+	unmap := cunitHead + suite("Unmap", pass("Simple")) + cunitTail
+	base := writeSuiteRuns(t, map[string][2]string{"SCSI.Read10": {read10, "4"}, "SCSI.Unmap": {unmap, "3"}})
+	tests := []struct {
+		name     string
+		cand     map[string][2]string
+		wantCode int
+		wantOut  []string
+	}{
+		{
+			name:     "merged_and_timed",
+			cand:     map[string][2]string{"SCSI.Read10": {read10, "5"}, "SCSI.Unmap": {unmap, "40"}},
+			wantCode: 0,
+			wantOut:  []string{"| **total** ", "3/3", "Wall time of the compared suites: LIO fileio 7 s, gotcmu 45 s.", "- Unmap: 40 s (LIO fileio 3 s)"},
+		},
+		{
+			name:     "suite_without_results",
+			cand:     map[string][2]string{"SCSI.Read10": {read10, "5"}, "SCSI.Unmap": {"", "600"}},
+			wantCode: 1,
+			wantOut:  []string{"REGRESSION Unmap.Simple: not run", "WARNING: no gotcmu results for SCSI.Unmap"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut strings.Builder
+			code := cmd([]string{base, writeSuiteRuns(t, tc.cand)}, &out, &errOut)
+			if code != tc.wantCode {
+				t.Errorf("exit %d, want %d\n%s%s", code, tc.wantCode, out.String(), errOut.String())
+			}
+			for _, w := range tc.wantOut {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
+
+func TestBaselineMissingASuiteIsRefused(t *testing.T) {
+	read10 := cunitHead + suite("Read10", pass("Simple")) + cunitTail
+	base := writeSuiteRuns(t, map[string][2]string{"SCSI.Read10": {read10, ""}, "SCSI.Unmap": {"", ""}})
+	cand := writeSuiteRuns(t, map[string][2]string{"SCSI.Read10": {read10, ""}})
+	var out, errOut strings.Builder
+	if code := cmd([]string{base, cand}, &out, &errOut); code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if !strings.Contains(errOut.String(), "no results for SCSI.Unmap") {
+		t.Errorf("stderr %q does not name the missing suite", errOut.String())
+	}
+}
+
+func TestLoadRunRejectsDirectoryWithoutResults(t *testing.T) {
+	if _, err := loadRun(t.TempDir()); err == nil {
+		t.Error("an empty directory loaded as a run")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -39,17 +40,21 @@ type testResult struct {
 	Failures    []string // "file:line: condition" per failed assertion
 }
 
-// run is one iscsi-test-cu run.
+// run is one iscsi-test-cu run, or the merge of one run per suite.
 type run struct {
 	Tests     map[string]*testResult // keyed by testKey(suite, name)
 	Order     []string               // keys in the order first seen
-	Truncated bool                   // the results file ended early
+	Truncated bool                   // a results file ended early
+	Missing   []string               // per-suite directories without a results file
+	Seconds   map[string]float64     // suite -> wall time, from per-suite "seconds" files
 	Source    string
 }
 
 func testKey(suite, name string) string { return suite + "." + name }
 
-func newRun(source string) *run { return &run{Tests: make(map[string]*testResult), Source: source} }
+func newRun(source string) *run {
+	return &run{Tests: make(map[string]*testResult), Seconds: make(map[string]float64), Source: source}
+}
 
 func (r *run) test(suite, name string) *testResult {
 	suite, name = strings.TrimSpace(suite), strings.TrimSpace(name)
@@ -84,39 +89,97 @@ const (
 	listingName = "CUnitAutomated-Listing.xml"
 )
 
-// loadRun reads a run from a directory holding iscsi-test-cu's XML, or from a
-// results file (with its listing next to it, if there is one).
+// loadRun reads a run from a results file (with its listing next to it, if
+// there is one), from a directory holding iscsi-test-cu's XML, or from a
+// directory of such directories, one per suite run, which it merges. In the
+// last form a directory without results (the tool died or timed out before
+// writing them) is recorded in Missing, and a "seconds" file in a directory
+// gives the wall time of the suites found there.
 func loadRun(path string) (*run, error) {
-	results, listing := path, ""
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		results, listing = filepath.Join(path, resultsName), filepath.Join(path, listingName)
-	} else if base, ok := strings.CutSuffix(path, "-Results.xml"); ok {
-		listing = base + "-Listing.xml"
-	}
 	r := newRun(path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("open test results: %w", err)
+	}
+	if !fi.IsDir() {
+		listing := ""
+		if base, ok := strings.CutSuffix(path, "-Results.xml"); ok {
+			listing = base + "-Listing.xml"
+		}
+		return r, loadFiles(r, path, listing)
+	}
+	if hasReport(path) {
+		return r, loadFiles(r, filepath.Join(path, resultsName), filepath.Join(path, listingName))
+	}
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return nil, fmt.Errorf("read test results: %w", err)
+	}
+	subdirs := 0
+	for _, e := range entries { // ReadDir sorts by name
+		if !e.IsDir() {
+			continue
+		}
+		subdirs++
+		dir := filepath.Join(path, e.Name())
+		seen := len(r.Order)
+		err := loadFiles(r, filepath.Join(dir, resultsName), filepath.Join(dir, listingName))
+		if errors.Is(err, os.ErrNotExist) {
+			r.Missing = append(r.Missing, e.Name())
+		} else if err != nil {
+			return nil, err
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "seconds")); err == nil {
+			if secs, err := strconv.ParseFloat(strings.TrimSpace(string(b)), 64); err == nil {
+				for _, k := range r.Order[seen:] {
+					r.Seconds[r.Tests[k].Suite] = secs
+				}
+			}
+		}
+	}
+	if subdirs == 0 {
+		return nil, fmt.Errorf("open test results: no %s in %s or in a directory under it", resultsName, path)
+	}
+	return r, nil
+}
+
+// hasReport reports whether dir holds iscsi-test-cu's XML itself.
+func hasReport(dir string) bool {
+	for _, name := range []string{resultsName, listingName} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// loadFiles adds a results file, and its listing if there is one, to r. A
+// missing results file is an error for which errors.Is(err, os.ErrNotExist)
+// holds; the listed tests are registered (as not run) even then.
+func loadFiles(r *run, results, listing string) error {
 	if listing != "" {
 		f, err := os.Open(listing)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
-			return nil, fmt.Errorf("open test listing: %w", err)
+			return fmt.Errorf("open test listing: %w", err)
 		default:
 			err = parseListing(f, r)
 			f.Close()
 			if err != nil {
-				return nil, fmt.Errorf("read test listing %s: %w", listing, err)
+				return fmt.Errorf("read test listing %s: %w", listing, err)
 			}
 		}
 	}
 	f, err := os.Open(results)
 	if err != nil {
-		return nil, fmt.Errorf("open test results: %w", err)
+		return fmt.Errorf("open test results: %w", err)
 	}
 	defer f.Close()
 	if err := parseResults(f, r); err != nil {
-		return nil, fmt.Errorf("read test results %s: %w", results, err)
+		return fmt.Errorf("read test results %s: %w", results, err)
 	}
-	return r, nil
+	return nil
 }
 
 // CUnit automated results (CUnit-Run.dtd).

@@ -54,6 +54,10 @@ func cmd(args []string, stdout, stderr io.Writer) int {
 	if cand.Truncated {
 		fmt.Fprintf(&report, "\nWARNING: %s results end early (iscsi-test-cu died?); missing tests count as not passed\n", *candName)
 	}
+	if len(cand.Missing) > 0 {
+		fmt.Fprintf(&report, "\nWARNING: no %s results for %s (iscsi-test-cu died or timed out); their tests count as not passed\n",
+			*candName, strings.Join(cand.Missing, ", "))
+	}
 	if _, err := stdout.Write(report.Bytes()); err != nil {
 		return 2
 	}
@@ -66,6 +70,10 @@ func cmd(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case base.Truncated:
 		fmt.Fprintf(stderr, "cucompare: baseline results %s end early: not a baseline to compare against\n", base.Source)
+		return 2
+	case len(base.Missing) > 0:
+		fmt.Fprintf(stderr, "cucompare: baseline %s has no results for %s: not a baseline to compare against\n",
+			base.Source, strings.Join(base.Missing, ", "))
 		return 2
 	case c.Total.BaseTotal == 0:
 		fmt.Fprintf(stderr, "cucompare: baseline %s has no tests: nothing was compared\n", base.Source)

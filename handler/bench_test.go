@@ -154,6 +154,8 @@ type leanKernel struct {
 	events    chan struct{}
 	idle      chan struct{}
 	doorbells atomic.Uint64
+	// published is head as the doorbell (another goroutine) sees it.
+	published atomic.Uint32
 }
 
 func newLeanKernel(tb testing.TB) *leanKernel {
@@ -187,7 +189,7 @@ func (lk *leanKernel) Wait(ctx context.Context) error {
 
 func (lk *leanKernel) doorbell() error {
 	lk.doorbells.Add(1)
-	if atomic.LoadUint32(lk.u32(leanMbTailOff)) == lk.head {
+	if atomic.LoadUint32(lk.u32(leanMbTailOff)) == lk.published.Load() {
 		select {
 		case lk.idle <- struct{}{}:
 		default:
@@ -225,6 +227,7 @@ func (lk *leanKernel) submit(cmd *benchCommand, n int) {
 		lk.pos = append(lk.pos, lk.head)
 		lk.head = (lk.head + leanEntrySize) % leanRingSize
 	}
+	lk.published.Store(lk.head)
 	atomic.StoreUint32(lk.u32(leanMbHeadOff), lk.head)
 	select {
 	case lk.events <- struct{}{}:

@@ -258,7 +258,15 @@ func (d *Device) drain() (err error) {
 func (d *Device) complete(c *Cmd, async bool) {
 	d.post(c)
 	d.putCmd(c)
-	if async && !d.batching.Load() {
+	switch {
+	case !async || d.batching.Load():
+	case d.inflightIO.Load() <= 1:
+		// The last IO in flight (an IO completing still counts itself):
+		// nothing else is coming to share a doorbell with, so ring it
+		// here instead of waking the kicker, one goroutine hop less at
+		// queue depth 1, as tcmu-runner rings from librbd's callback.
+		d.doorbell()
+	default:
 		select {
 		case d.kick <- struct{}{}:
 		default:

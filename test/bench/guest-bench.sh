@@ -71,10 +71,10 @@ make_user() {
 serve() {
 	local dev
 	dev=$(loop_export "$2" "$3") || { fail "$1: no disk on tcm_loop"; remove_backstore "$3"; return 1; }
-	log "$1: $dev ($(cat "$3/info" 2>/dev/null | tr '\n' ' '))"
+	log "$1: $dev ($(tr '\n' ' ' < "$3/info" 2>/dev/null))"
 	cat "$3/info" > "/out/bench/$1.info" 2>/dev/null
 	disk_rows "$1" "$dev"
-	loop_unexport "$2" && remove_backstore "$3" || fail "$1: removal failed"
+	if ! loop_unexport "$2" || ! remove_backstore "$3"; then fail "$1: removal failed"; fi
 }
 
 # ---- Ceph inside the guest, one image for every rbd row, written once end to end.
@@ -174,13 +174,20 @@ fi
 # ---- LIO's own backstores: no userspace hop
 if want rd_mcp; then
 	dir=$CFG/core/rd_mcp_10/rd
-	mkdir -p "$dir" && put "rd_pages=$((SIZE / 4096))" "$dir/control" && put 1 "$dir/enable" &&
-		put "$(new_uuid)" "$dir/wwn/vpd_unit_serial" && serve rd_mcp naa.5001405000000d01 "$dir" ||
+	if mkdir -p "$dir" && put "rd_pages=$((SIZE / 4096))" "$dir/control" && put 1 "$dir/enable" &&
+		put "$(new_uuid)" "$dir/wwn/vpd_unit_serial"; then
+		serve rd_mcp naa.5001405000000d01 "$dir"
+	else
 		fail "rd_mcp backstore"
+	fi
 fi
 if want fileio; then
 	truncate -s "$SIZE" /tmp/fileio.img
-	BS=$(make_fileio 11 fio0 /tmp/fileio.img "$SIZE") && serve fileio naa.5001405000000d02 "$BS" || fail "fileio backstore"
+	if BS=$(make_fileio 11 fio0 /tmp/fileio.img "$SIZE"); then
+		serve fileio naa.5001405000000d02 "$BS"
+	else
+		fail "fileio backstore"
+	fi
 	rm -f /tmp/fileio.img
 fi
 

@@ -344,7 +344,7 @@ func gnuplotScript(dat, png string) []byte {
 	fmt.Fprintf(&b, "set output %q\n", png)
 	fmt.Fprintf(&b, "set title 'gotcmu against the reference in the same boot (fio over tcm_loop; 1.0 = as fast)'\n")
 	fmt.Fprintf(&b, "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.85 border -1\n")
-	fmt.Fprintf(&b, "set boxwidth 0.9\nset ylabel 'ratio'\nset yrange [0:*]\nset grid ytics\nset key outside right top\n")
+	fmt.Fprintf(&b, "set boxwidth 0.9\nset ylabel 'ratio'\nset yrange [0:*]\nset grid ytics\nset key below horizontal\nset xtics rotate by -15\n")
 	fmt.Fprintf(&b, "set datafile missing 'NaN'\n")
 	fmt.Fprintf(&b, "set arrow from graph 0, first 1 to graph 1, first 1 nohead lw 2 lc rgb '#444444'\n")
 	fmt.Fprintf(&b, "set arrow from graph 0, first 0.95 to graph 1, first 0.95 nohead dt 2 lc rgb '#aa0000'\n")

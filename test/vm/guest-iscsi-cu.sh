@@ -7,9 +7,10 @@
 # Reserve6*), which never reach a backstore. The host compares the XML with test/cmd/cucompare.
 # MODE=tcmu-runner makes the candidate Debian's tcmu-runner (user:qcow on a raw file), the
 # reference handler; MODE=fileio a second LIO fileio LUN (proves the harness without a daemon).
-# Output: /out/cu/<baseline>/ and /out/cu/<candidate>/ (CUnitAutomated-*.xml, stdout.txt),
+# Output: /out/cu/<baseline>/<suite>/ and /out/cu/<candidate>/<suite>/ (run_cu in lib.sh: XML,
+#         stdout.txt, seconds; "complete" beside the suites when every suite left results),
 #         /out/cu/names ("baseline-dir candidate-dir").
-# Env: MODE, GOTCMU, GOTCMU_ARGS, CU_TESTS (--test list), CU_TIMEOUT (seconds per LUN).
+# Env: MODE, GOTCMU, GOTCMU_ARGS, CU_TESTS (comma-separated suites), CU_SUITE_TIMEOUT, CU_BUDGET.
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
 # shellcheck source=test/vm/lib.sh
@@ -19,8 +20,6 @@ GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
 select_handler
 IQN=iqn.2003-01.org.gotcmu:cu
 SIZE=$((128 << 20))
-# LIO fileio needs 60-100 s here; a handler that lets commands time out gets six times that.
-CU_TIMEOUT=${CU_TIMEOUT:-600}
 OUT=/out/cu
 mkdir -p "$OUT"
 
@@ -49,25 +48,14 @@ fi
 check "iSCSI target on 127.0.0.1:3260 with both LUNs" iscsi_export "$IQN" "$BASE" "$CAND" || finish
 echo "$NAMES" > "$OUT/names"
 
-# Every suite of the SCSI family but the reservation ones, as a comma-separated --test list.
-TESTS=${CU_TESTS:-$(iscsi-test-cu -l | grep -E '^SCSI\.[^.]+$' | grep -Ev '^SCSI\.(Prin|Prout|Reserve6)' | paste -sd,)}
-log "suites: $TESTS"
-
+log "suites: $(cu_suite_list | paste -sd' ')"
 lun=0
 for name in $NAMES; do
-	mkdir -p "$OUT/$name"
-	start=$(date +%s)
-	# -d: allow the destructive (write) tests; -x: CUnit XML into the working directory.
-	(cd "$OUT/$name" && timeout -k 10 "$CU_TIMEOUT" iscsi-test-cu -d -x --test="$TESTS" "iscsi://127.0.0.1/$IQN/$lun" > stdout.txt 2>&1)
-	rc=$?
-	secs=$(($(date +%s) - start))
-	echo "$secs" > "$OUT/$name/seconds"
-	# iscsi-test-cu exits 1 when any test failed; only a missing report means it did not run.
-	if [ -s "$OUT/$name/CUnitAutomated-Results.xml" ] && [ "$rc" -le 1 ]; then
-		pass "iscsi-test-cu ran against LUN $lun ($name) in ${secs}s"
+	if RES=$(run_cu "$OUT/$name" "iscsi://127.0.0.1/$IQN/$lun"); then
+		touch "$OUT/$name/complete"
+		pass "iscsi-test-cu against LUN $lun ($name): $RES"
 	else
-		fail "iscsi-test-cu against LUN $lun ($name): exit $rc after ${secs}s; see $OUT/$name/stdout.txt"
-		tail -5 "$OUT/$name/stdout.txt"
+		fail "iscsi-test-cu against LUN $lun ($name): $RES"
 	fi
 	lun=$((lun + 1))
 done

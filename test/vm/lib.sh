@@ -128,6 +128,51 @@ iscsi_export() {
 		put 1 "$tpg/enable"
 }
 
+# cu_suite_list: the iscsi-test-cu suites compared, one a line: every suite of the SCSI family but
+# the reservation ones LIO core answers itself (Prin*, Prout*, Reserve6*); CU_TESTS (comma
+# separated) replaces the list.
+cu_suite_list() {
+	if [ -n "${CU_TESTS:-}" ]; then
+		tr ',' '\n' <<< "$CU_TESTS"
+		return
+	fi
+	iscsi-test-cu -l | grep -E '^SCSI\.[^.]+$' | grep -Ev '^SCSI\.(Prin|Prout|Reserve6)'
+}
+
+# run_cu DIR URL: iscsi-test-cu -d -x against URL once per suite, into DIR/<suite>/ (its XML,
+# stdout.txt and a "seconds" file), the layout test/cmd/cucompare merges. One run per suite keeps
+# a crash or a hang in one suite from costing the others, and times each suite. Each is bounded
+# by CU_SUITE_TIMEOUT (s, default 300); after CU_BUDGET (s, default 900) no new suite starts, and
+# the rest are left without results. Prints a one-line account; returns 1 if a suite has none.
+run_cu() {
+	local dir=$1 url=$2 t s0 rc n=0 start
+	local incomplete=()
+	start=$(date +%s)
+	mkdir -p "$dir"
+	for t in $(cu_suite_list); do
+		n=$((n + 1))
+		mkdir -p "$dir/$t"
+		if [ $(($(date +%s) - start)) -ge "${CU_BUDGET:-900}" ]; then
+			incomplete+=("$t(budget spent)")
+			continue
+		fi
+		s0=$(date +%s)
+		# -d allows the destructive (write) tests; -x writes CUnit XML into the working directory.
+		(cd "$dir/$t" && timeout -k 10 "${CU_SUITE_TIMEOUT:-300}" iscsi-test-cu -d -x --test="$t" "$url" > stdout.txt 2>&1)
+		rc=$?
+		echo $(($(date +%s) - s0)) > "$dir/$t/seconds"
+		# 0: every test passed, 1: some failed; anything else, or no report, is a run cut short.
+		if [ "$rc" -gt 1 ] || [ ! -s "$dir/$t/CUnitAutomated-Results.xml" ]; then
+			incomplete+=("$t(exit $rc)")
+		fi
+	done
+	echo "$n suites in $(($(date +%s) - start)) s${incomplete[*]:+; without results: ${incomplete[*]}}"
+	[ ${#incomplete[@]} -eq 0 ]
+}
+
+# cu_has_results DIR: DIR holds a complete run_cu run.
+cu_has_results() { [ -f "$1/complete" ]; }
+
 # start_dbus: a system bus, with the D-Bus policy files the project ships in systemd/ (the
 # <busconfig> ones; other *.conf there are not D-Bus's), for daemons that want it.
 start_dbus() {

@@ -8,7 +8,8 @@
 #                   reference handler's figures, and a check of the harness's user-backstore path.
 #   -m fileio       the same steps on LIO's own fileio backstore (no daemon to kill).
 # Env: OUT (default build/test-vm; the guest's /out), GOTCMU (default bin/gotcmu), GOTCMU_ARGS,
-#      CU_TESTS (iscsi-test-cu --test list instead of the SCSI family), CU_TIMEOUT (s per LUN),
+#      CU_TESTS (comma-separated iscsi-test-cu suites instead of the SCSI family), CU_SUITE_TIMEOUT,
+#      CU_BUDGET (s per suite, s per LUN: see run_cu in lib.sh),
 #      RESULTS (a directory to copy the iscsi-test-cu table into, e.g. test/results),
 #      T (guest timeout, s), MEM, CPUS.
 # Serialise with other guests on a shared machine: flock /tmp/gotcmu-vm.lock test-vm.sh ...
@@ -46,7 +47,9 @@ ENVS=(-e "MODE=$MODE" -e "GOTCMU=$GOTCMU" -e "ACKWRITER=$TOOLS/ackwriter" -e "SU
 [ -n "${GOTCMU_ARGS:-}" ] && ENVS+=(-e "GOTCMU_ARGS=$GOTCMU_ARGS")
 [ -n "${CU_TESTS:-}" ] && ENVS+=(-e "CU_TESTS=$CU_TESTS")
 [ -n "${FAULTS:-}" ] && ENVS+=(-e "FAULTS=$FAULTS")
-[ -n "${CU_TIMEOUT:-}" ] && ENVS+=(-e "CU_TIMEOUT=$CU_TIMEOUT")
+for v in CU_SUITE_TIMEOUT CU_BUDGET; do
+	[ -n "${!v:-}" ] && ENVS+=(-e "$v=${!v}")
+done
 echo "test-vm: booting $G (mode $MODE, suites: $SUITES); output in $OUT"
 T=${T:-1800} "$HERE/run-guest.sh" "${ENVS[@]}" "$G" "$OUT" "$HERE/guest-main.sh"
 GUEST_RC=$?

@@ -95,6 +95,9 @@ if want gotcmu-rbd || want tcmu-runner-rbd || want fio-rbd; then
 fi
 echo "$KNOBS" > /out/bench/knobs
 nproc > /out/bench/nproc
+# The guest's clock source: under TCG the TSC may be judged unstable, and then every clock read
+# (the handler's latency metric, Go's scheduler) is a system call.
+cat /sys/devices/system/clocksource/clocksource0/current_clocksource > /out/bench/clocksource 2>/dev/null
 
 # ---- gotcmu
 if want gotcmu-rbd || want gotcmu-mem || want gotcmu-file; then

@@ -111,7 +111,7 @@ func (r result) value(large bool) float64 {
 type report struct {
 	res map[string]map[string]result
 	// knobs, kernel, cpus and zbc describe the boot.
-	knobs, kernel, cpus, zbc string
+	knobs, kernel, cpus, zbc, clock string
 }
 
 func load(dir string) (*report, error) {
@@ -141,7 +141,7 @@ func load(dir string) (*report, error) {
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{"knobs", &r.knobs}, {"guest-kernel", &r.kernel}, {"nproc", &r.cpus}, {"zbc-random-writes", &r.zbc}} {
+	}{{"knobs", &r.knobs}, {"guest-kernel", &r.kernel}, {"nproc", &r.cpus}, {"zbc-random-writes", &r.zbc}, {"clocksource", &r.clock}} {
 		b, err := os.ReadFile(filepath.Join(dir, f.name))
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
@@ -234,8 +234,8 @@ var comparisons = []struct{ a, b, title string }{
 
 func (r *report) markdown(w io.Writer) {
 	fmt.Fprintf(w, "## fio over tcm_loop, one guest boot\n\n")
-	fmt.Fprintf(w, "Guest kernel %s, %s vCPUs under qemu TCG (emulated: only the ratios mean anything). ",
-		orDash(r.kernel), orDash(r.cpus))
+	fmt.Fprintf(w, "Guest kernel %s, %s vCPUs under qemu TCG (emulated: only the ratios mean anything), clock source %s. ",
+		orDash(r.kernel), orDash(r.cpus), orDash(r.clock))
 	fmt.Fprintf(w, "fio libaio O_DIRECT on the tcm_loop disk, each LUN written end to end first. ")
 	fmt.Fprintf(w, "Control knobs of both handlers' user backstores: `%s`; emulate_write_cache left at 0.\n\n", orDash(r.knobs))
 

@@ -1,16 +1,20 @@
 #!/bin/bash
 # Runs INSIDE the guest: the test-vm entry point. Runs each suite in $SUITES (default
-# "skeleton cu") as its own script, in this order, in one boot; exits 1 if any failed.
+# "skeleton cu rbd targetcli") as its own script, in this order, in one boot; exits 1 if any failed.
 # Env passed through to the suites: MODE, GOTCMU, GOTCMU_ARGS, ACKWRITER, CU_TESTS, ...
 HERE=$(dirname "$(readlink -f "$0")")
 # shellcheck source=test/vm/lib.sh
 . "$HERE/lib.sh"
 : > "$SUMMARY"
 rc=0
-for suite in ${SUITES:-skeleton cu}; do
+for suite in ${SUITES:-skeleton cu rbd targetcli}; do
 	case $suite in
 	skeleton) script=$HERE/guest-skeleton.sh ;;
 	cu) script=$HERE/guest-iscsi-cu.sh ;;
+	# Issue 4 point 8 and issue 5 point 5; both use lib-ceph.sh's one Ceph cluster per boot, and
+	# rbd reuses cu's LIO fileio baseline when cu ran first in the boot (the default order).
+	rbd) script=$HERE/guest-rbd.sh ;;
+	targetcli) script=$HERE/guest-targetcli.sh ;;
 	faults) script=$HERE/guest-faults.sh ;; # issue 8: faults under load, capabilities (make test-faults)
 	*) fail "unknown suite $suite"; rc=1; continue ;;
 	esac

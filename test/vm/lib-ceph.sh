@@ -26,9 +26,7 @@ ceph_up() {
 	# Leftovers of a cluster that stopped answering would hold the monitor's ports.
 	[ -d "$CEPH_DIR" ] && "$REPO/test/micro-ceph.sh" stop "$CEPH_DIR" >/dev/null 2>&1
 	mkdir -p /out/ceph
-	# Traced with timestamps: the start log shows where the guest's slow CPU spends the time.
-	if ! PS4='+ $(date +%T) ' bash -x "$REPO/test/micro-ceph.sh" start "$CEPH_DIR" "$CEPH_BYTES" \
-		> /out/ceph/start.log 2>&1; then
+	if ! "$REPO/test/micro-ceph.sh" start "$CEPH_DIR" "$CEPH_BYTES" > /out/ceph/start.log 2>&1; then
 		log "micro Ceph did not start:"
 		tail -20 /out/ceph/start.log
 		return 1

@@ -2,7 +2,11 @@
 # `make test-vm`: boot the real kernel once and run the guest suites in it, then compare the
 # iscsi-test-cu runs on this machine and print the summary.
 #
-# Usage: test-vm.sh [-m gotcmu|tcmu-runner|fileio] [SUITE...]   suites: skeleton cu (default: both)
+# Usage: test-vm.sh [-m gotcmu|tcmu-runner|fileio] [SUITE...]
+#        suites (default: skeleton cu rbd targetcli): skeleton, cu (file LUN vs LIO fileio),
+#        rbd (user:rbd on Ceph in the guest: round trip, its own iscsi-test-cu comparison),
+#        targetcli (targetcli/D-Bus/status/metrics; gotcmu only),
+#        faults (guest-faults.sh, gotcmu only: `make test-faults`; FAULTS picks a subset)
 #   -m gotcmu       (default) test bin/gotcmu: user:file LUNs served by the daemon.
 #   -m tcmu-runner  the same steps with Debian's tcmu-runner (user:qcow on a raw file): the
 #                   reference handler's figures, and a check of the harness's user-backstore path.
@@ -20,12 +24,12 @@ MODE=${MODE:-gotcmu}
 while getopts m: opt; do
 	case $opt in
 	m) MODE=$OPTARG ;;
-	*) sed -n '4,15p' "$0" >&2; exit 2 ;;
+	*) sed -n '4,19p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
 case $MODE in gotcmu|tcmu-runner|fileio) ;; *) echo "test-vm: mode must be gotcmu, tcmu-runner or fileio, not $MODE" >&2; exit 2 ;; esac
-SUITES=${*:-skeleton cu}
+SUITES=${*:-skeleton cu rbd targetcli}
 OUT=$(realpath -m "${OUT:-$REPO/build/test-vm}")
 GOTCMU=$(realpath -m "${GOTCMU:-$REPO/bin/gotcmu}")
 TOOLS=$REPO/build/bin

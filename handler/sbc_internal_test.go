@@ -9,8 +9,10 @@ import (
 // its backend, and refuses new ones.
 func TestCopyUsersClose(t *testing.T) {
 	var u copyUsers
-	if !u.acquire() || !u.acquire() {
-		t.Fatal("acquire of an open device failed")
+	for i := 0; i < 2; i++ {
+		if !u.acquire() {
+			t.Fatalf("acquire %d of an open device failed", i+1)
+		}
 	}
 	closed := make(chan struct{})
 	go func() {

@@ -8,7 +8,8 @@
 #   micro-ceph.sh start-osd DIR               -> starts it again and waits until it is up
 #   micro-ceph.sh stop DIR                    -> stops every daemon of DIR
 # Use it with: CEPH_CONF=DIR/ceph.conf rbd create rbd/img --size 1G
-# The monitor listens on 127.0.0.1:$MON_PORT_V2 (msgr2, default 3300) and $MON_PORT_V1 (default
+# The monitor listens on $MON_IP (default 127.0.0.1; another address for clients on other machines,
+# as test/ha does) port $MON_PORT_V2 (msgr2, default 3300) and $MON_PORT_V1 (default
 # 6789); pick other ports to run several clusters at once.
 # Needs Debian's ceph-mon, ceph-osd, ceph-mgr, ceph-common; installs them if missing.
 # Adapted from the project's shared vm-recipe micro-ceph.sh, plus the manager and OSD restart.
@@ -62,7 +63,7 @@ start) ;;
 esac
 
 BYTES=${3:-3221225472}
-V2=${MON_PORT_V2:-3300}; V1=${MON_PORT_V1:-6789}
+V2=${MON_PORT_V2:-3300}; V1=${MON_PORT_V1:-6789}; IP=${MON_IP:-127.0.0.1}
 if ! command -v ceph-mon >/dev/null || ! command -v ceph-mgr >/dev/null || ! command -v ceph-osd >/dev/null; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ceph-mon ceph-osd ceph-mgr ceph-common >/dev/null
 fi
@@ -71,7 +72,7 @@ FSID=$(cat /proc/sys/kernel/random/uuid)
 cat > "$D/ceph.conf" <<CONF
 [global]
 fsid = $FSID
-mon host = [v2:127.0.0.1:$V2,v1:127.0.0.1:$V1]
+mon host = [v2:$IP:$V2,v1:$IP:$V1]
 auth cluster required = cephx
 auth service required = cephx
 auth client required = cephx
@@ -93,6 +94,7 @@ osd data = $D/\$name
 mon data = $D/mon
 mgr data = $D/\$name
 ms bind ipv4 = true
+${MON_IP:+public addr = $MON_IP}
 ms bind ipv6 = false
 rados osd op timeout = 30
 client mount timeout = 30
@@ -109,7 +111,7 @@ osd pool default pg autoscale mode = off
 CONF
 ceph-authtool --create-keyring "$D/keyring" --gen-key -n mon. --cap mon 'allow *' >/dev/null
 ceph-authtool "$D/keyring" --gen-key -n client.admin --cap mon 'allow *' --cap osd 'allow *' --cap mgr 'allow *' >/dev/null
-monmaptool --create --fsid "$FSID" --addv a "[v2:127.0.0.1:$V2,v1:127.0.0.1:$V1]" "$D/monmap" >/dev/null
+monmaptool --create --fsid "$FSID" --addv a "[v2:$IP:$V2,v1:$IP:$V1]" "$D/monmap" >/dev/null
 ceph-mon --mkfs -i a --monmap "$D/monmap" --keyring "$D/keyring" 2>/dev/null
 ceph-mon -i a
 wait_for 60 "monitor" ceph mon stat

@@ -9,14 +9,16 @@
 #             tmpfs); the guest sees this machine's root read-only, so e.g. /work/main/test/...
 #   -e        exports NAME=VALUE into the script's environment (repeatable).
 # Env: MEM (MiB, default 4096), CPUS (default 2), T (seconds before qemu is killed, default 1800),
-#      QUIET=1 (console only to OUTDIR/console.log, not also to stdout), KVM=1 (see below).
+#      QUIET=1 (console only to OUTDIR/console.log, not also to stdout), KVM=1 (see below),
+#      NIC (qemu network arguments instead of "-nic none", split on spaces: test/ha joins two
+#      guests with a socket netdev on this machine's loopback).
 # Exit status: the script's; 124 if the guest ran out of time; 125 if it died without reporting.
 # The console (and so the script's output) is copied to OUTDIR/console.log.
 #
 # qemu runs under TCG, several times slower than the host: compare figures only between runs
 # inside one boot. KVM=1 uses KVM instead where it really works (the development machine has a
-# /dev/kvm whose nested KVM aborts qemu, so it is never chosen on its own). The guest has no
-# network card, only its own loopback.
+# /dev/kvm whose nested KVM aborts qemu, so it is never chosen on its own). Unless NIC says
+# otherwise, the guest has no network card, only its own loopback.
 # Serialise guests on a shared machine: flock /tmp/gotcmu-vm.lock run-guest.sh ...
 set -euo pipefail
 usage() { sed -n '5,12p' "$0" >&2; exit 2; }
@@ -54,6 +56,7 @@ rm -f "$O/.guest/rc"
 	echo
 } > "$O/.guest/run"
 
+read -ra NICARGS <<< "${NIC:--nic none}"
 ACCEL=(-accel "tcg,thread=multi")
 if [ "${KVM:-0}" = 1 ]; then
 	ACCEL=(-accel kvm)
@@ -69,7 +72,7 @@ timeout --kill-after=10 "${T:-1800}" qemu-system-x86_64 -machine q35 "${ACCEL[@]
 	-device virtio-9p-pci,fsdev=root,mount_tag=hostroot \
 	-fsdev local,id=out,path="$O",security_model=none \
 	-device virtio-9p-pci,fsdev=out,mount_tag=out \
-	-nic none </dev/null 2>&1 |
+	"${NICARGS[@]}" </dev/null 2>&1 |
 	sed -u 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\x1bc//g' |
 	if [ "${QUIET:-0}" = 1 ]; then cat > "$O/console.log"; else tee "$O/console.log"; fi
 qemu_rc=${PIPESTATUS[0]}

@@ -1,0 +1,271 @@
+#!/bin/bash
+# Runs INSIDE one of the two guests test-ha.sh boots: issue 6 point 4, implicit ALUA failover with
+# real dm-multipath. The guests are joined by a qemu socket network (10.99.0.1 and 10.99.0.2).
+#   a  runs Ceph (micro-ceph on 10.99.0.1) and gateway A: gotcmu serving rbd/ha as a user:rbd
+#      backstore, exported through iSCSI target IQN's TPG 1 on 10.99.0.1:3260;
+#   b  runs gateway B (the same image, backstore serial and IQN, TPG 2 on 10.99.0.2:3260) and the
+#      initiator: open-iscsi logged in to both portals, dm-multipath with Ceph's LIO-ORG stanza
+#      (implicit ALUA, failover, failback 60), and fio writing with verification throughout.
+# Both gateways carry ceph-iscsi's ALUA layout: group "ao" (TPG 1, A's port) active/optimized and
+# "ano2" (TPG 2, B's port) active/non-optimized, implicit; each enables only its own TPG.
+# Scenario, driven by b: fio starts through the multipath device (path A active); A's gotcmu is
+# SIGKILLed; I/O must continue through B within the multipath timeouts (commands stuck in A's
+# ring fail after cmd_time_out, the path fails, B takes the image's lock, fencing A); A's gotcmu
+# is started again and adopts its device; multipath fails back to A 60 s after the path returns,
+# A takes the lock back; the lock must then stay put. fio's verify must find nothing wrong.
+# The guests coordinate over HTTP (python3's http.server on port 8080 serves each one's
+# /tmp/ha-share).
+# Usage: guest-ha.sh a|b      Env: GOTCMU
+set -uo pipefail
+HERE=$(dirname "$(readlink -f "$0")")
+REPO=$(readlink -f "$HERE/../..")
+# shellcheck source=test/vm/lib.sh
+. "$REPO/test/vm/lib.sh"
+ROLE=${1:?usage: guest-ha.sh a|b}
+GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
+IP_A=10.99.0.1
+IP_B=10.99.0.2
+IQN=iqn.2003-01.org.gotcmu:ha
+IMG=ha
+SIZE=$((256 << 20))
+SERIAL=gotcmu-ha-0001 # the same on both gateways: one LUN to multipath
+SHARE=/tmp/ha-share
+CEPH_DIR=/tmp/ha-ceph
+GLOG=/out/gotcmu.log
+# A command stuck in the ring of a dead gotcmu fails after this many seconds, below the
+# initiator's 30 s SCSI timeout, so the path fails and multipath moves on (ceph-iscsi sets 0,
+# relying on a live handler; a killed one needs the kernel's timeout).
+CMD_TIME_OUT=20
+# fio runs this long: kill, failover, restart, the 60 s failback and a settling minute fit in it.
+FIO_SECS=${FIO_SECS:-420}
+# The longest time writes may stall at failover: the initiator's SCSI timeout, twice.
+MAX_STALL=60
+# After failback the lock must not move for this long.
+SETTLE=60
+case $ROLE in a) ME=$IP_A PEER=$IP_B ;; b) ME=$IP_B PEER=$IP_A ;; *) echo "role must be a or b" >&2; exit 2 ;; esac
+: > "$SUMMARY"
+mkdir -p "$SHARE"
+
+# say NAME [CONTENT]: publish a flag file for the peer.
+say() { printf '%s\n' "${2:-}" > "$SHARE/$1.tmp" && mv "$SHARE/$1.tmp" "$SHARE/$1"; }
+# heard NAME: the peer has published NAME (its content on stdout).
+heard() {
+	python3 -c 'import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], timeout=5).read())' \
+		"http://$PEER:8080/$1" 2>/dev/null
+}
+# await NAME SECONDS: wait for the peer's NAME; fails early when b has finished (given up).
+await() {
+	local deadline=$(($(date +%s) + $2))
+	until heard "$1" > /dev/null; do
+		[ "$(date +%s)" -lt "$deadline" ] || { log "no '$1' from $PEER after $2 s"; return 1; }
+		[ "$ROLE" = a ] && heard b-done > /dev/null && { log "b finished while a waited for '$1'"; return 1; }
+		sleep 1
+	done
+}
+
+finish() {
+	[ -n "${HANDLER_PID:-}" ] && kill -TERM "$HANDLER_PID" 2>/dev/null
+	[ "$ROLE" = b ] && say b-done
+	cp "$GLOG"* /out/ 2>/dev/null
+	dmesg > /out/dmesg.txt 2>&1
+	log "ha ($ROLE): $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+	exit
+}
+
+net_up() {
+	local dev="" d
+	for d in /sys/class/net/*; do
+		[ "${d##*/}" = lo ] || { dev=${d##*/}; break; }
+	done
+	[ -n "$dev" ] || { log "no network card"; return 1; }
+	ip addr add "$ME/24" dev "$dev" && ip link set "$dev" up || return 1
+	hostname "gw-$ROLE"
+	python3 -m http.server 8080 --bind "$ME" --directory "$SHARE" > /out/http.log 2>&1 &
+	wait_until 60 busybox ping -c 1 -W 1 "$PEER" >/dev/null
+}
+
+# gotcmu_start: the daemon, logging to $GLOG (appended across restarts).
+gotcmu_start() {
+	"$GOTCMU" --no-dbus -l "" -lock-file /run/gotcmu.lock >> "$GLOG" 2>&1 &
+	HANDLER_PID=$!
+	sleep 2
+	kill -0 "$HANDLER_PID"
+}
+
+# acquisition_times: when this gateway's gotcmu took the image's lock (unix seconds, one a line).
+acquisition_times() {
+	grep 'took exclusive lock' "$GLOG" 2>/dev/null | sed -n 's/.*"time":"\([^"]*\)".*/\1/p' |
+		while read -r t; do date -d "$t" +%s; done
+}
+
+# gateway: the user:rbd backstore, its ALUA groups and the iSCSI target with both TPGs, the local
+# one enabled with its portal; the LUN's relative port ids (1 for TPG 1, 2 for TPG 2) come out the
+# same on both gateways because the TPGs are made in the same order.
+gateway() {
+	local bs=$CFG/core/user_1/ha tpg g lun_gp name id state t
+	mkdir -p "$bs" || return 1
+	put "dev_config=rbd/rbd/$IMG" "$bs/control" && put "dev_size=$SIZE" "$bs/control" || return 1
+	put "$CMD_TIME_OUT" "$bs/attrib/cmd_time_out" || log "cmd_time_out before enable refused"
+	bounded 60 put 1 "$bs/enable" || { log "enable of $bs failed"; return 1; }
+	put "$CMD_TIME_OUT" "$bs/attrib/cmd_time_out" 2>/dev/null
+	put 5 "$bs/attrib/qfull_time_out" || return 1
+	put "$SERIAL" "$bs/wwn/vpd_unit_serial" || return 1
+	for g in ao:1:0 ano2:2:1; do
+		IFS=: read -r name id state <<< "$g"
+		mkdir -p "$bs/alua/$name" && put "$id" "$bs/alua/$name/tg_pt_gp_id" &&
+			put 1 "$bs/alua/$name/alua_access_type" && put "$state" "$bs/alua/$name/alua_access_state" &&
+			put 1 "$bs/alua/$name/alua_support_transitioning" && put 0 "$bs/alua/$name/alua_support_offline" &&
+			put 0 "$bs/alua/$name/alua_support_unavailable" && put 0 "$bs/alua/$name/nonop_delay_msecs" &&
+			put 45 "$bs/alua/$name/implicit_trans_secs" || { log "ALUA group $name"; return 1; }
+	done
+	for t in 1 2; do
+		tpg=$CFG/iscsi/$IQN/tpgt_$t
+		mkdir -p "$tpg/lun/lun_0" && ln -s "$bs" "$tpg/lun/lun_0/ha" || return 1
+		lun_gp=ao; [ "$t" = 2 ] && lun_gp=ano2
+		put "$lun_gp" "$tpg/lun/lun_0/alua_tg_pt_gp" || { log "LUN of TPG $t into $lun_gp"; return 1; }
+		put 0 "$tpg/attrib/authentication" && put 1 "$tpg/attrib/generate_node_acls" &&
+			put 1 "$tpg/attrib/cache_dynamic_acls" && put 0 "$tpg/attrib/demo_mode_write_protect" || return 1
+		log "TPG $t: relative port $(cat "$tpg/lun/lun_0/statistics/scsi_port/indx")"
+	done
+	tpg=$CFG/iscsi/$IQN/tpgt_1
+	[ "$ROLE" = b ] && tpg=$CFG/iscsi/$IQN/tpgt_2
+	mkdir "$tpg/np/$ME:3260" && put 1 "$tpg/enable"
+}
+
+if [ "$ROLE" = a ]; then
+	check "A: network up" net_up || finish
+	mkdir -p /out/ceph
+	if ! MON_IP=$IP_A "$REPO/test/micro-ceph.sh" start "$CEPH_DIR" $((1 << 30)) > /out/ceph/start.log 2>&1; then
+		fail "A: micro Ceph on $IP_A"; tail -20 /out/ceph/start.log; finish
+	fi
+	pass "A: micro Ceph on $IP_A"
+	mkdir -p /etc/ceph
+	ln -sf "$CEPH_DIR/ceph.conf" /etc/ceph/ceph.conf
+	cp "$CEPH_DIR/keyring" /etc/ceph/ceph.client.admin.keyring
+	cp "$CEPH_DIR/ceph.conf" "$SHARE/ceph.conf"; cp "$CEPH_DIR/keyring" "$SHARE/keyring"
+	check "A: image rbd/$IMG" rbd create "rbd/$IMG" --size "$((SIZE >> 20))M" || finish
+	check "A: gotcmu starts" gotcmu_start || finish
+	check "A: gateway configured" gateway || finish
+	say a-ready
+	await kill-a 1800 || { fail "A: b never asked to kill gotcmu"; finish; }
+	kill -KILL "$HANDLER_PID"; wait "$HANDLER_PID" 2>/dev/null; HANDLER_PID=""
+	log "gotcmu SIGKILLed"
+	say a-killed
+	await restart-a 1800 || { fail "A: b never asked to restart gotcmu"; finish; }
+	check "A: gotcmu restarted" gotcmu_start || finish
+	say a-restarted
+	await b-done 1800
+	say a-acquisitions "$(acquisition_times)"
+	sleep 5 # let b read it
+	"$REPO/test/micro-ceph.sh" stop "$CEPH_DIR" >/dev/null 2>&1
+	cp "$CEPH_DIR"/*.log /out/ceph/ 2>/dev/null
+	finish
+fi
+
+# Role b: gateway B and the initiator.
+check "B: network up" net_up || finish
+await a-ready 900 || { fail "B: gateway A ready"; finish; }
+mkdir -p "$CEPH_DIR/run" /etc/ceph
+heard ceph.conf > "$CEPH_DIR/ceph.conf" && heard keyring > "$CEPH_DIR/keyring" || { fail "B: Ceph config from A"; finish; }
+ln -sf "$CEPH_DIR/ceph.conf" /etc/ceph/ceph.conf
+cp "$CEPH_DIR/keyring" /etc/ceph/ceph.client.admin.keyring
+check "B: Ceph on $IP_A reachable" timeout 60 ceph health || finish
+check "B: gotcmu starts" gotcmu_start || finish
+check "B: gateway configured" gateway || finish
+
+# The initiator: udev (multipath finds paths through it), iSCSI sessions to both portals,
+# dm-multipath with Ceph's recommended device stanza (doc/rbd/iscsi-initiator-linux.rst).
+for m in scsi_dh_alua dm_multipath dm_queue_length iscsi_tcp; do modprobe "$m" || log "modprobe $m failed"; done
+/lib/systemd/systemd-udevd --daemon || log "udevd did not start"
+cat > /etc/multipath.conf <<'CONF'
+defaults {
+	user_friendly_names yes
+	find_multipaths no
+	polling_interval 5
+}
+devices {
+	device {
+		vendor "LIO-ORG"
+		product ".*"
+		hardware_handler "1 alua"
+		path_grouping_policy "failover"
+		path_selector "queue-length 0"
+		failback 60
+		path_checker tur
+		prio alua
+		prio_args exclusive_pref_bit
+		fast_io_fail_tmo 25
+		no_path_retry queue
+	}
+}
+CONF
+mkdir -p /etc/multipath
+multipathd || log "multipathd did not start"
+mkdir -p /run/lock/iscsi
+iscsid || log "iscsid did not start"
+sleep 1
+for p in $IP_A $IP_B; do
+	iscsiadm -m discovery -t st -p "$p:3260" > /out/discovery-$p.txt 2>&1 || fail "B: discovery at $p"
+done
+for p in $IP_A $IP_B; do
+	iscsiadm -m node -T "$IQN" -p "$p:3260" -o update -n node.session.timeo.replacement_timeout -v 15
+	check "B: login to $p" iscsiadm -m node -T "$IQN" -p "$p:3260" --login > /out/login-$p.txt 2>&1
+done
+udevadm settle -t 60
+wait_until 120 sh -c 'dmsetup ls --target multipath 2>/dev/null | grep -q mpath' ||
+	{ fail "B: a multipath device over both paths"; multipath -ll > /out/multipath.txt 2>&1; finish; }
+MP=$(dmsetup ls --target multipath | awk 'NR == 1 {print $1}')
+DM=$(basename "$(readlink -f "/dev/mapper/$MP")")
+wait_until 60 sh -c "[ \$(ls /sys/block/$DM/slaves | wc -l) -eq 2 ]" || fail "B: two paths under $MP"
+multipathd show topology > /out/topology-start.txt 2>&1
+log "multipath device $MP ($DM): $(tr '\n' ' ' < /out/topology-start.txt)"
+
+# writes: writes completed on the multipath device so far.
+writes() { awk '{print $5}' "/sys/block/$DM/stat"; }
+# fio writes 4 KiB blocks at random over 64 MiB and reads back every block it wrote, 256 at a
+# time (verify_backlog), throughout: a block lost or stale across a failover fails it.
+fio --name=ha --filename="/dev/mapper/$MP" --ioengine=libaio --direct=1 --rw=randwrite --bs=4k \
+	--iodepth=8 --size=64M --time_based --runtime="$FIO_SECS" --verify=crc32c --verify_backlog=256 \
+	--verify_fatal=1 --output=/out/fio.txt > /out/fio.out 2>&1 &
+FIO=$!
+# Sample progress once a second: "unix-seconds writes".
+( while kill -0 $FIO 2>/dev/null; do echo "$(date +%s) $(writes)"; sleep 1; done ) > /out/progress.txt &
+sleep 30
+before=$(writes)
+[ "$before" -gt 0 ] && pass "B: I/O flows through path A ($before writes)" || fail "B: no I/O before the kill"
+KILL_AT=$(date +%s)
+say kill-a
+await a-killed 60 || fail "B: A killed its gotcmu"
+# I/O continues through B.
+wait_until $((MAX_STALL + 60)) sh -c "[ \$(awk '{print \$5}' /sys/block/$DM/stat) -gt $(writes) ]" ||
+	fail "B: I/O resumed after A's gotcmu was killed"
+sleep 20
+multipathd show topology > /out/topology-failover.txt 2>&1
+[ -n "$(acquisition_times)" ] && pass "B: gateway B took the lock after the failover" || fail "B: gateway B never took the lock"
+sleep 10
+say restart-a
+await a-restarted 60 || fail "B: A restarted gotcmu"
+RESTART_AT=$(date +%s)
+wait $FIO; FIO_RC=$?
+END_AT=$(date +%s)
+multipathd show topology > /out/topology-end.txt 2>&1
+say b-done
+
+check "B: fio with verify ($FIO_SECS s) succeeded" [ "$FIO_RC" -eq 0 ]
+grep -qi 'verify' /out/fio.out /out/fio.txt 2>/dev/null && grep -i 'verify' /out/fio.out /out/fio.txt | head -5
+# The longest stall of writes after the kill.
+STALL=$(awk -v k="$KILL_AT" '$1 >= k { if (last != "" && $2 == lastw) { if ($1 - since > max) max = $1 - since } else { since = $1 }; lastw = $2; last = $1 } END { print max + 0 }' /out/progress.txt)
+check "B: writes stalled ${STALL} s at failover, at most $MAX_STALL s" [ "$STALL" -le "$MAX_STALL" ]
+await a-acquisitions 60
+A_TIMES=$(heard a-acquisitions)
+B_TIMES=$(acquisition_times)
+log "lock acquisitions (unix time): A: $(echo $A_TIMES); B: $(echo $B_TIMES); A restarted at $RESTART_AT, fio ended at $END_AT"
+# A took the lock first, B at the failover, A again at failback; nothing else moves it.
+moves=$(printf '%s\n' $A_TIMES $B_TIMES | grep -c .)
+check "B: the lock moved $moves times, 3 expected (A first, B at failover, A at failback)" [ "$moves" -eq 3 ]
+after=$(printf '%s\n' $A_TIMES | awk -v r="$RESTART_AT" '$1 >= r' | grep -c .)
+check "B: A took the lock back after its restart (failback)" [ "$after" -ge 1 ]
+last=$(printf '%s\n' $A_TIMES $B_TIMES | sort -n | tail -1)
+check "B: the lock stayed put for the last $SETTLE s (last move $((END_AT - last)) s before the end)" [ "$((END_AT - last))" -ge "$SETTLE" ]
+finish

@@ -46,7 +46,7 @@ help:
 	@echo "make test-faults  faults under a verifying write load in the VM, and capabilities (issue 8)"
 	@echo "make test-ha    two gateways and dm-multipath in two guests: failover, failback (10 min)"
 	@echo "make soak       4 LUNs at QD 128 for 10 minutes in the VM; goroutines, fds, RSS bounded"
-	@echo "make demo       gotcmu serving a filesystem in the VM, step by step"
+	@echo "make demo       Ceph, gotcmu, targetcli, an iSCSI initiator and ext4 in the VM, step by step"
 	@echo "make bench      the performance table (issue 7)"
 	@echo "make fuzz       every fuzz target for $(FUZZTIME_LONG)"
 	@echo "make check      gofmt, go vet, staticcheck, shellcheck"
@@ -86,14 +86,14 @@ test-faults: build
 
 # Issue 6 point 4: two guests, two gateways, dm-multipath failover and failback; not part of
 # `make test` (about 10 minutes; test/ha/test-ha.sh).
-test-ha: build
+test-ha: deps build
 	flock $(VM_LOCK) test/ha/test-ha.sh
 
 # Issue 8 point 3: not part of `make test` (10 minutes of load).
-soak: build
+soak: deps build
 	flock $(VM_LOCK) test/soak/soak.sh
 
-demo: $(if $(filter gotcmu,$(VM_MODE)),build)
+demo: deps $(if $(filter gotcmu,$(VM_MODE)),build)
 	MODE=$(VM_MODE) flock $(VM_LOCK) test/vm/demo.sh
 
 # The performance table of issue 7 (test/bench/bench.sh): gotcmu's rbd path against fio's librbd

@@ -29,4 +29,8 @@ if ! test/micro-ceph.sh start "$D" 2147483648 > "$REPO/build/ceph-start.log" 2>&
 fi
 echo "test-ceph: micro cluster up in $(($(date +%s) - START)) s (mon 127.0.0.1:$MON_PORT_V2); $D"
 export CEPH_CONF=$D/ceph.conf
-go test -tags "$TAGS" -count=1 -timeout 20m "$@" "$PKGS"
+# -v so the figures the tests log (fencing outcomes, lock moves against their bound, throughput
+# fractions, leak checks) are printed; the full output stays in build/test-ceph.log.
+go test -v -tags "$TAGS" -count=1 -timeout 20m "$@" "$PKGS" 2>&1 | tee "$REPO/build/test-ceph.log" |
+	grep -E '^(--- |ok |FAIL|PASS$|panic)|^ +[a-z_]+_test\.go:[0-9]+: '
+exit "${PIPESTATUS[0]}"

@@ -1,5 +1,6 @@
 #!/bin/bash
-# `make demo`: boot the real kernel and show gotcmu serving a filesystem (test/vm/guest-demo.sh),
+# `make demo`: boot the real kernel and show gotcmu serving a Ceph image to an iSCSI initiator
+# (test/vm/guest-demo.sh: Ceph, D-Bus, targetcli, open-iscsi, ext4, fio, a summary),
 # with progress lines as it goes. Output (logs, fio.json, the summary table) in build/demo.
 # Env: GOTCMU (default bin/gotcmu), GOTCMU_ARGS, DEMO_SIZE, FIO_SECS, OUT,
 #      MODE (gotcmu; tcmu-runner runs the same demo with Debian's reference handler).

@@ -19,9 +19,10 @@ BINDIR ?= $(PREFIX)/bin
 DESTDIR ?=
 BUILD := build
 TOOLS := $(BUILD)/tools
-STATICCHECK := $(TOOLS)/staticcheck
-# Pinned: a newer staticcheck brings new checks, which must not fail an unchanged tree.
+# Pinned: a newer staticcheck brings new checks, which must not fail an unchanged tree. The
+# binary's name carries the version, so changing it here installs the new one.
 STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK := $(TOOLS)/staticcheck-$(STATICCHECK_VERSION)
 VM_LOCK ?= /tmp/gotcmu-vm.lock
 VM_MODE ?= gotcmu
 FUZZTIME ?= 5s
@@ -115,6 +116,7 @@ check: $(STATICCHECK)
 
 $(STATICCHECK):
 	GOBIN=$(CURDIR)/$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(TOOLS)/staticcheck $@
 
 install: build
 	install -D -m 0755 bin/gotcmu $(DESTDIR)$(BINDIR)/gotcmu

@@ -218,8 +218,19 @@ wait_until 120 sh -c 'dmsetup ls --target multipath 2>/dev/null | grep -q mpath'
 MP=$(dmsetup ls --target multipath | awk 'NR == 1 {print $1}')
 DM=$(basename "$(readlink -f "/dev/mapper/$MP")")
 wait_until 60 sh -c "[ \$(ls /sys/block/$DM/slaves | wc -l) -eq 2 ]" || fail "B: two paths under $MP"
+# The path through gateway A: the disk of the iSCSI session to A's portal.
+PATH_A=$(iscsiadm -m session -P 3 2>/dev/null | awk -v p="$IP_A:3260" '
+	/Current Portal:/ { cur = index($0, p) > 0 } cur && /Attached scsi disk/ { print $4; exit }')
+[ -n "$PATH_A" ] || { fail "B: the disk of the session to $IP_A"; iscsiadm -m session -P 3 > /out/sessions.txt 2>&1; finish; }
+# a_group: the number of the path group holding PATH_A in multipathd's topology ("" if none).
+a_group() { multipathd show topology | awk -v d=" $PATH_A " '/-\+- policy=/ { n++ } index($0, d) { print n; exit }'; }
+# dm-multipath builds the map from whichever path appears first and fails back only after
+# "failback 60"; the scenario starts on A (group ao, active/optimized), so switch to it now:
+# a write through B would move the lock before the test begins.
+wait_until 60 sh -c "[ -n \"\$(multipathd show topology | grep -F ' $PATH_A ')\" ]" || fail "B: multipathd sees $PATH_A"
+multipathd switchgroup map "$MP" group "$(a_group)" > /dev/null 2>&1 || log "switchgroup to $(a_group) failed"
 multipathd show topology > /out/topology-start.txt 2>&1
-log "multipath device $MP ($DM): $(tr '\n' ' ' < /out/topology-start.txt)"
+log "multipath device $MP ($DM), path A $PATH_A: $(tr '\n' ' ' < /out/topology-start.txt)"
 
 # writes: writes completed on the multipath device so far.
 writes() { awk '{print $5}' "/sys/block/$DM/stat"; }
@@ -233,7 +244,10 @@ FIO=$!
 ( while kill -0 $FIO 2>/dev/null; do echo "$(date +%s) $(writes)"; sleep 1; done ) > /out/progress.txt &
 sleep 30
 before=$(writes)
-[ "$before" -gt 0 ] && pass "B: I/O flows through path A ($before writes)" || fail "B: no I/O before the kill"
+PATH_B=$(ls "/sys/block/$DM/slaves" | grep -vx "$PATH_A")
+on_a=$(awk '{print $5}' "/sys/block/$PATH_A/stat")
+on_b=$(awk '{print $5}' "/sys/block/$PATH_B/stat")
+check "B: I/O flows through path A ($on_a writes on $PATH_A, $on_b on $PATH_B)" [ "$on_a" -gt 0 -a "$on_b" -eq 0 ]
 KILL_AT=$(date +%s)
 say kill-a
 await a-killed 60 || fail "B: A killed its gotcmu"

@@ -243,8 +243,8 @@ FIO=$!
 # Sample progress once a second: "unix-seconds writes".
 ( while kill -0 $FIO 2>/dev/null; do echo "$(date +%s) $(writes)"; sleep 1; done ) > /out/progress.txt &
 sleep 30
-before=$(writes)
-PATH_B=$(ls "/sys/block/$DM/slaves" | grep -vx "$PATH_A")
+PATH_B=""
+for slave in /sys/block/"$DM"/slaves/*; do [ "${slave##*/}" = "$PATH_A" ] || PATH_B=${slave##*/}; done
 on_a=$(awk '{print $5}' "/sys/block/$PATH_A/stat")
 on_b=$(awk '{print $5}' "/sys/block/$PATH_B/stat")
 check "B: I/O flows through path A ($on_a writes on $PATH_A, $on_b on $PATH_B)" [ "$on_a" -gt 0 -a "$on_b" -eq 0 ]

@@ -60,9 +60,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			if handler.OpClass(i) != handler.ClassOther {
 				ch <- prometheus.MustNewConstMetric(descBytes, prometheus.CounterValue, float64(cs.Bytes), d.Name, d.Handler, class)
 			}
+			// A snapshot without buckets (a device that has not yet
+			// counted a command) exports an empty histogram, not a panic.
 			buckets := make(map[float64]uint64, len(handler.LatencyBuckets))
 			for b, le := range handler.LatencyBuckets {
-				buckets[le] = cs.Buckets[b]
+				if b < len(cs.Buckets) {
+					buckets[le] = cs.Buckets[b]
+				}
 			}
 			ch <- prometheus.MustNewConstHistogram(descLat, cs.Ops, cs.LatencySum.Seconds(), buckets, d.Name, d.Handler, class)
 		}

@@ -13,6 +13,8 @@ BACKENDS=${SOAK_BACKENDS:-file file rbd rbd}
 MAXG=${SOAK_MAX_GOROUTINES:-20}
 MAXFD=${SOAK_MAX_FDS:-8}
 MAXRSS=${SOAK_MAX_RSS_MB:-64}
+MAXHEAP=${SOAK_MAX_HEAP_MB:-16}
+MAXANON=${SOAK_MAX_ANON_MB:-24}
 SIZE=$((256 << 20))
 CEPH=/tmp/ceph
 OUT=/out/soak
@@ -29,16 +31,26 @@ finish() {
 	exit
 }
 
-# sample LABEL: one line of goroutines, open fds and RSS (MiB) from the metrics endpoint.
+# sample LABEL: one line of goroutines, open fds, RSS and the Go heap in use (MiB) from the
+# metrics endpoint, and RSS split as the kernel counts it (MiB): anonymous memory (the Go heap and
+# librbd's and librados's C heaps; /proc/PID/status RssAnon) and the pages of the TCMU data areas
+# mapped in from /dev/uioN (/proc/PID/smaps), which the kernel hands out as its blocks are first
+# used, up to max_data_area_mb per device: bounded by the kernel, not by gotcmu. The rest is
+# file-backed: the binary and the shared libraries' pages as code paths are first run.
 sample() {
-	local m g fd rss
+	local m g fd rss heap anon uio
 	m=$(curl -s --max-time 10 http://127.0.0.1:9560/metrics)
 	g=$(awk '$1 == "go_goroutines" { print int($2) }' <<< "$m")
 	fd=$(awk '$1 == "process_open_fds" { print int($2) }' <<< "$m")
 	rss=$(awk '$1 == "process_resident_memory_bytes" { printf "%.1f", $2 / 1048576 }' <<< "$m")
-	printf '%-10s %6s s  goroutines=%-5s open_fds=%-5s rss_mib=%s\n' "$1" "$(($(date +%s) - T0))" "${g:-?}" "${fd:-?}" "${rss:-?}" |
+	heap=$(awk '$1 == "go_memstats_heap_inuse_bytes" { printf "%.1f", $2 / 1048576 }' <<< "$m")
+	anon=$(awk '$1 == "RssAnon:" { printf "%.1f", $2 / 1024 }' "/proc/$HANDLER_PID/status")
+	uio=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { in_uio = ($6 ~ "^/dev/uio") } in_uio && $1 == "Rss:" { kb += $2 }
+		END { printf "%.1f", kb / 1024 }' "/proc/$HANDLER_PID/smaps")
+	printf '%-10s %6s s  goroutines=%-5s open_fds=%-5s rss_mib=%-7s anon_mib=%-7s data_area_mib=%-7s go_heap_mib=%s\n' \
+		"$1" "$(($(date +%s) - T0))" "${g:-?}" "${fd:-?}" "${rss:-?}" "${anon:-?}" "${uio:-?}" "${heap:-?}" |
 		tee -a "$OUT/samples.txt"
-	echo "$g $fd $rss" > "$OUT/sample-$1"
+	echo "$g $fd $rss $heap $anon" > "$OUT/sample-$1"
 }
 
 T0=$(date +%s)
@@ -105,11 +117,13 @@ check "fio ran ${SOAK_SECS} s on ${#DEVS[@]} LUNs at QD 128 and exited 0 (no I/O
 check "fio reports err=0 for every LUN" test "$(grep -c 'err= 0' "$OUT/fio.txt")" -eq "${#DEVS[@]}"
 dmesg | grep -i 'I/O error\|blk_update_request' > "$OUT/dmesg-io-errors.txt"
 check "no I/O error in the kernel log ($(wc -l < "$OUT/dmesg-io-errors.txt") lines)" test ! -s "$OUT/dmesg-io-errors.txt"
-read -r G0 F0 R0 < "$OUT/sample-start"
-read -r G1 F1 R1 < "$OUT/sample-end"
+read -r G0 F0 R0 H0 A0 < "$OUT/sample-start"
+read -r G1 F1 R1 H1 A1 < "$OUT/sample-end"
 check "goroutines stable under load: $G0 -> $G1 (bound +$MAXG)" test "$((G1 - G0))" -le "$MAXG"
 check "open fds stable under load: $F0 -> $F1 (bound +$MAXFD)" test "$((F1 - F0))" -le "$MAXFD"
 check "RSS stable under load: $R0 -> $R1 MiB (bound +$MAXRSS MiB)" awk -v a="$R0" -v b="$R1" -v m="$MAXRSS" 'BEGIN { exit !(b - a <= m) }'
+check "Go heap stable under load: $H0 -> $H1 MiB (bound +$MAXHEAP MiB)" awk -v a="$H0" -v b="$H1" -v m="$MAXHEAP" 'BEGIN { exit !(b - a <= m) }'
+check "anonymous memory stable under load: $A0 -> $A1 MiB (bound +$MAXANON MiB)" awk -v a="$A0" -v b="$A1" -v m="$MAXANON" 'BEGIN { exit !(b - a <= m) }'
 check "gotcmu still running" kill -0 "$HANDLER_PID"
 stop_handler; SRC=$?
 check "gotcmu exits 0 on SIGTERM after the soak (status $SRC)" test "$SRC" -eq 0

@@ -404,10 +404,13 @@ func (g *lockGate) acquire(ctx context.Context) {
 		g.log.Info().Str("owner", owner).Dur("took", time.Since(start)).Msg("took exclusive lock")
 	}
 	g.mu.Unlock()
+	// The state first, then the commands that waited for it: an initiator
+	// told the transition is done sends its next command at once, and
+	// that command must meet the new state, not BUSY from the old one.
+	g.settle(next)
 	for _, c := range waiters {
 		g.finishTransition(c, err)
 	}
-	g.settle(next)
 }
 
 // reopenLost reopens a fenced client. The lock stays with whoever took
@@ -550,10 +553,13 @@ func (g *lockGate) release(context.Context) {
 		g.log.Info().Msg("released exclusive lock: this gateway's ports are in standby")
 	}
 	g.mu.Unlock()
+	// The state first, then the commands that waited for it: an initiator
+	// told the transition is done sends its next command at once, and
+	// that command must meet the new state, not BUSY from the old one.
+	g.settle(next)
 	for _, c := range waiters {
 		g.finishTransition(c, err)
 	}
-	g.settle(next)
 }
 
 // explicitRefusalTTL bounds how long the gate trusts what configfs said

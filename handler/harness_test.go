@@ -53,6 +53,8 @@ type devConfig struct {
 	noStatus bool
 	// dataSize is the fake kernel's data area (8 MiB).
 	dataSize int
+	// spinWait is the device's spin-wait (Device.SetSpinWait).
+	spinWait time.Duration
 }
 
 // device is one Device under test.
@@ -113,6 +115,7 @@ func newDevice(t testing.TB, cfg devConfig) *device {
 	if err != nil {
 		t.Fatalf("NewDevice: %v", err)
 	}
+	dev.SetSpinWait(cfg.spinWait)
 	d := &device{t: t, k: k, dev: dev, be: be, bs: int(cfg.blockSize), n: cfg.blocks, waiting: map[int]chan uiotest.Completion{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan error, 1)

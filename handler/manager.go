@@ -67,6 +67,8 @@ type Manager struct {
 	mu      sync.Mutex
 	devices map[string]*managed // by uio name
 	wg      sync.WaitGroup
+
+	spinWait time.Duration // SetSpinWait
 }
 
 type managed struct {
@@ -87,6 +89,19 @@ func NewManager(log zerolog.Logger, kernel Kernel, handlers []Handler) *Manager 
 		m.handlers[h.Subtype] = h
 	}
 	return m
+}
+
+// SetSpinWait sets the spin-wait (Device.SetSpinWait) of every device
+// served from now on and of those already served.
+func (m *Manager) SetSpinWait(spin time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.spinWait = spin
+	for _, md := range m.devices {
+		if md != nil { // nil: a device still being added
+			md.dev.SetSpinWait(spin)
+		}
+	}
 }
 
 // Handlers returns the handlers the manager serves, sorted by subtype.
@@ -197,6 +212,7 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool) (err erro
 	runCtx, cancel := context.WithCancel(context.Background())
 	md := &managed{ref: ref, dev: dev, port: port, files: files, sub: subtype, cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()
+	dev.SetSpinWait(m.spinWait)
 	m.devices[ref.UIOName] = md
 	m.mu.Unlock()
 	m.wg.Add(1)

@@ -149,6 +149,13 @@ func (r *Ring) Idle() bool {
 	return atomic.LoadUint32(r.u32(mbCmdHeadOff)) == atomic.LoadUint32(r.u32(mbCmdTailOff))
 }
 
+// Queued reports whether the kernel has queued entries past what Next
+// fetched: one acquire load of cmd_head, nothing validated (Refresh
+// does that). Call it from the goroutine that calls Next.
+func (r *Ring) Queued() bool {
+	return atomic.LoadUint32(r.u32(mbCmdHeadOff)) != r.next
+}
+
 // Refresh loads cmd_head once, with acquire semantics, pairing with the
 // kernel's smp_store_release in queue_cmd_ring (Go's atomics are
 // sequentially consistent). Next then fetches up to that snapshot.

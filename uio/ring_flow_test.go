@@ -253,3 +253,24 @@ func TestCompleteTwiceOrUnfetchedDoesNothing(t *testing.T) {
 		t.Fatalf("completion %+v", c)
 	}
 }
+
+func TestQueued(t *testing.T) {
+	k := uiotest.New(t, uiotest.Config{})
+	r := k.Ring()
+	if r.Queued() {
+		t.Fatal("Queued on an empty ring")
+	}
+	submit(t, k, uiotest.Request{CDB: testUnitReady})
+	if !r.Queued() {
+		t.Fatal("not Queued after the kernel queued a command")
+	}
+	c := fetch(t, k, 1)[0]
+	if r.Queued() {
+		t.Error("Queued after everything was fetched")
+	}
+	complete(t, r, c)
+	nextCompletion(t, k)
+	if r.Queued() {
+		t.Error("Queued after the completion")
+	}
+}

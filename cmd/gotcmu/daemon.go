@@ -35,6 +35,7 @@ type options struct {
 	noDBus      bool
 	metricsAddr string
 	shutdown    time.Duration
+	spinWait    time.Duration
 	// set holds the names of the flags given on the command line.
 	set map[string]bool
 }
@@ -66,6 +67,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.noDBus, "no-dbus", false, "do not serve org.kernel.TCMUService1 (targetcli then cannot list user: backstores)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", d.MetricsAddr, "Prometheus metrics listen `address` (\"\" disables)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for each device's ring to drain")
+	fs.DurationVar(&o.spinWait, "spin-wait", 0, "experimental: how long each device's loop polls its ring after a batch before it sleeps on the uio fd (keeps a CPU busy; 0 sleeps at once; see the README's Performance section)")
 }
 
 // run is the daemon: it returns nil when ctx is cancelled (SIGTERM) after
@@ -123,6 +125,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	mgr := handler.NewManager(log, handler.NewUIOKernel(), handlers(cfg, log))
+	mgr.SetSpinWait(o.spinWait)
 	if err := mgr.Adopt(ctx); err != nil {
 		log.Error().Err(err).Msg("adopt existing devices")
 	}

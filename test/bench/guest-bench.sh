@@ -10,7 +10,7 @@
 # Env: GOTCMU, GOTCMU_ARGS, SECS (per row, default 10), RAMP (default 2), SIZE (LUN bytes, default
 #      256 MiB), KNOBS (control tokens both handlers' user backstores get before enable, default
 #      max_data_area_mb=64,hw_max_sectors=2048,data_pages_per_blk=1), ROWS (see below),
-#      LUNS (subset of the LUN names below, default all).
+#      LUNS (subset of the LUN names below, default all), SPIN (gotcmu-*-spin's --spin-wait).
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
 SUMMARY=/out/bench/summary.txt
@@ -131,6 +131,24 @@ if want gotcmu-rbd-gomaxprocs1; then
 		stop_handler || fail "gotcmu (GOMAXPROCS=1) did not stop cleanly"
 	else
 		fail "gotcmu (GOMAXPROCS=1) did not start"
+	fi
+fi
+
+# ---- gotcmu-rbd-spin, gotcmu-mem-spin (not in the default LUNS): gotcmu again with
+# --spin-wait SPIN (default 500us), spin-then-block on the uio fd, an experiment (issue 7 point 4).
+if want gotcmu-rbd-spin || want gotcmu-mem-spin; then
+	MODE=gotcmu; select_handler
+	if GOTCMU_ARGS="${GOTCMU_ARGS:-} --spin-wait ${SPIN:-500us}" start_handler /out/bench/gotcmu-spin.log; then
+		echo "${SPIN:-500us}" > /out/bench/spin
+		if want gotcmu-rbd-spin; then
+			BS=$(make_user 1 grbds "rbd/rbd/$IMAGE" "$SIZE") && serve gotcmu-rbd-spin naa.5001405000000b05 "$BS"
+		fi
+		if want gotcmu-mem-spin; then
+			BS=$(make_user 2 gmems "mem/bench" "$SIZE") && serve gotcmu-mem-spin naa.5001405000000b06 "$BS"
+		fi
+		stop_handler || fail "gotcmu (spin-wait) did not stop cleanly"
+	else
+		fail "gotcmu (spin-wait) did not start"
 	fi
 fi
 

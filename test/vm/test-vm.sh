@@ -55,7 +55,7 @@ for v in CU_SUITE_TIMEOUT CU_BUDGET; do
 	[ -n "${!v:-}" ] && ENVS+=(-e "$v=${!v}")
 done
 echo "test-vm: booting $G (mode $MODE, suites: $SUITES); output in $OUT"
-T=${T:-1800} "$HERE/run-guest.sh" "${ENVS[@]}" "$G" "$OUT" "$HERE/guest-main.sh"
+T=${T:-2400} "$HERE/run-guest.sh" "${ENVS[@]}" "$G" "$OUT" "$HERE/guest-main.sh"
 GUEST_RC=$?
 
 CU_RC=0

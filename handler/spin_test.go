@@ -31,8 +31,13 @@ func TestSpinWaitServesWithoutWakeup(t *testing.T) {
 			return true
 		case <-time.After(within):
 			d.k.Unplug() // the event it waits for
-			if r := <-done; r.Status != statusGood {
-				t.Errorf("TEST UNIT READY after the wake-up: status %#x", r.Status)
+			select {
+			case r := <-done:
+				if r.Status != statusGood {
+					t.Errorf("TEST UNIT READY after the wake-up: status %#x", r.Status)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatal("TEST UNIT READY not served even after the wake-up")
 			}
 			return false
 		}

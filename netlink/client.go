@@ -223,6 +223,12 @@ func (c *Client) Receive(ctx context.Context, fn func(Event)) error {
 			if err := c.receiveError(err, fn); err != nil {
 				return err
 			}
+			// receiveError may have cleared a stale deadline just after
+			// the cancellation set its own: look at ctx again, after the
+			// clear, or the next Receive blocks with nothing to wake it.
+			if ctx.Err() != nil {
+				return nil
+			}
 			continue
 		}
 		for i := range msgs {

@@ -404,13 +404,7 @@ func (g *lockGate) acquire(ctx context.Context) {
 		g.log.Info().Str("owner", owner).Dur("took", time.Since(start)).Msg("took exclusive lock")
 	}
 	g.mu.Unlock()
-	// The state first, then the commands that waited for it: an initiator
-	// told the transition is done sends its next command at once, and
-	// that command must meet the new state, not BUSY from the old one.
-	g.settle(next)
-	for _, c := range waiters {
-		g.finishTransition(c, err)
-	}
+	g.settleTransition(next, waiters, err)
 }
 
 // reopenLost reopens a fenced client. The lock stays with whoever took
@@ -553,13 +547,7 @@ func (g *lockGate) release(context.Context) {
 		g.log.Info().Msg("released exclusive lock: this gateway's ports are in standby")
 	}
 	g.mu.Unlock()
-	// The state first, then the commands that waited for it: an initiator
-	// told the transition is done sends its next command at once, and
-	// that command must meet the new state, not BUSY from the old one.
-	g.settle(next)
-	for _, c := range waiters {
-		g.finishTransition(c, err)
-	}
+	g.settleTransition(next, waiters, err)
 }
 
 // explicitRefusalTTL bounds how long the gate trusts what configfs said
@@ -626,6 +614,17 @@ func hasLocalPort(pg PortGroup) bool {
 		}
 	}
 	return false
+}
+
+// settleTransition ends a worker that SET TARGET PORT GROUPS commands
+// waited for: the state first, then the commands. An initiator told the
+// transition is done sends its next command at once, and that command
+// must meet the new state, not BUSY from the old one.
+func (g *lockGate) settleTransition(next int32, waiters []*Cmd, err error) {
+	g.settle(next)
+	for _, c := range waiters {
+		g.finishTransition(c, err)
+	}
 }
 
 // finishTransition completes a SET TARGET PORT GROUPS command that waited

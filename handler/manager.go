@@ -92,16 +92,11 @@ func NewManager(log zerolog.Logger, kernel Kernel, handlers []Handler) *Manager 
 }
 
 // SetSpinWait sets the spin-wait (Device.SetSpinWait) of every device
-// served from now on and of those already served.
+// served from now on; the daemon sets it before it adopts any.
 func (m *Manager) SetSpinWait(spin time.Duration) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.spinWait = spin
-	for _, md := range m.devices {
-		if md != nil { // nil: a device still being added
-			md.dev.SetSpinWait(spin)
-		}
-	}
 }
 
 // Handlers returns the handlers the manager serves, sorted by subtype.

@@ -121,9 +121,11 @@ read -r G0 F0 R0 H0 A0 < "$OUT/sample-start"
 read -r G1 F1 R1 H1 A1 < "$OUT/sample-end"
 check "goroutines stable under load: $G0 -> $G1 (bound +$MAXG)" test "$((G1 - G0))" -le "$MAXG"
 check "open fds stable under load: $F0 -> $F1 (bound +$MAXFD)" test "$((F1 - F0))" -le "$MAXFD"
-check "RSS stable under load: $R0 -> $R1 MiB (bound +$MAXRSS MiB)" awk -v a="$R0" -v b="$R1" -v m="$MAXRSS" 'BEGIN { exit !(b - a <= m) }'
-check "Go heap stable under load: $H0 -> $H1 MiB (bound +$MAXHEAP MiB)" awk -v a="$H0" -v b="$H1" -v m="$MAXHEAP" 'BEGIN { exit !(b - a <= m) }'
-check "anonymous memory stable under load: $A0 -> $A1 MiB (bound +$MAXANON MiB)" awk -v a="$A0" -v b="$A1" -v m="$MAXANON" 'BEGIN { exit !(b - a <= m) }'
+# grew_at_most FROM TO BOUND: TO - FROM <= BOUND, in MiB with decimals.
+grew_at_most() { awk -v a="$1" -v b="$2" -v m="$3" 'BEGIN { exit !(b - a <= m) }'; }
+check "RSS stable under load: $R0 -> $R1 MiB (bound +$MAXRSS MiB)" grew_at_most "$R0" "$R1" "$MAXRSS"
+check "Go heap stable under load: $H0 -> $H1 MiB (bound +$MAXHEAP MiB)" grew_at_most "$H0" "$H1" "$MAXHEAP"
+check "anonymous memory stable under load: $A0 -> $A1 MiB (bound +$MAXANON MiB)" grew_at_most "$A0" "$A1" "$MAXANON"
 check "gotcmu still running" kill -0 "$HANDLER_PID"
 stop_handler; SRC=$?
 check "gotcmu exits 0 on SIGTERM after the soak (status $SRC)" test "$SRC" -eq 0

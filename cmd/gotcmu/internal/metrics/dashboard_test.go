@@ -20,8 +20,7 @@ type dashboard struct {
 	UID        string `json:"uid"`
 	Templating struct {
 		List []struct {
-			Name  string `json:"name"`
-			Query any    `json:"query"`
+			Name string `json:"name"`
 		} `json:"list"`
 	} `json:"templating"`
 	Panels []struct {

@@ -6,7 +6,7 @@
 #   while gotcmu runs; gotcmu stopped with SIGTERM.
 # MODE picks what serves the LUN: gotcmu (default); tcmu-runner (the reference handler through
 # the very same steps, user:qcow on a raw file); fileio (LIO's in-kernel backstore: no daemon, so
-# no kill). Env: MODE, GOTCMU, GOTCMU_ARGS, ACKWRITER, STREAM_SECS, KILL_AFTER.
+# no kill). Env: MODE, GOTCMU, GOTCMU_ARGS, ACKWRITER, NETLINK_TEST, STREAM_SECS, KILL_AFTER.
 # Prints PASS/FAIL/SKIP per step (also to /out/summary.txt); exits 1 if any step failed.
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
@@ -15,6 +15,7 @@ REPO=$(readlink -f "$HERE/../..")
 MODE=${MODE:-gotcmu}
 GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
 ACKWRITER=${ACKWRITER:-$REPO/build/bin/ackwriter}
+NETLINK_TEST=${NETLINK_TEST:-$REPO/build/bin/netlink.test}
 select_handler
 WWN=naa.50014050000000a1
 IMG=/tmp/skeleton.img
@@ -34,6 +35,17 @@ finish() {
 
 log "skeleton: mode $MODE"
 truncate -s "$SIZE" "$IMG"
+
+# 0. netlink's tests against the real target_core_user (they skip on a host without it), run
+# before any handler is up: they play the daemon themselves.
+if [ "$MODE" = gotcmu ]; then
+	"$NETLINK_TEST" -test.run '^TestKernel' -test.v > "$OUT/netlink-kernel-tests.txt" 2>&1
+	NRC=$?
+	check "netlink tests on the real TCM-USER family pass (exit $NRC)" test "$NRC" -eq 0
+	check "netlink tests on the real TCM-USER family: 3 ran (Dial, EventsAndReplies, OverrunIsReported), none skipped" \
+		test "$(grep -c -- '^--- PASS: TestKernel' "$OUT/netlink-kernel-tests.txt")" -eq 3 -a \
+		"$(grep -c -- '--- SKIP' "$OUT/netlink-kernel-tests.txt")" -eq 0
+fi
 
 # 1. The daemon, and the backstore through configfs.
 if [ -n "$HANDLER" ]; then

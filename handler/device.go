@@ -117,9 +117,12 @@ type Device struct {
 	lim  Limits
 	cfg  DeviceConfig
 	gate admitter
-	// peers finds another device served by this daemon by its NAA
-	// designator (EXTENDED COPY); set by the Manager, nil otherwise.
-	peers func(naa [16]byte) *Device
+	// copyPeer finds another device served by this daemon by its NAA
+	// designator, for EXTENDED COPY: nil for none, and an error wrapping
+	// ErrCopyTargetNotReachable when the initiators that reach this device
+	// are not exactly those that reach it (or that cannot be read). Set by
+	// the Manager; nil otherwise.
+	copyPeer func(naa [16]byte) (*Device, error)
 
 	set               atomic.Pointer[settings]
 	dsense            atomic.Bool // Control mode page D_SENSE

@@ -44,6 +44,7 @@ const (
 	fzMaxIov  = 9000
 	fzSerial  = "600140512345678"
 	fzPeerSer = "6001405abcdef01"
+	fzFarSer  = "6001405fedcba98"
 	// Input flag bits.
 	fzBig        = 1 << 0 // 4096-byte blocks, else 512
 	fzDiscard    = 1 << 1
@@ -104,11 +105,17 @@ func fzRun(t *testing.T, in []byte) {
 	d, dbe := fzDevice(t, bs, lim, flags&fzStatuser != 0, flags&fzWriteCache != 0, fzSerial)
 	peer, pbe := fzDevice(t, bs, lim, false, true, fzPeerSer)
 	peerNAA := naaDesignator(fzPeerSer)
-	d.peers = func(naa [16]byte) *Device {
-		if naa == peerNAA {
-			return peer
+	// The peer is reached alike; the device of fzFarSer is served but not
+	// reached alike, and refused.
+	farNAA := naaDesignator(fzFarSer)
+	d.copyPeer = func(naa [16]byte) (*Device, error) {
+		switch naa {
+		case peerNAA:
+			return peer, nil
+		case farNAA:
+			return nil, ErrCopyTargetNotReachable
 		}
-		return nil
+		return nil, nil
 	}
 	d.dsense.Store(flags&fzDSense != 0)
 

@@ -34,6 +34,8 @@ func (k uioKernel) Files(ref DeviceRef) (DeviceFiles, error) {
 	return configfsFiles{c}, nil
 }
 
+func (k uioKernel) Reach() (Reach, error) { return k.roots.Reach() }
+
 func (k uioKernel) List() ([]DeviceRef, error) {
 	found, err := k.roots.Scan()
 	if err != nil {

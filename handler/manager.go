@@ -25,6 +25,9 @@ type Kernel interface {
 	Files(ref DeviceRef) (DeviceFiles, error)
 	// List returns the TCMU devices that exist now.
 	List() ([]DeviceRef, error)
+	// Reach reads which initiators reach each exported device (uio.Reach),
+	// for EXTENDED COPY between devices.
+	Reach() (Reach, error)
 }
 
 // DeviceRef names a TCMU device as the kernel announces it.
@@ -69,10 +72,13 @@ type Manager struct {
 	wg      sync.WaitGroup
 
 	spinWait time.Duration // SetSpinWait
+
+	reach *reachCache // EXTENDED COPY between devices: copyPeer
 }
 
 type managed struct {
 	ref    DeviceRef
+	key    string // uio.UIOName.DeviceKey: the device in a Reach
 	dev    *Device
 	port   Port
 	files  DeviceFiles
@@ -85,6 +91,7 @@ type managed struct {
 // NewManager returns a Manager serving devices of the given handlers.
 func NewManager(log zerolog.Logger, kernel Kernel, handlers []Handler) *Manager {
 	m := &Manager{log: log, kernel: kernel, handlers: map[string]Handler{}, devices: map[string]*managed{}}
+	m.reach = newReachCache(kernel.Reach, time.Now)
 	for _, h := range handlers {
 		m.handlers[h.Subtype] = h
 	}
@@ -203,13 +210,15 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool) (err erro
 		port.Close()
 		return err
 	}
-	dev.peers = m.lookupNAA
+	key := name.DeviceKey()
+	dev.copyPeer = func(naa [16]byte) (*Device, error) { return m.copyPeer(key, naa) }
 	runCtx, cancel := context.WithCancel(context.Background())
-	md := &managed{ref: ref, dev: dev, port: port, files: files, sub: subtype, cancel: cancel, done: make(chan struct{})}
+	md := &managed{ref: ref, key: key, dev: dev, port: port, files: files, sub: subtype, cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()
 	dev.SetSpinWait(m.spinWait)
 	m.devices[ref.UIOName] = md
 	m.mu.Unlock()
+	m.reach.invalidate()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
@@ -223,8 +232,9 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool) (err erro
 	return nil
 }
 
-// lookupNAA finds a served device by its NAA designator (EXTENDED COPY).
-func (m *Manager) lookupNAA(naa [16]byte) *Device {
+// lookupNAA finds a served device by its NAA designator (EXTENDED COPY),
+// with its key in a Reach.
+func (m *Manager) lookupNAA(naa [16]byte) (*Device, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, md := range m.devices {
@@ -232,10 +242,10 @@ func (m *Manager) lookupNAA(naa [16]byte) *Device {
 			continue
 		}
 		if s, err := md.files.UnitSerial(); err == nil && s != "" && naaDesignator(s) == naa {
-			return md.dev
+			return md.dev, md.key
 		}
 	}
-	return nil
+	return nil, ""
 }
 
 // Remove stops serving a device the kernel is deleting (REMOVED_DEVICE).
@@ -246,6 +256,7 @@ func (m *Manager) Remove(ctx context.Context, uioName string) error {
 		delete(m.devices, uioName)
 	}
 	m.mu.Unlock()
+	m.reach.invalidate()
 	if !ok || md == nil {
 		return fmt.Errorf("remove %s: %w", uioName, syscall.ENODEV)
 	}

@@ -25,6 +25,36 @@ type fakeKernel struct {
 	devs    map[string]*uiotest.Kernel
 	files   map[string]*fakeFiles
 	present []handler.DeviceRef
+	// reach answers Kernel.Reach, or reachErr; reachReads counts the calls.
+	reach      handler.Reach
+	reachErr   error
+	reachReads int
+}
+
+// fakeReach is a handler.Reach: the group of initiators that reaches each
+// device (by uio.UIOName.DeviceKey); devices of one group are reached
+// alike, devices in none by no one.
+type fakeReach map[string]string
+
+func (r fakeReach) Same(a, b string) bool { return r[a] != "" && r[a] == r[b] }
+
+func (k *fakeKernel) Reach() (handler.Reach, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.reachReads++
+	if k.reachErr != nil {
+		return nil, k.reachErr
+	}
+	if k.reach == nil {
+		return fakeReach{}, nil
+	}
+	return k.reach, nil
+}
+
+func (k *fakeKernel) setReach(r handler.Reach, err error) {
+	k.mu.Lock()
+	k.reach, k.reachErr = r, err
+	k.mu.Unlock()
 }
 
 func newFakeKernel(t *testing.T) *fakeKernel {

@@ -2,8 +2,8 @@ package handler
 
 // Hooks for the device-level tests of package handler_test.
 
-// SetPeers connects devices for EXTENDED COPY as the device manager does.
-func SetPeers(d *Device, peers func(naa [16]byte) *Device) { d.peers = peers }
+// SetCopyPeer connects devices for EXTENDED COPY as the device manager does.
+func SetCopyPeer(d *Device, peer func(naa [16]byte) (*Device, error)) { d.copyPeer = peer }
 
 // NAADesignator is naaDesignator: tests build target descriptors with it.
 func NAADesignator(serial string) [16]byte { return naaDesignator(serial) }
@@ -15,3 +15,7 @@ func BlockLimits(d *Device) (maxUnmapLBAs, maxUnmapDescriptors uint32, maxWriteS
 	l := d.blockLimits()
 	return l.maxUnmapLBAs, l.maxUnmapDescriptors, l.maxWriteSame
 }
+
+// ReachMaxAge is reachMaxAge: how long a reading of configfs may allow
+// copies between devices.
+const ReachMaxAge = reachMaxAge

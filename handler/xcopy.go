@@ -2,6 +2,7 @@ package handler
 
 import (
 	"encoding/binary"
+	"errors"
 	"math/bits"
 	"sync"
 )
@@ -45,6 +46,10 @@ const (
 // capacity, a read or write that fails — ends in COPY ABORTED / COPY
 // TARGET DEVICE NOT REACHABLE, as LIO answers it (libiscsi expects it);
 // devices of different block sizes are INCORRECT COPY TARGET DEVICE TYPE.
+// A device this daemon serves but that the initiators of the command's
+// device do not all reach alike (copyTarget) is refused with ILLEGAL
+// REQUEST / COPY TARGET DEVICE NOT REACHABLE before anything is read or
+// written: the copy is not allowed, rather than failed.
 //
 // LIST IDENTIFIERs are not tracked: the copy is done when the command
 // completes, so there is no status to hold for RECEIVE COPY RESULTS.
@@ -105,7 +110,14 @@ func extendedCopyCmd(c *Cmd) result {
 		return c.invalidParamField(xcopyHeaderLen+int(tdll)+2, -1)
 	}
 	n := uint64(be16(seg[10:]))
-	src, dst, ok := c.copyTarget(targets, be16(seg[4:])), c.copyTarget(targets, be16(seg[6:])), true
+	src, serr := c.copyTarget(targets, be16(seg[4:]))
+	dst, derr := c.copyTarget(targets, be16(seg[6:]))
+	if err := errors.Join(serr, derr); err != nil {
+		c.releaseCopyTargets(src, dst)
+		c.dev.log.Warn().Err(err).Uint16("cmd_id", c.ID).Msg("extended copy refused before any data moved")
+		return c.check(keyIllegalRequest, ascCopyTargetDeviceNotReachable)
+	}
+	ok := true
 	switch {
 	case src == nil || dst == nil:
 		ok = false
@@ -162,30 +174,45 @@ func (c *Cmd) checkTarget(t []byte, off int) (result, bool) {
 
 // copyTarget returns the device target descriptor i names, held for the
 // copy if it is not the command's own, or nil if it names none this
-// daemon serves (or a null device).
-func (c *Cmd) copyTarget(targets []byte, i uint16) *Device {
+// daemon serves (or a null device). A device other than the command's own
+// is returned only if the initiators that reach the command's device are
+// exactly those that reach it (Device.copyPeer): TCMU does not say which
+// initiator sent the command, so a copy may only involve devices that
+// whoever sent it could have read or written by itself. Otherwise the
+// error says why, and the copy is refused before a byte moves: this is
+// the class of LIO's CVE-2020-28374, which the kernel fixed for its own
+// backstores and leaves to the handler for user backstores.
+func (c *Cmd) copyTarget(targets []byte, i uint16) (*Device, error) {
 	if int(i) >= len(targets)/xcopyTargetLen {
-		return nil
+		return nil, nil
 	}
 	t := targets[int(i)*xcopyTargetLen:]
 	if t[1]&0x01 != 0 {
 		// NUL: a null device, which this copy manager has none of.
-		return nil
+		return nil, nil
 	}
 	var naa [16]byte
 	copy(naa[:], t[8:24])
 	if serial, err := c.dev.unitSerial(); err == nil && naaDesignator(serial) == naa {
-		return c.dev
+		return c.dev, nil
 	}
-	if c.dev.peers == nil {
-		return nil
+	if c.dev.copyPeer == nil {
+		return nil, nil
 	}
-	d := c.dev.peers(naa)
+	d, err := c.dev.copyPeer(naa)
+	if err != nil {
+		return nil, err
+	}
 	if d == nil || d == c.dev || !d.sbc.copyUsers.acquire() {
-		return nil
+		return nil, nil
 	}
-	return d
+	return d, nil
 }
+
+// ErrCopyTargetNotReachable is why EXTENDED COPY refuses a device it
+// serves: not every initiator that reaches the command's device reaches
+// it alike (see copyTarget).
+var ErrCopyTargetNotReachable = errors.New("copy target not reachable by the same initiators")
 
 // releaseCopyTargets lets go of devices copyTarget held, when the copy
 // does not happen.

@@ -78,17 +78,17 @@ func TestExtendedCopyBetweenDevices(t *testing.T) {
 	a := newDevice(t, devConfig{serial: serialA, writeCache: true})
 	b := newDevice(t, devConfig{serial: serialB, writeCache: false})
 	naaA, naaB := handler.NAADesignator(serialA), handler.NAADesignator(serialB)
-	peers := func(naa [16]byte) *handler.Device {
+	peers := func(naa [16]byte) (*handler.Device, error) {
 		switch naa {
 		case naaA:
-			return a.dev
+			return a.dev, nil
 		case naaB:
-			return b.dev
+			return b.dev, nil
 		}
-		return nil
+		return nil, nil
 	}
-	handler.SetPeers(a.dev, peers)
-	handler.SetPeers(b.dev, peers)
+	handler.SetCopyPeer(a.dev, peers)
+	handler.SetCopyPeer(b.dev, peers)
 	data := pattern(12, 100*a.bs)
 	a.write(t, 10, data)
 	for _, on := range []*device{a, b} {
@@ -115,11 +115,11 @@ func TestExtendedCopyChecks(t *testing.T) {
 	d := newDevice(t, devConfig{serial: serialA})
 	other := newDevice(t, devConfig{serial: serialB, blockSize: 4096, blocks: 1024})
 	naa, naaOther := handler.NAADesignator(serialA), handler.NAADesignator(serialB)
-	handler.SetPeers(d.dev, func(n [16]byte) *handler.Device {
+	handler.SetCopyPeer(d.dev, func(n [16]byte) (*handler.Device, error) {
 		if n == naaOther {
-			return other.dev
+			return other.dev, nil
 		}
-		return nil
+		return nil, nil
 	})
 	tgt := xcopyTarget(naa, 512)
 	seg := xcopySegment(0, 0, 8, 0, 100)
@@ -192,6 +192,54 @@ func TestExtendedCopyChecks(t *testing.T) {
 			tc.want.check(t, tc.name, d.run(t, xcopyCDB(pll), tc.list, 0))
 		})
 	}
+}
+
+// A device this daemon serves that the command's initiators do not all
+// reach alike (another tenant's LUN): the copy is refused with ILLEGAL
+// REQUEST / COPY TARGET DEVICE NOT REACHABLE, as source and as
+// destination, whichever device the command came to, and neither device
+// is read or written.
+func TestExtendedCopyRefusedAcrossTenants(t *testing.T) {
+	a := newDevice(t, devConfig{serial: serialA})
+	b := newDevice(t, devConfig{serial: serialB})
+	naaA, naaB := handler.NAADesignator(serialA), handler.NAADesignator(serialB)
+	refuse := func(naa [16]byte) (*handler.Device, error) {
+		if naa == naaA || naa == naaB {
+			return nil, handler.ErrCopyTargetNotReachable
+		}
+		return nil, nil
+	}
+	handler.SetCopyPeer(a.dev, refuse)
+	handler.SetCopyPeer(b.dev, refuse)
+	dataA, dataB := pattern(21, 16*a.bs), pattern(22, 16*b.bs)
+	a.write(t, 0, dataA)
+	b.write(t, 0, dataB)
+	for _, tc := range []struct {
+		name     string
+		on       *device
+		src, dst uint16
+	}{
+		{"pull the other tenant's LUN into mine", a, 1, 0},
+		{"push mine onto the other tenant's LUN", a, 0, 1},
+		{"from the other side", b, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a.be.recorded()
+			b.be.recorded()
+			list := xcopyList(0, listIDNone, [][]byte{xcopyTarget(naaA, 512), xcopyTarget(naaB, 512)},
+				[][]byte{xcopySegment(tc.src, tc.dst, 16, 0, 0)})
+			checkCond(keyIllegalRequest, ascCopyUnreachable).check(t, tc.name, tc.on.run(t, xcopyCDB(len(list)), list, 0))
+			if ops := append(a.be.recorded(), b.be.recorded()...); len(ops) != 0 {
+				t.Errorf("a refused copy reached the backends: %+v", ops)
+			}
+			if !bytes.Equal(a.read(t, 0, 16), dataA) || !bytes.Equal(b.read(t, 0, 16), dataB) {
+				t.Error("a refused copy changed a device")
+			}
+		})
+	}
+	// A copy inside the command's own device needs no one's leave.
+	list := xcopyList(0, listIDNone, [][]byte{xcopyTarget(naaA, 512)}, [][]byte{xcopySegment(0, 0, 16, 0, 100)})
+	a.mustGood(t, xcopyCDB(len(list)), list, 0)
 }
 
 func TestExtendedCopyIOError(t *testing.T) {

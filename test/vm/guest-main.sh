@@ -1,13 +1,13 @@
 #!/bin/bash
 # Runs INSIDE the guest: the test-vm entry point. Runs each suite in $SUITES (default
-# "skeleton cu rbd targetcli") as its own script, in this order, in one boot; exits 1 if any failed.
+# "skeleton cu rbd targetcli xcopy") as its own script, in this order, in one boot; exits 1 if any failed.
 # Env passed through to the suites: MODE, GOTCMU, GOTCMU_ARGS, ACKWRITER, CU_TESTS, ...
 HERE=$(dirname "$(readlink -f "$0")")
 # shellcheck source=test/vm/lib.sh
 . "$HERE/lib.sh"
 : > "$SUMMARY"
 rc=0
-for suite in ${SUITES:-skeleton cu rbd targetcli}; do
+for suite in ${SUITES:-skeleton cu rbd targetcli xcopy}; do
 	case $suite in
 	skeleton) script=$HERE/guest-skeleton.sh ;;
 	cu) script=$HERE/guest-iscsi-cu.sh ;;
@@ -15,6 +15,7 @@ for suite in ${SUITES:-skeleton cu rbd targetcli}; do
 	# rbd reuses cu's LIO fileio baseline when cu ran first in the boot (the default order).
 	rbd) script=$HERE/guest-rbd.sh ;;
 	targetcli) script=$HERE/guest-targetcli.sh ;;
+	xcopy) script=$HERE/guest-xcopy.sh ;; # issue 12 point 1: EXTENDED COPY between tenants
 	faults) script=$HERE/guest-faults.sh ;; # issue 8: faults under load, capabilities (make test-faults)
 	*) fail "unknown suite $suite"; rc=1; continue ;;
 	esac

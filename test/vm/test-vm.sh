@@ -3,9 +3,10 @@
 # iscsi-test-cu runs on this machine and print the summary.
 #
 # Usage: test-vm.sh [-m gotcmu|tcmu-runner|fileio] [SUITE...]
-#        suites (default: skeleton cu rbd targetcli): skeleton, cu (file LUN vs LIO fileio),
+#        suites (default: skeleton cu rbd targetcli xcopy): skeleton, cu (file LUN vs LIO fileio),
 #        rbd (user:rbd on Ceph in the guest: round trip, its own iscsi-test-cu comparison),
 #        targetcli (targetcli/D-Bus/status/metrics; gotcmu only),
+#        xcopy (EXTENDED COPY between two iSCSI tenants' LUNs refused; gotcmu only),
 #        faults (guest-faults.sh, gotcmu only: `make test-faults`; FAULTS picks a subset)
 #   -m gotcmu       (default) test bin/gotcmu: user:file LUNs served by the daemon.
 #   -m tcmu-runner  the same steps with Debian's tcmu-runner (user:qcow on a raw file): the
@@ -29,7 +30,7 @@ while getopts m: opt; do
 done
 shift $((OPTIND - 1))
 case $MODE in gotcmu|tcmu-runner|fileio) ;; *) echo "test-vm: mode must be gotcmu, tcmu-runner or fileio, not $MODE" >&2; exit 2 ;; esac
-SUITES=${*:-skeleton cu rbd targetcli}
+SUITES=${*:-skeleton cu rbd targetcli xcopy}
 OUT=$(realpath -m "${OUT:-$REPO/build/test-vm}")
 GOTCMU=$(realpath -m "${GOTCMU:-$REPO/bin/gotcmu}")
 TOOLS=$REPO/build/bin

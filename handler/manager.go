@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,8 +68,16 @@ type Manager struct {
 	kernel   Kernel
 	handlers map[string]Handler
 
+	// openTimeout bounds each backend open (SetOpenTimeout); retryMin and
+	// retryMax bound the backoff of a device waiting for its backend
+	// (waiting.go). Zero means the defaults.
+	openTimeout        atomic.Int64
+	retryMin, retryMax time.Duration
+
 	mu      sync.Mutex
-	devices map[string]*managed // by uio name
+	devices map[string]*managed // by uio name; nil while opening or waiting
+	waiting map[string]*waiter  // devices whose backend has not opened, by uio name
+	closed  bool                // Shutdown began: nothing new waits
 	wg      sync.WaitGroup
 
 	spinWait time.Duration // SetSpinWait
@@ -117,25 +126,69 @@ func (m *Manager) Handlers() []Handler {
 }
 
 // Add starts serving a device the kernel announced (ADDED_DEVICE). The
-// returned error is what the kernel's enable write reports.
+// returned error is what the kernel's enable write reports. A backend
+// that does not open within the open timeout (an unreachable cluster) is
+// no error: the device is enabled, blocked (the kernel answers its
+// commands BUSY) and retried in the background until it opens
+// (waiting.go). Any other failure to open is returned, so that the enable
+// fails with the reason.
 func (m *Manager) Add(ctx context.Context, ref DeviceRef) error {
-	return m.add(ctx, ref, false)
+	err := m.add(ctx, ref, false, nil)
+	if timedOut(err) {
+		m.wait(ref, err, true)
+		return nil
+	}
+	return err
 }
 
 // Adopt serves every TCMU device that already exists, as a restarted
-// daemon must: block_dev, reset_ring (whatever the previous daemon left in
-// the ring is completed with BUSY, so the initiator retries it), open,
-// unblock. A device that cannot be adopted is logged and skipped.
+// daemon must (AdoptDevice), all at once: one device whose backend is
+// slow to open holds up no other. It returns when every device is served
+// or waiting for its backend; one that gotcmu cannot serve at all is
+// logged and skipped.
 func (m *Manager) Adopt(ctx context.Context) error {
+	refs, err := m.List()
+	if err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	for _, ref := range refs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := m.AdoptDevice(ctx, ref); err != nil {
+				m.log.Error().Err(err).Str("uio", ref.UIOName).Msg("adopt device")
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// List returns the TCMU devices the kernel has now.
+func (m *Manager) List() ([]DeviceRef, error) {
 	refs, err := m.kernel.List()
 	if err != nil {
-		return fmt.Errorf("list tcmu devices: %w", err)
+		return nil, fmt.Errorf("list tcmu devices: %w", err)
 	}
-	for _, ref := range refs {
-		if err := m.add(ctx, ref, true); err != nil && !errors.Is(err, ErrAlreadyServed) {
-			m.log.Error().Err(err).Str("uio", ref.UIOName).Msg("adopt device")
-		}
+	return refs, nil
+}
+
+// AdoptDevice serves one device that already exists: block_dev,
+// reset_ring (whatever the previous daemon left in the ring is completed
+// with BUSY, so the initiator retries it), open, unblock. A device whose
+// backend does not open stays blocked and is retried in the background
+// (waiting.go); AdoptDevice returns nil for it, and for a device served
+// already. It fails only for a device no handler here can serve.
+func (m *Manager) AdoptDevice(ctx context.Context, ref DeviceRef) error {
+	if _, err := m.resolve(ref); err != nil {
+		return err
 	}
+	err := m.add(ctx, ref, true, nil)
+	if err == nil || errors.Is(err, ErrAlreadyServed) {
+		return nil
+	}
+	m.wait(ref, err, false)
 	return nil
 }
 
@@ -143,34 +196,59 @@ func (m *Manager) Adopt(ctx context.Context) error {
 // already (an ADDED event for a device adopted at start).
 var ErrAlreadyServed = errors.New("device already served")
 
-func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool) (err error) {
+// target is what a device's uio name says about serving it.
+type target struct {
+	name    uio.UIOName
+	h       Handler
+	subtype string
+	config  string // after "<subtype>/"
+}
+
+// resolve finds the handler of a device; an error means no handler here
+// can serve it.
+func (m *Manager) resolve(ref DeviceRef) (target, error) {
 	name, err := uio.ParseUIOName(ref.UIOName)
 	if err != nil {
-		return fmt.Errorf("add device: %w", syscall.EINVAL)
+		return target{}, fmt.Errorf("add device: %w", syscall.EINVAL)
 	}
 	subtype, config, ok := strings.Cut(name.Config, "/")
 	if !ok || subtype == "" {
-		return fmt.Errorf("config string %q of %s has no <subtype>/ prefix: %w", name.Config, name.Device, syscall.EINVAL)
+		return target{}, fmt.Errorf("config string %q of %s has no <subtype>/ prefix: %w", name.Config, name.Device, syscall.EINVAL)
 	}
 	h, ok := m.handlers[subtype]
 	if !ok {
-		return fmt.Errorf("no handler for subtype %q of %s: %w", subtype, name.Device, syscall.ENOENT)
+		return target{}, fmt.Errorf("no handler for subtype %q of %s: %w", subtype, name.Device, syscall.ENOENT)
 	}
+	return target{name: name, h: h, subtype: subtype, config: config}, nil
+}
+
+// add opens a device and starts serving it. With reopen it blocks the
+// device and resets its ring first, and unblocks it only once it is
+// served. w is the waiter retrying the device, which holds the device's
+// name in m.devices; without one add reserves the name itself.
+func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool, w *waiter) (err error) {
+	t, err := m.resolve(ref)
+	if err != nil {
+		return err
+	}
+	name, subtype, config, h := t.name, t.subtype, t.config, t.h
 	devName := name.Device
-	m.mu.Lock()
-	if _, ok := m.devices[ref.UIOName]; ok {
-		m.mu.Unlock()
-		return fmt.Errorf("add %s: %w", ref.UIOName, ErrAlreadyServed)
-	}
-	m.devices[ref.UIOName] = nil // reserve the name while opening
-	m.mu.Unlock()
-	defer func() {
-		if err != nil {
-			m.mu.Lock()
-			delete(m.devices, ref.UIOName)
+	if w == nil {
+		m.mu.Lock()
+		if _, ok := m.devices[ref.UIOName]; ok {
 			m.mu.Unlock()
+			return fmt.Errorf("add %s: %w", ref.UIOName, ErrAlreadyServed)
 		}
-	}()
+		m.devices[ref.UIOName] = nil // reserve the name while opening
+		m.mu.Unlock()
+		defer func() {
+			if err != nil {
+				m.mu.Lock()
+				delete(m.devices, ref.UIOName)
+				m.mu.Unlock()
+			}
+		}()
+	}
 
 	log := m.log.With().Str("dev", devName).Str("uio", fmt.Sprintf("uio%d", ref.Minor)).Str("handler", subtype).Logger()
 	files, err := m.kernel.Files(ref)
@@ -182,6 +260,11 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool) (err erro
 			return fmt.Errorf("block %s: %w", devName, err)
 		}
 		defer func() {
+			if err != nil {
+				// Stays blocked: its commands are answered BUSY by the
+				// kernel while it waits for its backend (waiting.go).
+				return
+			}
 			if uerr := files.BlockDev(false); uerr != nil {
 				log.Error().Err(uerr).Msg("unblock device")
 			}
@@ -195,14 +278,18 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool) (err erro
 		return fmt.Errorf("attributes of %s: %w", devName, err)
 	}
 	info := DeviceInfo{Name: devName, Config: config, Size: size, BlockSize: bs, MaxSectors: maxSec, WriteCache: wc}
+	// The backend first: it may take the open timeout, and the uio device
+	// (its 1 GiB mapping) is held only once there is a backend to serve.
+	octx, cancel := context.WithTimeout(ctx, m.OpenTimeout())
+	be, err := h.Open(octx, info, log)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("open %s backend %q: %w", subtype, config, err)
+	}
 	port, err := m.kernel.Open(ref)
 	if err != nil {
+		be.Close()
 		return fmt.Errorf("open uio%d: %w", ref.Minor, err)
-	}
-	be, err := h.Open(ctx, info, log)
-	if err != nil {
-		port.Close()
-		return fmt.Errorf("open %s backend %q: %w", subtype, config, err)
 	}
 	dev, err := NewDevice(log, info, port.Ring(), port, be, files)
 	if err != nil {
@@ -250,6 +337,9 @@ func (m *Manager) lookupNAA(naa [16]byte) (*Device, string) {
 
 // Remove stops serving a device the kernel is deleting (REMOVED_DEVICE).
 func (m *Manager) Remove(ctx context.Context, uioName string) error {
+	if m.dropWaiting(uioName) {
+		return nil
+	}
 	m.mu.Lock()
 	md, ok := m.devices[uioName]
 	if ok && md != nil {
@@ -309,7 +399,16 @@ drained:
 func (m *Manager) Reconfigure(uioName string, config *string, size *uint64, writeCache *bool) error {
 	m.mu.Lock()
 	md := m.devices[uioName]
+	_, waiting := m.waiting[uioName]
 	m.mu.Unlock()
+	if md == nil && waiting {
+		// Nothing runs to change: the next attempt to open reads size and
+		// write cache from configfs.
+		if config != nil {
+			return fmt.Errorf("change config string of a device waiting for its backend: %w", syscall.EOPNOTSUPP)
+		}
+		return nil
+	}
 	if md == nil {
 		return fmt.Errorf("reconfigure %s: %w", uioName, syscall.ENODEV)
 	}
@@ -331,6 +430,7 @@ func (m *Manager) Reconfigure(uioName string, config *string, size *uint64, writ
 // Shutdown blocks, drains and closes every device (SIGTERM). Devices stay
 // in the kernel; the next daemon adopts them.
 func (m *Manager) Shutdown(ctx context.Context) {
+	m.stopWaiting()
 	m.mu.Lock()
 	all := make([]*managed, 0, len(m.devices))
 	for name, md := range m.devices {
@@ -362,9 +462,13 @@ type DeviceStatus struct {
 	Config    string
 	Size      int64
 	BlockSize uint32
-	// State is "running", or "stopped" once the command loop ended
-	// (device removed under us, ring broken).
+	// State is "running", "stopped" once the command loop ended (device
+	// removed under us, ring broken), or "waiting" while its backend has
+	// not opened (the device is blocked: the kernel answers BUSY).
 	State string
+	// Reason says why a waiting device is not served: the last error,
+	// the attempts so far and when the next one is due.
+	Reason string
 	// LockOwner and LockState describe the backend's exclusive lock when
 	// it has one (rbd).
 	LockOwner string
@@ -416,6 +520,8 @@ func (m *Manager) Status() []DeviceStatus {
 			Errors:    md.dev.stats.errors.Load(),
 		})
 	}
+	out = append(out, m.waitingStatus()...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 

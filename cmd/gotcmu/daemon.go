@@ -36,6 +36,7 @@ type options struct {
 	metricsAddr string
 	shutdown    time.Duration
 	spinWait    time.Duration
+	openTimeout time.Duration
 	// set holds the names of the flags given on the command line.
 	set map[string]bool
 }
@@ -50,6 +51,9 @@ func (o *options) apply(cfg config.Config) config.Config {
 	}
 	if o.set["metrics-addr"] {
 		cfg.MetricsAddr = o.metricsAddr
+	}
+	if o.set["open-timeout"] {
+		cfg.OpenTimeout = o.openTimeout
 	}
 	if o.debug {
 		cfg.LogLevel = 5
@@ -67,6 +71,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.noDBus, "no-dbus", false, "do not serve org.kernel.TCMUService1 (targetcli then cannot list user: backstores)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", d.MetricsAddr, "Prometheus metrics listen `address` (\"\" disables)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for each device's ring to drain")
+	fs.DurationVar(&o.openTimeout, "open-timeout", d.OpenTimeout, "how long opening one device's backend may take (tcmu.conf open_timeout); a device not open by then is blocked (BUSY) and retried in the background")
 	fs.DurationVar(&o.spinWait, "spin-wait", 0, "experimental: how long each device's loop polls its ring after a batch before it sleeps on the uio fd (keeps a CPU busy; 0 sleeps at once; see the README's Performance section)")
 }
 
@@ -126,39 +131,12 @@ func run(ctx context.Context, o options) error {
 
 	mgr := handler.NewManager(log, handler.NewUIOKernel(), handlers(cfg, log))
 	mgr.SetSpinWait(o.spinWait)
-	if err := mgr.Adopt(ctx); err != nil {
-		log.Error().Err(err).Msg("adopt existing devices")
-	}
-	unblockNetlink(params, log)
+	mgr.SetOpenTimeout(cfg.OpenTimeout)
 
-	// Receive must never wait for event handling: while the events socket
-	// is full the kernel treats the daemon as absent and configfs writes
-	// fail. Events queue here and are applied one at a time in order.
-	events := newEventQueue()
+	// The bus name first: with Type=dbus systemd counts the start until
+	// it is owned, and adopting a device whose cluster does not answer
+	// takes the open timeout or longer.
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		defer events.close()
-		if err := nl.Receive(ctx, events.push); err != nil && ctx.Err() == nil {
-			log.Error().Err(err).Msg("netlink receive stopped")
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for ev, ok := events.pop(); ok; ev, ok = events.pop() {
-			if errors.Is(ev.Err, netlink.ErrEventsLost) {
-				// The socket overflowed: pick up devices added meanwhile.
-				log.Warn().Msg("netlink events lost: rescanning devices")
-				if err := mgr.Adopt(ctx); err != nil {
-					log.Error().Err(err).Msg("rescan devices")
-				}
-				continue
-			}
-			handleEvent(ctx, log, nl, mgr, ev)
-		}
-	}()
-
 	var bus *dbusapi.Service
 	if !o.noDBus {
 		if bus, err = serveDBus(ctx, log, mgr, cfg, &wg); err != nil {
@@ -166,6 +144,44 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	stopMetrics := serveMetrics(log, cfg.MetricsAddr, mgr)
+
+	// Each device's events are applied in order, different devices'
+	// concurrently (netlink.Dispatcher); adopting a device is queued
+	// behind its events like one more. Receive never waits for them:
+	// while the events socket is full the kernel treats the daemon as
+	// absent and configfs writes fail.
+	adopt := func(ctx context.Context, ref handler.DeviceRef) {
+		if err := mgr.AdoptDevice(ctx, ref); err != nil {
+			log.Error().Err(err).Str("uio", ref.UIOName).Msg("adopt device")
+		}
+	}
+	var disp *netlink.Dispatcher
+	adoptAll := func(ctx context.Context) {
+		refs, err := mgr.List()
+		if err != nil {
+			log.Error().Err(err).Msg("adopt existing devices")
+			return
+		}
+		for _, ref := range refs {
+			disp.Do(ref.UIOName, func(ctx context.Context) { adopt(ctx, ref) })
+		}
+	}
+	disp = netlink.NewDispatcher(ctx, log.With().Str("component", "netlink").Logger(), nl,
+		func(ctx context.Context, ev netlink.Event) error { return applyEvent(ctx, mgr, ev) },
+		func(ctx context.Context) {
+			// The socket overflowed: pick up devices added meanwhile.
+			log.Warn().Msg("netlink events lost: rescanning devices")
+			adoptAll(ctx)
+		})
+	received := make(chan struct{})
+	go func() {
+		defer close(received)
+		if err := nl.Receive(ctx, disp.Event); err != nil && ctx.Err() == nil {
+			log.Error().Err(err).Msg("netlink receive stopped")
+		}
+	}()
+	adoptAll(ctx)
+	unblockNetlink(params, log)
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -195,6 +211,7 @@ func run(ctx context.Context, o options) error {
 		case c := <-reload:
 			c = o.apply(c)
 			logs.SetLevel(c)
+			mgr.SetOpenTimeout(c.OpenTimeout)
 			if bus != nil {
 				bus.SetCheckTimeout(c.CheckConfigTimeout)
 			}
@@ -205,6 +222,11 @@ func run(ctx context.Context, o options) error {
 		break
 	}
 
+	// Nothing may add a device once the manager shuts down: first the
+	// events stop and what was queued for them ends (ctx is cancelled,
+	// so opens in progress give up).
+	<-received
+	disp.Wait()
 	log.Info().Msg("shutting down: blocking and draining devices")
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdown)
 	defer cancel()
@@ -225,49 +247,22 @@ func unblockNetlink(p netlink.ModuleParams, log zerolog.Logger) {
 	}
 }
 
-// handleEvent applies one kernel event and answers it; the status is what
-// the configfs write that caused it returns.
-func handleEvent(ctx context.Context, log zerolog.Logger, nl *netlink.Client, mgr *handler.Manager, ev netlink.Event) {
-	if ev.Err != nil {
-		log.Warn().Err(ev.Err).Str("uio", ev.Device).Msg("bad netlink event")
-		if ev.HasDeviceID && ev.Cmd != 0 {
-			reply(ctx, log, nl, ev, syscall.EINVAL)
-		}
-		return
-	}
+// applyEvent applies one kernel event; its error is what the configfs
+// write that caused it returns (netlink.Status).
+func applyEvent(ctx context.Context, mgr *handler.Manager, ev netlink.Event) error {
 	ref := handler.DeviceRef{UIOName: ev.Device, Minor: ev.Minor}
-	var err error
 	switch ev.Cmd {
 	case netlink.CmdAddedDevice:
-		err = mgr.Add(ctx, ref)
-		if errors.Is(err, handler.ErrAlreadyServed) {
-			err = nil
+		if err := mgr.Add(ctx, ref); !errors.Is(err, handler.ErrAlreadyServed) {
+			return err
 		}
+		return nil
 	case netlink.CmdRemovedDevice:
-		err = mgr.Remove(ctx, ev.Device)
+		return mgr.Remove(ctx, ev.Device)
 	case netlink.CmdReconfigDevice:
-		err = mgr.Reconfigure(ev.Device, ev.Config, ev.Size, ev.WriteCache)
+		return mgr.Reconfigure(ev.Device, ev.Config, ev.Size, ev.WriteCache)
 	}
-	if err != nil {
-		log.Error().Err(err).Str("uio", ev.Device).Stringer("event", ev.Cmd).Msg("netlink event failed")
-	} else {
-		log.Info().Str("uio", ev.Device).Stringer("event", ev.Cmd).Msg("netlink event")
-	}
-	reply(ctx, log, nl, ev, err)
-}
-
-func reply(ctx context.Context, log zerolog.Logger, nl *netlink.Client, ev netlink.Event, err error) {
-	status := int32(0)
-	if err != nil {
-		var errno syscall.Errno
-		if !errors.As(err, &errno) {
-			errno = syscall.EINVAL
-		}
-		status = -int32(errno)
-	}
-	if rerr := nl.Reply(ctx, ev, status); rerr != nil && !errors.Is(rerr, netlink.ErrNoDeviceID) {
-		log.Error().Err(rerr).Str("uio", ev.Device).Msg("netlink reply")
-	}
+	return fmt.Errorf("%v: not an event: %w", ev.Cmd, syscall.EINVAL)
 }
 
 // lockDaemon takes an fcntl write lock on path so that a second daemon
@@ -323,50 +318,4 @@ func serveMetrics(log zerolog.Logger, addr string, mgr *handler.Manager) func() 
 		return func() {}
 	}
 	return srv.Stop
-}
-
-// eventQueue is an unbounded FIFO of netlink events between the receive
-// loop, which must never block, and the goroutine that applies them.
-type eventQueue struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	items  []netlink.Event
-	closed bool
-}
-
-func newEventQueue() *eventQueue {
-	q := &eventQueue{}
-	q.cond = sync.NewCond(&q.mu)
-	return q
-}
-
-func (q *eventQueue) push(ev netlink.Event) {
-	q.mu.Lock()
-	q.items = append(q.items, ev)
-	q.mu.Unlock()
-	q.cond.Signal()
-}
-
-func (q *eventQueue) close() {
-	q.mu.Lock()
-	q.closed = true
-	q.mu.Unlock()
-	q.cond.Broadcast()
-}
-
-// pop returns the next event, waiting for one; false once the queue is
-// closed and empty.
-func (q *eventQueue) pop() (netlink.Event, bool) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for len(q.items) == 0 && !q.closed {
-		q.cond.Wait()
-	}
-	if len(q.items) == 0 {
-		return netlink.Event{}, false
-	}
-	ev := q.items[0]
-	q.items[0] = netlink.Event{}
-	q.items = q.items[1:]
-	return ev, true
 }

@@ -35,6 +35,7 @@ func (s statusSource) Devices() []dbusapi.DeviceStatus {
 			Size:      d.Size,
 			BlockSize: d.BlockSize,
 			State:     d.State,
+			Reason:    d.Reason,
 			LockOwner: d.LockOwner,
 			LockState: d.LockState,
 			InFlight:  int(d.InFlight),

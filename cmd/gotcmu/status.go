@@ -58,6 +58,11 @@ func runStatus(args []string) int {
 			d.Name, d.UIO, d.Backend, d.Config, humanBytes(d.Size), d.State, lock, d.InFlight, d.Errors)
 	}
 	tw.Flush()
+	for _, d := range rep.Devices {
+		if d.Reason != "" {
+			fmt.Printf("%s: %s\n", d.Name, d.Reason)
+		}
+	}
 	if len(rep.Devices) == 0 {
 		fmt.Println("(no devices)")
 	}

@@ -36,6 +36,11 @@ type Config struct {
 	// how long a D-Bus CheckConfig waits for a handler (opening an rbd
 	// image to check it exists takes a cluster round trip).
 	CheckConfigTimeout time.Duration
+	// OpenTimeout is open_timeout, in seconds in the file: how long
+	// opening one device's backend may take (for rbd: reaching the
+	// monitors, opening the image) before the device is blocked and
+	// retried in the background. Other devices never wait for it.
+	OpenTimeout time.Duration
 }
 
 // Default returns the configuration an empty file gives.
@@ -46,6 +51,7 @@ func Default() Config {
 		MetricsAddr:        "127.0.0.1:9560",
 		RBDImagesPerClient: 1,
 		CheckConfigTimeout: 10 * time.Second,
+		OpenTimeout:        30 * time.Second,
 	}
 }
 
@@ -146,6 +152,13 @@ var options = map[string]option{
 			return "", fmt.Errorf("check_config_timeout %d is out of 1-120 seconds", v.i)
 		}
 		c.CheckConfigTimeout = time.Duration(v.i) * time.Second
+		return "", nil
+	}},
+	"open_timeout": {kindInt, func(c *Config, v value) (string, error) {
+		if v.i < 1 || v.i > 600 {
+			return "", fmt.Errorf("open_timeout %d is out of 1-600 seconds", v.i)
+		}
+		c.OpenTimeout = time.Duration(v.i) * time.Second
 		return "", nil
 	}},
 }

@@ -30,6 +30,8 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("rbd_images_per_client %d accepted", c.RBDImagesPerClient)
 		case c.CheckConfigTimeout <= 0:
 			t.Fatalf("check_config_timeout %v accepted", c.CheckConfigTimeout)
+		case c.OpenTimeout <= 0:
+			t.Fatalf("open_timeout %v accepted", c.OpenTimeout)
 		}
 		again, warnings, err := Parse([]byte(format(c)))
 		if err != nil || len(warnings) > 0 {
@@ -50,6 +52,6 @@ func format(c Config) string {
 		}
 		return `"` + s + `"`
 	}
-	return fmt.Sprintf("log_level = %d\nlog_dir = %s\nmetrics_addr = %s\nrbd_images_per_client = %d\ncheck_config_timeout = %d\n",
-		c.LogLevel, quote(c.LogDir), quote(c.MetricsAddr), c.RBDImagesPerClient, int(c.CheckConfigTimeout.Seconds()))
+	return fmt.Sprintf("log_level = %d\nlog_dir = %s\nmetrics_addr = %s\nrbd_images_per_client = %d\ncheck_config_timeout = %d\nopen_timeout = %d\n",
+		c.LogLevel, quote(c.LogDir), quote(c.MetricsAddr), c.RBDImagesPerClient, int(c.CheckConfigTimeout.Seconds()), int(c.OpenTimeout.Seconds()))
 }

@@ -32,11 +32,13 @@ func TestParse(t *testing.T) {
 		{name: "single_quoted_string_with_double_quotes", text: `log_dir = '/srv/"x"'`, want: with(func(c *Config) { c.LogDir = `/srv/"x"` })},
 		{name: "last_value_wins", text: "log_level = 1\nlog_level = 2\n", want: with(func(c *Config) { c.LogLevel = 2 })},
 		{name: "commented_key_keeps_default", text: "# log_level = 5\n", want: def},
-		{name: "gotcmu_keys", text: "metrics_addr = \"[::1]:9999\"\nrbd_images_per_client = 8\ncheck_config_timeout = 30\n", want: with(func(c *Config) {
+		{name: "gotcmu_keys", text: "metrics_addr = \"[::1]:9999\"\nrbd_images_per_client = 8\ncheck_config_timeout = 30\nopen_timeout = 5\n", want: with(func(c *Config) {
 			c.MetricsAddr = "[::1]:9999"
 			c.RBDImagesPerClient = 8
 			c.CheckConfigTimeout = 30 * time.Second
+			c.OpenTimeout = 5 * time.Second
 		})},
+		{name: "open_timeout_zero", text: "open_timeout = 0\n", wantErr: "open_timeout 0 is out of 1-600 seconds"},
 		{name: "metrics_off", text: `metrics_addr = ""`, want: with(func(c *Config) { c.MetricsAddr = "" })},
 		{name: "unknown_keys_warn", text: "future_key = 3\nsome_flag\nother = \"x\"\n", want: def, wantWarnings: []string{
 			"line 1: unknown key future_key ignored", "line 2: unknown key some_flag ignored", "line 3: unknown key other ignored",

@@ -29,8 +29,11 @@ type DeviceStatus struct {
 	Size      int64  `json:"size"`
 	BlockSize uint32 `json:"block_size"`
 	// State is the device's state in the daemon, e.g. "running",
-	// "blocked", "recovering".
+	// "stopped", or "waiting" while its backend has not opened.
 	State string `json:"state"`
+	// Reason says why a device is not running (a waiting device: the
+	// last error opening its backend and when the next attempt is due).
+	Reason string `json:"reason,omitempty"`
 	// LockOwner and LockState describe the exclusive lock of backends that
 	// have one (rbd): who holds it and whether this gateway does.
 	LockOwner string `json:"lock_owner,omitempty"`

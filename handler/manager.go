@@ -532,9 +532,13 @@ type DeviceStats struct {
 	Size     int64
 	InFlight int64
 	Snapshot StatsSnapshot
+	// Waiting is set for a device whose backend has not opened
+	// (waiting.go): it has no counters yet.
+	Waiting bool
 }
 
-// Stats snapshots every served device's counters, sorted by name.
+// Stats snapshots every served device's counters, and lists the devices
+// waiting for their backend, sorted by name.
 func (m *Manager) Stats() []DeviceStats {
 	all := m.served()
 	out := make([]DeviceStats, 0, len(all))
@@ -548,6 +552,10 @@ func (m *Manager) Stats() []DeviceStats {
 			Snapshot: md.dev.snapshot(),
 		})
 	}
+	for _, w := range m.waitingStatus() {
+		out = append(out, DeviceStats{Name: w.Name, Handler: w.Handler, Size: w.Size, Waiting: true})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 

@@ -170,6 +170,9 @@ func TestManagerAddTimesOutThenServes(t *testing.T) {
 	if st.State != "waiting" || !strings.Contains(st.Reason, "did not answer in time") || st.Handler != "slow" || st.Size != 1<<20 {
 		t.Errorf("status while waiting: %+v", st)
 	}
+	if ss := m.Stats(); len(ss) != 1 || !ss[0].Waiting || ss[0].Name != "late" || ss[0].Size != 1<<20 {
+		t.Errorf("Stats while waiting: %+v, want late flagged waiting", ss)
+	}
 	acts := k.files[ref.UIOName].took()
 	if len(acts) == 0 || acts[0] != "block" || slices.Contains(acts, "unblock") {
 		t.Errorf("configfs actions while waiting %v: want blocked first and never unblocked", acts)
@@ -190,6 +193,9 @@ func TestManagerAddTimesOutThenServes(t *testing.T) {
 	acts = k.files[ref.UIOName].took()
 	if acts[len(acts)-1] != "unblock" || slices.Index(acts, "unblock") != len(acts)-1 {
 		t.Errorf("configfs actions %v: want unblocked once, last", acts)
+	}
+	if ss := m.Stats(); len(ss) != 1 || ss[0].Waiting {
+		t.Errorf("Stats once served: %+v", ss)
 	}
 	if st := state(m, "late"); st.Reason != "" {
 		t.Errorf("reason still given once served: %q", st.Reason)

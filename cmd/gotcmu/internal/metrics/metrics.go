@@ -31,6 +31,7 @@ var (
 	descIO     = prometheus.NewDesc("gotcmu_backend_inflight", "Backend operations in flight.", labels, nil)
 	descLock   = prometheus.NewDesc("gotcmu_lock_transitions_total", "Exclusive lock acquisitions and losses.", labels, nil)
 	descSize   = prometheus.NewDesc("gotcmu_device_size_bytes", "Device capacity.", labels, nil)
+	descWait   = prometheus.NewDesc("gotcmu_device_waiting", "1 while the device's backend has not opened (the device is blocked, its commands answered BUSY, and the open retried), else 0.", labels, nil)
 )
 
 var senseKeyNames = [16]string{
@@ -46,7 +47,7 @@ type Collector struct{ src Source }
 func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOps, descBytes, descLat, descSense, descStatus, descRing, descIO, descLock, descSize} {
+	for _, d := range []*prometheus.Desc{descOps, descBytes, descLat, descSense, descStatus, descRing, descIO, descLock, descSize, descWait} {
 		ch <- d
 	}
 }
@@ -54,6 +55,12 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, d := range c.src.Stats() {
 		lv := []string{d.Name, d.Handler}
+		if d.Waiting {
+			ch <- prometheus.MustNewConstMetric(descWait, prometheus.GaugeValue, 1, lv...)
+			ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(d.Size), lv...)
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(descWait, prometheus.GaugeValue, 0, lv...)
 		for i, cs := range d.Snapshot.Classes {
 			class := handler.OpClass(i).String()
 			ch <- prometheus.MustNewConstMetric(descOps, prometheus.CounterValue, float64(cs.Ops), d.Name, d.Handler, class)

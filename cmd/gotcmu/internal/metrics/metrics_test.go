@@ -32,7 +32,8 @@ func TestServeExportsDeviceCounters(t *testing.T) {
 	snap.BySenseKey[5] = 3
 	snap.Busy = 2
 	snap.RingOutstanding = 4
-	src := fakeSource{{Name: "lun0", Handler: "rbd", Size: 1 << 30, InFlight: 1, Snapshot: snap}}
+	src := fakeSource{{Name: "lun0", Handler: "rbd", Size: 1 << 30, InFlight: 1, Snapshot: snap},
+		{Name: "lun1", Handler: "rbd", Size: 1 << 20, Waiting: true}}
 	srv, err := Serve("127.0.0.1:0", src, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -48,10 +49,17 @@ func TestServeExportsDeviceCounters(t *testing.T) {
 		`gotcmu_ring_outstanding{backend="rbd",device="lun0"} 4`,
 		`gotcmu_backend_inflight{backend="rbd",device="lun0"} 1`,
 		`gotcmu_device_size_bytes{backend="rbd",device="lun0"} 1.073741824e+09`,
+		`gotcmu_device_waiting{backend="rbd",device="lun0"} 0`,
+		// A device waiting for its backend: flagged, sized, no counters.
+		`gotcmu_device_waiting{backend="rbd",device="lun1"} 1`,
+		`gotcmu_device_size_bytes{backend="rbd",device="lun1"} 1.048576e+06`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	if strings.Contains(body, `gotcmu_commands_total{backend="rbd",class="read",device="lun1"}`) {
+		t.Error("counters exported for a device waiting for its backend")
 	}
 }
 

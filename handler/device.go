@@ -138,8 +138,11 @@ type Device struct {
 	// spinWait is how long the loop polls the ring after a batch before
 	// it sleeps on the uio fd (SetSpinWait; 0, the default, never).
 	spinWait atomic.Int64
-	stats    deviceStats
-	cstats   commandStats
+	// noPoll keeps the loop of Run even for a device that could poll
+	// (SetPollLoop).
+	noPoll atomic.Bool
+	stats  deviceStats
+	cstats commandStats
 
 	// sbc is the state of the block commands (sbc.go).
 	sbc sbcDevice
@@ -197,6 +200,9 @@ func (d *Device) Name() string { return d.name }
 func (d *Device) Run(ctx context.Context) error {
 	// Touching a data-area page that no pending iovec refers to raises
 	// SIGBUS; make that a recoverable fault in this goroutine, not a crash.
+	if w, p, ok := d.polled(); ok && !d.noPoll.Load() {
+		return d.runPolled(ctx, w, p)
+	}
 	debug.SetPanicOnFault(true)
 	kctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -216,6 +222,13 @@ func (d *Device) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// SetPollLoop chooses the command loop of a device whose waiter and
+// backend allow it: on (the default), one goroutine sleeps in epoll_wait
+// for commands and completions together (runPolled); off, the netpoller
+// wakes the command loop and the backend delivers completions from a
+// goroutine of its own. Set before Run.
+func (d *Device) SetPollLoop(on bool) { d.noPoll.Store(!on) }
 
 // SetSpinWait makes the command loop poll the ring for up to spin after
 // each batch before it sleeps on the uio fd (spin-then-block): a command

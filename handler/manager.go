@@ -80,7 +80,8 @@ type Manager struct {
 	closed  bool                // Shutdown began: nothing new waits
 	wg      sync.WaitGroup
 
-	spinWait time.Duration // SetSpinWait
+	spinWait   time.Duration // SetSpinWait
+	noPollLoop bool          // SetPollLoop
 
 	reach *reachCache // EXTENDED COPY between devices: copyPeer
 }
@@ -105,6 +106,14 @@ func NewManager(log zerolog.Logger, kernel Kernel, handlers []Handler) *Manager 
 		m.handlers[h.Subtype] = h
 	}
 	return m
+}
+
+// SetPollLoop chooses the command loop (Device.SetPollLoop) of every
+// device served from now on; the daemon sets it before it adopts any.
+func (m *Manager) SetPollLoop(on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.noPollLoop = !on
 }
 
 // SetSpinWait sets the spin-wait (Device.SetSpinWait) of every device
@@ -303,6 +312,7 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool, w *waiter
 	md := &managed{ref: ref, key: key, dev: dev, port: port, files: files, sub: subtype, cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()
 	dev.SetSpinWait(m.spinWait)
+	dev.SetPollLoop(!m.noPollLoop)
 	m.devices[ref.UIOName] = md
 	m.mu.Unlock()
 	m.reach.invalidate()

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -79,24 +77,39 @@ const maxMapSize = 1 << 40
 
 // Device is one open TCMU uio device: the /dev/uioN fd and its mapping.
 //
-// Ring, Name, Minor and Configfs may be called from any goroutine. Wait is
-// called by one goroutine at a time; Close may be called concurrently
-// with Wait and makes it return. Close unmaps the region: every goroutine
-// that touches the Ring or a Command's buffers must have stopped first.
+// The fd is kept out of Go's netpoller: the goroutine that waits for the
+// kernel blocks in epoll_wait itself (wait.go), together with the fd a
+// backend signals its completions on (Watch), so one wake-up serves both
+// and no other thread is woken on the way. Ring, Name, Minor and Configfs
+// may be called from any goroutine. Wait and WaitEvents are called by one
+// goroutine at a time; Close may be called concurrently with them and
+// makes them return. Close unmaps the region: every goroutine that touches
+// the Ring or a Command's buffers must have stopped first.
 type Device struct {
 	roots Roots
 	minor int
 	name  string
-	file  *os.File
 	mem   []byte
 	ring  *Ring
 	unmap func([]byte) error
 
+	// fd is the uio fd (non-blocking), -1 once closed; fdMu guards its
+	// use by the doorbell against Close.
+	fdMu sync.RWMutex
+	fd   int
 	bell [4]byte // written by the doorbell; the value is ignored
-	ack  [4]byte // filled by Wait's read
 
-	// Wait's state, owned by the waiting goroutine except under mu.
-	primed bool
+	// The waiting side (wait.go), owned by the goroutine holding waitMu.
+	waitMu  sync.Mutex
+	ep      int // epoll over fd, wake and the watched fd; -1 until the first wait
+	watched int // the fd Watch added, or -1
+	primed  bool
+	ack     [4]byte // filled by the event count read
+	evs     [3]unix.EpollEvent
+	// wake is an eventfd that Close and a cancelled context write to wake
+	// a blocked wait.
+	wake int
+
 	mu     sync.Mutex
 	done   <-chan struct{} // ctx.Done() that the watch below belongs to
 	stop   func() bool     // stops the context.AfterFunc watching done
@@ -146,19 +159,23 @@ func (r Roots) Open(minor int) (*Device, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("mmap %d bytes of %s: %w", size, path, err)
 	}
-	// The fd is non-blocking, so os.NewFile registers it with the
-	// runtime poller (uio implements poll): Wait parks the goroutine,
-	// not a thread, and Close wakes it.
-	d, err := newDevice(r, minor, name, os.NewFile(uintptr(fd), path), mem, unix.Munmap)
+	d, err := newDevice(r, minor, name, fd, mem, unix.Munmap)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	return d, nil
 }
 
-// newDevice wraps an open fd and its mapping. On error it closes both.
-func newDevice(r Roots, minor int, name string, f *os.File, mem []byte, unmap func([]byte) error) (*Device, error) {
-	d := &Device{roots: r, minor: minor, name: name, file: f, mem: mem, unmap: unmap}
+// newDevice wraps an open non-blocking fd and its mapping. On error it
+// closes both.
+func newDevice(r Roots, minor int, name string, fd int, mem []byte, unmap func([]byte) error) (*Device, error) {
+	d := &Device{roots: r, minor: minor, name: name, fd: fd, mem: mem, unmap: unmap, ep: -1, watched: -1, wake: -1}
+	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("create wake eventfd for uio%d: %w", minor, err)
+	}
+	d.wake = wake
 	ring, err := NewRing(mem, d.doorbell)
 	if err != nil {
 		d.Close()
@@ -181,113 +198,6 @@ func (d *Device) Minor() int { return d.minor }
 
 // Configfs returns the device's configfs view, found from its uio name.
 func (d *Device) Configfs() (*Configfs, error) { return d.roots.Configfs(d.name) }
-
-// doorbell tells the kernel that completions are in the ring: any 4-byte
-// write runs tcmu_irqcontrol, which reaps them.
-func (d *Device) doorbell() error {
-	if _, err := d.file.Write(d.bell[:]); err != nil {
-		return d.ioError("ring doorbell of", err)
-	}
-	return nil
-}
-
-// Wait blocks until the kernel signals the device (see Waiter). It reads
-// the 4-byte event count before the caller scans the ring, never after:
-// acknowledging after the scan loses a wakeup for commands queued in
-// between (tcmu-runner PR #30).
-func (d *Device) Wait(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := d.watch(ctx); err != nil {
-		return err
-	}
-	if !d.primed {
-		d.primed = true
-		return nil
-	}
-	for {
-		n, err := d.file.Read(d.ack[:])
-		switch {
-		case err == nil && n == len(d.ack):
-			return nil
-		case err == nil || errors.Is(err, io.EOF):
-			return fmt.Errorf("wait for uio%d: read returned %d bytes, want 4: %w", d.minor, n, io.ErrUnexpectedEOF)
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			// A deadline left over from an earlier, cancelled
-			// context. Clear it, then look at ctx again: had ctx
-			// been cancelled in between, its deadline might just
-			// have been cleared.
-			d.file.SetReadDeadline(time.Time{})
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		default:
-			return d.ioError("wait for", err)
-		}
-	}
-}
-
-// watch makes cancellation of ctx interrupt a blocked Read by setting a
-// past read deadline. The registration is kept while callers pass the
-// same context, so a steady-state Wait allocates nothing.
-func (d *Device) watch(ctx context.Context) error {
-	done := ctx.Done()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return fmt.Errorf("wait for uio%d: %w", d.minor, os.ErrClosed)
-	}
-	if done == d.done {
-		return nil
-	}
-	if d.stop != nil {
-		d.stop()
-		d.stop = nil
-	}
-	d.file.SetReadDeadline(time.Time{})
-	d.done = done
-	if done != nil {
-		d.stop = context.AfterFunc(ctx, func() { d.file.SetReadDeadline(time.Unix(1, 0)) })
-	}
-	return nil
-}
-
-func (d *Device) ioError(verb string, err error) error {
-	if errors.Is(err, syscall.EIO) {
-		return fmt.Errorf("%s uio%d: %w: %w", verb, d.minor, ErrDeviceGone, err)
-	}
-	return fmt.Errorf("%s uio%d: %w", verb, d.minor, err)
-}
-
-// Close closes the fd, which makes a blocked Wait return, and unmaps the
-// region. It is safe to call more than once.
-func (d *Device) Close() error {
-	d.closeOnce.Do(func() {
-		d.mu.Lock()
-		d.closed = true
-		if d.stop != nil {
-			d.stop()
-		}
-		d.mu.Unlock()
-		errClose := d.file.Close()
-		var errUnmap error
-		if d.mem != nil {
-			errUnmap = d.unmap(d.mem)
-		}
-		if errClose != nil {
-			errClose = fmt.Errorf("close uio%d: %w", d.minor, errClose)
-		}
-		if errUnmap != nil {
-			errUnmap = fmt.Errorf("unmap uio%d: %w", d.minor, errUnmap)
-		}
-		d.closeErr = errors.Join(errClose, errUnmap)
-	})
-	return d.closeErr
-}
 
 // Found is a uio device Scan found.
 type Found struct {

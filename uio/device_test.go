@@ -160,7 +160,7 @@ func socketDevice(t *testing.T) (*Device, int) {
 		t.Fatalf("mmap: %v", err)
 	}
 	putMailbox(mem, testRingSize)
-	d, err := newDevice(Roots{}, 7, "tcm-user/1/sock", os.NewFile(uintptr(fds[0]), "uio7"), mem, unix.Munmap)
+	d, err := newDevice(Roots{}, 7, "tcm-user/1/sock", fds[0], mem, unix.Munmap)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +314,7 @@ func TestWaitDeviceGone(t *testing.T) {
 
 	mem := make([]byte, testMapSize) // Go allocations this size are 8-byte aligned
 	putMailbox(mem, testRingSize)
-	d, err := newDevice(Roots{}, 9, "tcm-user/1/gone", os.NewFile(uintptr(fd), "uio9"), mem, func([]byte) error { return nil })
+	d, err := newDevice(Roots{}, 9, "tcm-user/1/gone", fd, mem, func([]byte) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,5 +360,66 @@ func TestScan(t *testing.T) {
 	got, err = Roots{SysDir: filepath.Join(root, "nothing")}.Scan()
 	if err != nil || got != nil {
 		t.Errorf("Scan without /sys/class/uio = %v, %v; want nothing", got, err)
+	}
+}
+
+// WaitEvents sleeps in one place for the ring and a watched fd (a
+// backend's completion eventfd), and wakes on a timeout.
+func TestWaitEvents(t *testing.T) {
+	d, peer := socketDevice(t)
+	ctx := context.Background()
+	if ev, err := d.WaitEvents(ctx, -1); err != nil || ev != EventRing {
+		t.Fatalf("first WaitEvents = %v, %v; want EventRing", ev, err)
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	if err := d.Watch(efd); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if ev, err := d.WaitEvents(ctx, 30*time.Millisecond); err != nil || ev != 0 {
+		t.Fatalf("WaitEvents with nothing to see = %v, %v; want 0", ev, err)
+	}
+	if el := time.Since(start); el < 30*time.Millisecond || el > 2*time.Second {
+		t.Errorf("a 30ms timeout took %v", el)
+	}
+	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	unix.Write(efd, one)
+	if ev, err := d.WaitEvents(ctx, -1); err != nil || ev != EventWatched {
+		t.Fatalf("WaitEvents after a completion = %v, %v; want EventWatched", ev, err)
+	}
+	// Level-triggered: the caller reads the fd; until then it is seen.
+	if ev, _ := d.WaitEvents(ctx, 0); ev != EventWatched {
+		t.Fatalf("watched fd not read: %v, want EventWatched again", ev)
+	}
+	var b [8]byte
+	unix.Read(efd, b[:])
+	signal(t, peer, 4)
+	unix.Write(efd, one)
+	if ev, err := d.WaitEvents(ctx, -1); err != nil || ev != EventRing|EventWatched {
+		t.Fatalf("WaitEvents with both = %v, %v; want both", ev, err)
+	}
+	unix.Read(efd, b[:])
+	// The ring's event count was read: nothing is left to see.
+	if ev, _ := d.WaitEvents(ctx, 0); ev != 0 {
+		t.Fatalf("after both were consumed: %v, want 0", ev)
+	}
+	if err := d.Watch(-1); err != nil {
+		t.Fatal(err)
+	}
+	unix.Write(efd, one)
+	if ev, _ := d.WaitEvents(ctx, 0); ev != 0 {
+		t.Fatalf("an unwatched fd woke WaitEvents: %v", ev)
+	}
+	ev4 := make([]byte, 4)
+	allocs := testing.AllocsPerRun(100, func() {
+		unix.Write(peer, ev4)
+		d.WaitEvents(ctx, -1)
+	})
+	if allocs != 0 {
+		t.Errorf("WaitEvents: %v allocations per call, want 0", allocs)
 	}
 }

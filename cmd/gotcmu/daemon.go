@@ -36,6 +36,7 @@ type options struct {
 	metricsAddr string
 	shutdown    time.Duration
 	spinWait    time.Duration
+	pollLoop    bool
 	openTimeout time.Duration
 	// set holds the names of the flags given on the command line.
 	set map[string]bool
@@ -72,6 +73,7 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.metricsAddr, "metrics-addr", d.MetricsAddr, "Prometheus metrics listen `address` (\"\" disables)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for each device's ring to drain")
 	fs.DurationVar(&o.openTimeout, "open-timeout", d.OpenTimeout, "how long opening one device's backend may take (tcmu.conf open_timeout); a device not open by then is blocked (BUSY) and retried in the background")
+	fs.BoolVar(&o.pollLoop, "poll-loop", true, "serve each rbd device from one loop that sleeps in epoll_wait for commands and librbd completions together (false: the netpoller wakes the command loop and a goroutine per image delivers completions; see the README's Performance section)")
 	fs.DurationVar(&o.spinWait, "spin-wait", 0, "experimental: how long each device's loop polls its ring after a batch before it sleeps on the uio fd (keeps a CPU busy; 0 sleeps at once; see the README's Performance section)")
 }
 
@@ -131,6 +133,7 @@ func run(ctx context.Context, o options) error {
 
 	mgr := handler.NewManager(log, handler.NewUIOKernel(), handlers(cfg, log))
 	mgr.SetSpinWait(o.spinWait)
+	mgr.SetPollLoop(o.pollLoop)
 	mgr.SetOpenTimeout(cfg.OpenTimeout)
 
 	// The bus name first: with Type=dbus systemd counts the start until

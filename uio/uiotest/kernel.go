@@ -10,7 +10,10 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gotcmu/gotcmu/uio"
 )
@@ -176,6 +179,8 @@ type Kernel struct {
 	space       chan struct{} // closed when space may have been freed
 
 	events    chan struct{} // one pending uio event, coalesced
+	watched   atomic.Int64  // the fd Watch gave, or -1
+	waits     atomic.Int64  // WaitEvents calls
 	primed    atomic.Bool
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -268,6 +273,7 @@ func New(tb testing.TB, cfg Config) *Kernel {
 		tb.Fatalf("uiotest: uio.NewRing over the fake region: %v", err)
 	}
 	k.ring = ring
+	k.watched.Store(-1)
 	k.wg.Add(1)
 	go k.forward()
 	tb.Cleanup(func() {
@@ -377,6 +383,74 @@ func (k *Kernel) Wait(ctx context.Context) error {
 	}
 	return k.state("wait for")
 }
+
+// Watch implements handler.EventWaiter: WaitEvents also reports fd
+// readable (level-triggered); -1 stops watching.
+func (k *Kernel) Watch(fd int) error {
+	k.watched.Store(int64(fd))
+	return nil
+}
+
+// WaitEvents implements handler.EventWaiter with uio.Device's semantics.
+// The fake sees the watched fd by polling it every millisecond while it
+// waits: good enough for tests, not for benchmarks.
+func (k *Kernel) WaitEvents(ctx context.Context, timeout time.Duration) (uio.Events, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if err := k.state("wait for"); err != nil {
+		return 0, err
+	}
+	k.waits.Add(1)
+	if k.primed.CompareAndSwap(false, true) {
+		return uio.EventRing, nil
+	}
+	var deadline time.Time
+	if timeout >= 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		var ev uio.Events
+		select {
+		case <-k.events:
+			ev |= uio.EventRing
+		default:
+		}
+		if fd := int(k.watched.Load()); fd >= 0 {
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			if n, _ := unix.Poll(pfd, 0); n > 0 {
+				ev |= uio.EventWatched
+			}
+		}
+		if ev != 0 {
+			return ev, nil
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return 0, nil
+		}
+		select {
+		case <-k.closed:
+			return 0, k.state("wait for")
+		case <-k.gone:
+			return 0, k.state("wait for")
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-k.events:
+			// Put it back for the check above, which also looks at
+			// the watched fd.
+			select {
+			case k.events <- struct{}{}:
+			default:
+			}
+		case <-tick.C:
+		}
+	}
+}
+
+// Waits counts WaitEvents calls: the wake-ups of a polled command loop.
+func (k *Kernel) Waits() int { return int(k.waits.Load()) }
 
 // Notify raises a uio event (uio_event_notify) without queueing anything.
 func (k *Kernel) Notify() {

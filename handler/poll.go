@@ -1,0 +1,119 @@
+package handler
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/gotcmu/gotcmu/uio"
+)
+
+// EventWaiter is a Waiter that also waits for a backend's completion fd:
+// the uio device (uio.Device.WaitEvents), whose fd is kept out of Go's
+// netpoller so that the device's command loop sleeps in epoll_wait itself.
+type EventWaiter interface {
+	Waiter
+	// Watch adds fd to what WaitEvents waits for; -1 removes it.
+	Watch(fd int) error
+	// WaitEvents blocks until the ring is signalled (its event count
+	// read), the watched fd is readable, timeout passes, or ctx is done.
+	WaitEvents(ctx context.Context, timeout time.Duration) (uio.Events, error)
+}
+
+// Poller is a backend whose completions the device's command loop
+// collects itself (runPolled), as tcmu-runner's per-device thread does:
+// the loop sleeps in one place for new commands and finished IOs, and
+// one wake-up submits, completes and rings the doorbell, with no
+// goroutine hand-off per IO.
+type Poller interface {
+	// PollFD is a non-blocking fd, out of Go's netpoller, readable while
+	// completions wait for Poll.
+	PollFD() int
+	// SetPolled(true) hands the backend's completions to Poll: the
+	// backend stops delivering them from a goroutine of its own.
+	// SetPolled(false) takes them back (the loop has stopped, and IOs in
+	// flight must still complete).
+	SetPolled(on bool)
+	// Poll delivers every finished IO (IO.Done) on the calling goroutine
+	// and does the backend's periodic work when due (failing stuck IOs);
+	// it does not block. It must be called at least every PollInterval.
+	Poll()
+}
+
+// PollInterval is the longest the polled loop sleeps without calling
+// Poll: the stuck-IO sweep's period.
+const PollInterval = time.Second
+
+// polled returns the waiter and backend of a device whose loop can poll.
+func (d *Device) polled() (EventWaiter, Poller, bool) {
+	w, ok := d.wait.(EventWaiter)
+	if !ok {
+		return nil, nil, false
+	}
+	p, ok := d.be.(Poller)
+	if !ok {
+		return nil, nil, false
+	}
+	return w, p, true
+}
+
+// runPolled is Run for a device whose uio fd and backend completion fd
+// can be waited for together. Each wake-up delivers the completions that
+// are in, then drains the ring, and rings the doorbell once for both:
+// per batch one epoll_wait, one read of each fd that fired, one doorbell.
+// Completions that arrive from elsewhere (a write failed after its
+// client's fence, SYNCHRONIZE CACHE with IMMED) take the kicker as in Run.
+func (d *Device) runPolled(ctx context.Context, w EventWaiter, p Poller) error {
+	debug.SetPanicOnFault(true)
+	kctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go d.kicker(kctx)
+	if err := w.Watch(p.PollFD()); err != nil {
+		return fmt.Errorf("watch backend completions: %w", err)
+	}
+	p.SetPolled(true)
+	defer func() {
+		p.SetPolled(false)
+		if err := w.Watch(-1); err != nil {
+			d.log.Warn().Err(err).Msg("stop watching backend completions")
+		}
+	}()
+	for {
+		ev, err := w.WaitEvents(ctx, PollInterval)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("wait for commands: %w", err)
+		}
+		if ev&uio.EventWatched != 0 || ev == 0 {
+			if err := d.reap(p, ev&uio.EventRing == 0); err != nil {
+				return err
+			}
+		}
+		if ev&uio.EventRing != 0 {
+			if err := d.drain(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// reap delivers the backend's completions inside a batch, so that their
+// responses share one doorbell: at the end of reap when last, or at the
+// end of the drain that follows.
+func (d *Device) reap(p Poller, last bool) (err error) {
+	d.batching.Store(true)
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("fault while completing IO: %v", r)
+			last = true
+		}
+		if last && d.batching.Swap(false) {
+			d.doorbell()
+		}
+	}()
+	p.Poll()
+	return nil
+}

@@ -1,0 +1,297 @@
+package uio
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Events says what woke a WaitEvents.
+type Events uint8
+
+const (
+	// EventRing: the kernel signalled the ring; the event count was read,
+	// so commands queued from here on raise a new event.
+	EventRing Events = 1 << iota
+	// EventWatched: the fd given to Watch is readable.
+	EventWatched
+)
+
+// Tags of the epoll entries.
+const (
+	tagUIO = iota
+	tagWake
+	tagWatched
+)
+
+// doorbell tells the kernel that completions are in the ring: any 4-byte
+// write runs tcmu_irqcontrol, which reaps them.
+func (d *Device) doorbell() error {
+	d.fdMu.RLock()
+	defer d.fdMu.RUnlock()
+	if d.fd < 0 {
+		return fmt.Errorf("ring doorbell of uio%d: %w", d.minor, os.ErrClosed)
+	}
+	for {
+		_, err := unix.Write(d.fd, d.bell[:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return d.ioError("ring doorbell of", err)
+		}
+		return nil
+	}
+}
+
+// Wait blocks until the kernel signals the device (see Waiter). It reads
+// the 4-byte event count before the caller scans the ring, never after:
+// acknowledging after the scan loses a wakeup for commands queued in
+// between (tcmu-runner PR #30).
+func (d *Device) Wait(ctx context.Context) error {
+	for {
+		ev, err := d.WaitEvents(ctx, -1)
+		if err != nil || ev&EventRing != 0 {
+			return err
+		}
+	}
+}
+
+// Watch makes WaitEvents wait for fd to be readable too (level-triggered;
+// the caller reads it): a backend's completion eventfd, so that the
+// device's command loop sleeps in one place for commands and completions.
+// One fd at a time; -1 stops watching. Called by the waiting goroutine.
+func (d *Device) Watch(fd int) error {
+	d.waitMu.Lock()
+	defer d.waitMu.Unlock()
+	if err := d.setupWait(); err != nil {
+		return err
+	}
+	if d.watched >= 0 {
+		if err := unix.EpollCtl(d.ep, unix.EPOLL_CTL_DEL, d.watched, nil); err != nil && err != unix.EBADF && err != unix.ENOENT {
+			return fmt.Errorf("unwatch fd %d of uio%d: %w", d.watched, d.minor, err)
+		}
+		d.watched = -1
+	}
+	if fd < 0 {
+		return nil
+	}
+	if err := unix.EpollCtl(d.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: tagWatched}); err != nil {
+		return fmt.Errorf("watch fd %d with uio%d: %w", fd, d.minor, err)
+	}
+	d.watched = fd
+	return nil
+}
+
+// WaitEvents blocks until the kernel signals the ring, the watched fd is
+// readable, timeout passes (a negative one never does) or ctx is done,
+// and says which. Like Wait, the first call reports EventRing at once.
+// It returns ctx.Err() when ctx is done, an error wrapping os.ErrClosed
+// after Close, and one wrapping ErrDeviceGone once the device was removed.
+// It does not allocate.
+func (d *Device) WaitEvents(ctx context.Context, timeout time.Duration) (Events, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	d.waitMu.Lock()
+	defer d.waitMu.Unlock()
+	if err := d.watch(ctx); err != nil {
+		return 0, err
+	}
+	if err := d.setupWait(); err != nil {
+		return 0, err
+	}
+	if !d.primed {
+		d.primed = true
+		return EventRing, nil
+	}
+	ms := -1
+	var deadline time.Time
+	if timeout >= 0 {
+		deadline = time.Now().Add(timeout)
+	}
+	for {
+		if !deadline.IsZero() {
+			ms = max(int((time.Until(deadline)+time.Millisecond-1)/time.Millisecond), 0)
+		}
+		n, err := unix.EpollWait(d.ep, d.evs[:], ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("wait for uio%d: %w", d.minor, err)
+		}
+		var ev Events
+		for _, e := range d.evs[:n] {
+			switch e.Fd {
+			case tagWake:
+				var b [8]byte
+				unix.Read(d.wake, b[:])
+				if err := d.stopped(ctx); err != nil {
+					return 0, err
+				}
+			case tagWatched:
+				ev |= EventWatched
+			case tagUIO:
+				ok, err := d.readCount()
+				if err != nil {
+					return 0, err
+				}
+				if ok {
+					ev |= EventRing
+				}
+			}
+		}
+		if ev != 0 || (n == 0 && ms >= 0 && !time.Now().Before(deadline)) {
+			return ev, nil
+		}
+	}
+}
+
+// readCount reads the 4-byte event count; ok is false when there was
+// none to read (a wake-up already consumed).
+func (d *Device) readCount() (ok bool, err error) {
+	for {
+		n, err := unix.Read(d.fd, d.ack[:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return false, nil
+		case err != nil:
+			return false, d.ioError("wait for", err)
+		case n != len(d.ack):
+			return false, fmt.Errorf("wait for uio%d: read returned %d bytes, want 4: %w", d.minor, n, io.ErrUnexpectedEOF)
+		}
+		return true, nil
+	}
+}
+
+// stopped is why a wait woken through the wake eventfd ends: Close, ctx,
+// or nothing (a wake-up left over from an earlier context).
+func (d *Device) stopped(ctx context.Context) error {
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return fmt.Errorf("wait for uio%d: %w", d.minor, os.ErrClosed)
+	}
+	return ctx.Err()
+}
+
+// setupWait creates the epoll instance at the first wait, so that a
+// device opened but never waited on (and the regular files tests map)
+// needs none. Called with waitMu held.
+func (d *Device) setupWait() error {
+	if d.ep >= 0 {
+		return nil
+	}
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return fmt.Errorf("wait for uio%d: create epoll: %w", d.minor, err)
+	}
+	for _, e := range []struct {
+		fd, tag int
+	}{{d.fd, tagUIO}, {d.wake, tagWake}} {
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, e.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(e.tag)}); err != nil {
+			unix.Close(ep)
+			return fmt.Errorf("wait for uio%d: epoll: %w", d.minor, err)
+		}
+	}
+	d.ep = ep
+	return nil
+}
+
+// watch makes cancellation of ctx interrupt a blocked wait through the
+// wake eventfd. The registration is kept while callers pass the same
+// context, so a steady-state wait allocates nothing.
+func (d *Device) watch(ctx context.Context) error {
+	done := ctx.Done()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return fmt.Errorf("wait for uio%d: %w", d.minor, os.ErrClosed)
+	}
+	if done == d.done {
+		return nil
+	}
+	if d.stop != nil {
+		d.stop()
+		d.stop = nil
+	}
+	d.done = done
+	if done != nil {
+		d.stop = context.AfterFunc(ctx, d.wakeUp)
+	}
+	return nil
+}
+
+// wakeUp makes a blocked wait look at why it should stop.
+func (d *Device) wakeUp() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.wake >= 0 {
+		unix.Write(d.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	}
+}
+
+func (d *Device) ioError(verb string, err error) error {
+	if errors.Is(err, syscall.EIO) {
+		return fmt.Errorf("%s uio%d: %w: %w", verb, d.minor, ErrDeviceGone, err)
+	}
+	return fmt.Errorf("%s uio%d: %w", verb, d.minor, err)
+}
+
+// Close closes the fd, which makes a blocked Wait return, and unmaps the
+// region. It is safe to call more than once.
+func (d *Device) Close() error {
+	d.closeOnce.Do(func() {
+		d.mu.Lock()
+		d.closed = true
+		if d.stop != nil {
+			d.stop()
+		}
+		if d.wake >= 0 {
+			unix.Write(d.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+		}
+		d.mu.Unlock()
+		// A wait in progress returns now; none starts after closed.
+		d.waitMu.Lock()
+		if d.ep >= 0 {
+			unix.Close(d.ep)
+			d.ep = -1
+		}
+		d.waitMu.Unlock()
+		d.mu.Lock()
+		if d.wake >= 0 {
+			unix.Close(d.wake)
+			d.wake = -1
+		}
+		d.mu.Unlock()
+		d.fdMu.Lock()
+		var errClose error
+		if d.fd >= 0 {
+			errClose = unix.Close(d.fd)
+			d.fd = -1
+		}
+		d.fdMu.Unlock()
+		var errUnmap error
+		if d.mem != nil {
+			errUnmap = d.unmap(d.mem)
+		}
+		if errClose != nil {
+			errClose = fmt.Errorf("close uio%d: %w", d.minor, errClose)
+		}
+		if errUnmap != nil {
+			errUnmap = fmt.Errorf("unmap uio%d: %w", d.minor, errUnmap)
+		}
+		d.closeErr = errors.Join(errClose, errUnmap)
+	})
+	return d.closeErr
+}

@@ -5,12 +5,17 @@
 #   2. One guest boot (test/vm/build-guest.sh + run-guest.sh): Ceph inside the guest and fio over
 #      tcm_loop on gotcmu user:rbd/mem/file, tcmu-runner user:rbd (and file_zbc if it takes random
 #      writes), fio's rbd engine, LIO rd_mcp and fileio (test/bench/guest-bench.sh).
-#   3. The table with ratios, printed and written as markdown, and a PNG chart of the ratios
-#      (test/cmd/benchreport, gnuplot).
+#      Every LUN ROUNDS times, alternating, with the cost per IO of each row: the serving
+#      daemon's CPU time and context switches (test/cmd/procstat) and fio-rbd's whole process
+#      (test/cmd/rusage), both built here into build/bin with CGO_ENABLED=0 for the guest.
+#   3. The table with ratios and costs per IO (min-max over the rounds), printed and written as
+#      markdown, a PNG chart of the ratios and one of the CPU time per IO (test/cmd/benchreport,
+#      gnuplot).
 # Usage: test/bench/bench.sh       (make bench runs it under flock /tmp/gotcmu-vm.lock)
+#        A guest boot with ROUNDS=2 takes about twice as long as one round (~10 min a round).
 # Env:   OUT (default build/bench), RESULTS (where bench.md and bench.png go, default test/results),
-#        GOTCMU (default bin/gotcmu), GOTCMU_ARGS, SECS (per guest row, default 10), RAMP,
-#        KNOBS, LUNS, ROWS, SPIN (see guest-bench.sh), HOST=0 skips step 1, GUEST=0 skips step 2,
+#        GOTCMU (default bin/gotcmu), GOTCMU_ARGS, SECS (per guest row, default 10), RAMP
+#        (default 0), ROUNDS (default 2), KNOBS, LUNS, ROWS, SPIN (see guest-bench.sh), HOST=0 skips step 1, GUEST=0 skips step 2,
 #        HOST_SECS/HOST_REPEAT (host-rbd.sh's SECS/REPEAT), MEM (guest MiB, default 6144), T.
 # Exit status: 0 when every measurement ran; 1 if one failed (the table shows what there is).
 set -uo pipefail
@@ -29,6 +34,10 @@ command -v gnuplot >/dev/null || { echo "bench: gnuplot missing (gnuplot-nox; ru
 case $GOTCMU in /tmp/*|/run/*) echo "bench: the guest cannot see $GOTCMU (its /tmp and /run are its own)" >&2; exit 2 ;; esac
 mkdir -p "$OUT" "$RESULTS"
 go build -o "$REPO/build/bin/benchreport" ./test/cmd/benchreport || exit 2
+# The guest runs them from this machine's root: static binaries.
+for t in procstat rusage; do
+	CGO_ENABLED=0 go build -o "$REPO/build/bin/$t" "./test/cmd/$t" || exit 2
+done
 
 if [ "${HOST:-1}" != 0 ]; then
 	echo "==== bench 1/3: gotcmu's rbd path on this machine against fio's librbd engine"
@@ -41,7 +50,7 @@ if [ "${GUEST:-1}" != 0 ]; then
 	G=$("$REPO/test/vm/build-guest.sh") || exit 2
 	rm -rf "$OUT/guest"; mkdir -p "$OUT/guest"
 	ENVS=(-e "GOTCMU=$GOTCMU")
-	for v in GOTCMU_ARGS SECS RAMP KNOBS LUNS ROWS SIZE SPIN; do
+	for v in GOTCMU_ARGS SECS RAMP ROUNDS KNOBS LUNS ROWS SIZE SPIN; do
 		[ -n "${!v:-}" ] && ENVS+=(-e "$v=${!v}")
 	done
 	# The console goes to a file; the guest script's progress lines are shown.
@@ -56,10 +65,11 @@ echo "==== bench 3/3: the table"
 HOSTMD=()
 [ -s "$OUT/host/host-rbd.md" ] && HOSTMD=(-host "$OUT/host/host-rbd.md")
 if "$REPO/build/bin/benchreport" -md "$RESULTS/bench.md" -dat "$OUT/ratios.dat" -gp "$OUT/ratios.gp" \
-	-png "$RESULTS/bench.png" "${HOSTMD[@]}" "$OUT/guest/bench"; then
+	-png "$RESULTS/bench.png" -cpudat "$OUT/cpu.dat" -cpupng "$RESULTS/bench-cpu.png" \
+	"${HOSTMD[@]}" "$OUT/guest/bench"; then
 	gnuplot "$OUT/ratios.gp" 2> "$OUT/gnuplot.err" || { cat "$OUT/gnuplot.err" >&2; rc=1; }
 	echo
-	echo "bench: $RESULTS/bench.md and $RESULTS/bench.png written in $(($(date +%s) - STARTED)) s"
+	echo "bench: $RESULTS/bench.md, bench.png and bench-cpu.png written in $(($(date +%s) - STARTED)) s"
 else
 	rc=1
 fi

@@ -10,7 +10,6 @@ import "C"
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -42,16 +41,22 @@ type Image struct {
 
 	slots slots
 
-	// Completion side, owned by the drain goroutine.
-	efd      *os.File
-	comps    unsafe.Pointer // C array of pollBatch rbd_completion_t
-	ids      [pollBatch]uint64
-	rets     [pollBatch]int64
-	closing  atomic.Bool
-	drained  chan struct{}
-	closed   atomic.Bool
-	closeErr error
-	closeMu  sync.Mutex
+	// Completion side (poll.go): reaped by the drain goroutine, or by the
+	// device's command loop through Poll while polled; reapMu is held by
+	// whichever reaps.
+	efd       int // eventfd, non-blocking, out of Go's netpoller
+	reapMu    sync.Mutex
+	comps     unsafe.Pointer // C array of pollBatch rbd_completion_t
+	ids       [pollBatch]uint64
+	rets      [pollBatch]int64
+	lastSweep time.Time
+	polled    atomic.Bool
+	wakeDrain chan struct{} // wakes a drain goroutine parked while polled
+	closing   atomic.Bool
+	drained   chan struct{}
+	closed    atomic.Bool
+	closeErr  error
+	closeMu   sync.Mutex
 
 	svc *service
 
@@ -238,57 +243,15 @@ func (im *Image) startEvents() error {
 		unix.Close(fd)
 		return fmt.Errorf("allocate callback queue: %w", syscall.ENOMEM)
 	}
-	// A non-blocking fd in os.NewFile goes to Go's netpoller: the drain
-	// goroutine waits without holding an OS thread.
-	im.efd = os.NewFile(uintptr(fd), "rbd-eventfd")
+	// Not in Go's netpoller: whoever waits for it (the device's command
+	// loop in epoll_wait, or the drain goroutine in poll) is the only
+	// thread its signal wakes.
+	im.efd = fd
 	im.comps = C.calloc(pollBatch, C.size_t(unsafe.Sizeof(C.rbd_completion_t(nil))))
+	im.wakeDrain = make(chan struct{}, 1)
 	im.drained = make(chan struct{})
 	go im.drain()
 	return nil
-}
-
-// drain is the image's one completion goroutine: it waits for the eventfd,
-// collects every finished completion and calls Done, or issues the flush
-// that follows a FUA write.
-func (im *Image) drain() {
-	defer close(im.drained)
-	var buf [8]byte
-	for {
-		// Wake at least every sweepInterval to fail IOs librbd sits on.
-		if err := im.efd.SetReadDeadline(time.Now().Add(sweepInterval)); err != nil {
-			im.log.Error().Err(err).Msg("set rbd eventfd deadline")
-			return
-		}
-		if _, err := im.efd.Read(buf[:]); errors.Is(err, os.ErrDeadlineExceeded) {
-			im.sweep()
-			continue
-		} else if err != nil {
-			if !errors.Is(err, os.ErrClosed) {
-				im.log.Error().Err(err).Msg("read rbd eventfd")
-			}
-			return
-		}
-		for {
-			n, err := pollEvents(im.image, im.comps, &im.ids, &im.rets)
-			if err != nil {
-				im.log.Error().Err(err).Msg("poll rbd io events")
-				n = 0
-			}
-			for i := 0; i < n; i++ {
-				im.complete(im.ids[i], im.rets[i])
-			}
-			m := takeCallbacks(im.slots.cbq, &im.ids, &im.rets)
-			for i := 0; i < m; i++ {
-				im.complete(im.ids[i], im.rets[i])
-			}
-			if n < pollBatch && m < pollBatch {
-				break
-			}
-		}
-		if im.closing.Load() {
-			return
-		}
-	}
 }
 
 // complete finishes one stage of the IO in slot id with librbd's result.
@@ -334,7 +297,7 @@ func (im *Image) complete(id uint64, ret int64) {
 	}
 }
 
-// sweepInterval is how often the drain goroutine looks for stuck IOs.
+// sweepInterval is how often reap looks for stuck IOs.
 const sweepInterval = time.Second
 
 // stuckIOLimit is how long a non-read IO may wait for librbd before it is
@@ -387,14 +350,10 @@ func (im *Image) Close() error {
 	if n := im.slots.inFlight(); n > 0 {
 		im.log.Warn().Int("in_flight", n).Msg("closing rbd image with IO in flight")
 	}
-	// Wake the drain goroutine and let it see closing; the eventfd stays
+	// Stop reaping (the drain goroutine and Poll); the eventfd stays
 	// open until librbd has closed the image, so librbd never signals a
 	// closed (and possibly reused) fd number.
-	im.closing.Store(true)
-	if _, err := unix.Write(int(im.efd.Fd()), []byte{1, 0, 0, 0, 0, 0, 0, 0}); err != nil {
-		im.log.Error().Err(err).Msg("wake rbd drain goroutine")
-	}
-	<-im.drained
+	im.stopReaping()
 	// A write failed by slots.sweep is still inside librbd, waiting for
 	// something that does not come (see stuckIOLimit). rbd_close would
 	// wait for it forever, and librbd 16 was seen to crash (SIGSEGV on an
@@ -431,7 +390,7 @@ func (im *Image) release(closeErr error) error {
 	if closeErr != nil {
 		errs = append(errs, fmt.Errorf("close image %s: %w", im.cfg.ImageSpec(), closeErr))
 	}
-	if err := im.efd.Close(); err != nil {
+	if err := unix.Close(im.efd); err != nil {
 		errs = append(errs, fmt.Errorf("close eventfd: %w", err))
 	}
 	C.free(im.comps)

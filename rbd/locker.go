@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/ceph/go-ceph/rados"
-	"golang.org/x/sys/unix"
 
 	"github.com/gotcmu/gotcmu/handler"
 )
@@ -123,11 +122,7 @@ func (im *Image) reopenLocked(ctx context.Context) (stale string, err error) {
 	}
 
 	// Point of no return: stop completions, close the old handle.
-	im.closing.Store(true)
-	if _, err := unix.Write(int(im.efd.Fd()), []byte{1, 0, 0, 0, 0, 0, 0, 0}); err != nil {
-		im.log.Error().Err(err).Msg("wake rbd drain goroutine")
-	}
-	<-im.drained
+	im.stopReaping()
 	if err := rbdClose(im.image); err != nil {
 		im.log.Warn().Err(err).Msg("close image on the replaced client")
 	}
@@ -217,7 +212,7 @@ func (im *Image) openHandle(ctx context.Context) (_ *client, _ *rados.IOContext,
 		return nil, nil, nil, fmt.Errorf("reopen %s: the image is %d bytes, the device %d: %w",
 			im.cfg.ImageSpec(), size, want, syscall.EINVAL)
 	}
-	if err := setImageNotification(image, int(im.efd.Fd())); err != nil {
+	if err := setImageNotification(image, im.efd); err != nil {
 		return nil, nil, nil, fmt.Errorf("set image notification: %w", err)
 	}
 	return cl, ioctx, image, nil

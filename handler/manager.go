@@ -77,6 +77,7 @@ type Manager struct {
 	mu      sync.Mutex
 	devices map[string]*managed // by uio name; nil while opening or waiting
 	waiting map[string]*waiter  // devices whose backend has not opened, by uio name
+	opening map[string]opening  // devices in their first open, by uio name
 	closed  bool                // Shutdown began: nothing new waits
 	wg      sync.WaitGroup
 
@@ -249,13 +250,18 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool, w *waiter
 			return fmt.Errorf("add %s: %w", ref.UIOName, ErrAlreadyServed)
 		}
 		m.devices[ref.UIOName] = nil // reserve the name while opening
+		if m.opening == nil {
+			m.opening = map[string]opening{}
+		}
+		m.opening[ref.UIOName] = opening{ref: ref, t: t, since: time.Now()}
 		m.mu.Unlock()
 		defer func() {
+			m.mu.Lock()
+			delete(m.opening, ref.UIOName)
 			if err != nil {
-				m.mu.Lock()
 				delete(m.devices, ref.UIOName)
-				m.mu.Unlock()
 			}
+			m.mu.Unlock()
 		}()
 	}
 
@@ -473,11 +479,12 @@ type DeviceStatus struct {
 	Size      int64
 	BlockSize uint32
 	// State is "running", "stopped" once the command loop ended (device
-	// removed under us, ring broken), or "waiting" while its backend has
-	// not opened (the device is blocked: the kernel answers BUSY).
+	// removed under us, ring broken), "opening" during its first attempt
+	// to open its backend, or "waiting" once that failed (the device is
+	// blocked: the kernel answers BUSY) and it is retried.
 	State string
-	// Reason says why a waiting device is not served: the last error,
-	// the attempts so far and when the next one is due.
+	// Reason says why an opening or waiting device is not served: for how
+	// long, the last error, the attempts so far and the next one.
 	Reason string
 	// LockOwner and LockState describe the backend's exclusive lock when
 	// it has one (rbd).

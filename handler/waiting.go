@@ -72,6 +72,15 @@ type waiter struct {
 	next     time.Time
 }
 
+// opening is a device in its first attempt to open (add without a
+// waiter), listed by Status so that a slow open is visible before it
+// times out.
+type opening struct {
+	ref   DeviceRef
+	t     target
+	since time.Time
+}
+
 // wait starts retrying ref in the background after its open failed with
 // cause. block says the device may not be blocked yet: on ADDED it
 // becomes blockable only once the kernel has the reply and finishes the
@@ -244,15 +253,30 @@ func (m *Manager) stopWaiting() {
 	m.mu.Unlock()
 }
 
-// waitingStatus reports the devices waiting for their backend.
+// waitingStatus reports the devices whose backend has not opened: in
+// their first attempt (opening) or waiting for the next.
 func (m *Manager) waitingStatus() []DeviceStatus {
 	m.mu.Lock()
 	ws := make([]*waiter, 0, len(m.waiting))
 	for _, w := range m.waiting {
 		ws = append(ws, w)
 	}
+	ops := make([]opening, 0, len(m.opening))
+	for _, o := range m.opening {
+		ops = append(ops, o)
+	}
 	m.mu.Unlock()
-	out := make([]DeviceStatus, 0, len(ws))
+	out := make([]DeviceStatus, 0, len(ws)+len(ops))
+	for _, o := range ops {
+		out = append(out, DeviceStatus{
+			Name:    o.t.name.Device,
+			UIO:     fmt.Sprintf("uio%d", o.ref.Minor),
+			Handler: o.t.subtype,
+			Config:  o.t.config,
+			State:   "opening",
+			Reason:  fmt.Sprintf("opening its backend for %s (open timeout %s)", time.Since(o.since).Round(time.Second), m.OpenTimeout()),
+		})
+	}
 	for _, w := range ws {
 		w.mu.Lock()
 		reason := fmt.Sprintf("waiting %s for its backend, %d attempts, next in %s: %v",

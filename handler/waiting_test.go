@@ -125,6 +125,9 @@ func TestManagerSlowOpenHoldsUpNoOther(t *testing.T) {
 	added := make(chan error, 1)
 	go func() { added <- m.Add(context.Background(), slow) }()
 	eventually(t, "open of the stuck device started", func() bool { return s.opened("stuck") == 1 })
+	if st := state(m, "stuck"); st.State != "opening" || !strings.Contains(st.Reason, "opening its backend") {
+		t.Errorf("status during a slow first open: %+v, want opening", st)
+	}
 
 	for i := range 3 {
 		ref, fk := k.create(fmt.Sprintf("tcm-user/1/d%d/mem/x", i), 1<<20)

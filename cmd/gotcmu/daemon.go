@@ -34,6 +34,7 @@ type options struct {
 	lockPath    string
 	noDBus      bool
 	metricsAddr string
+	debugAddr   string
 	shutdown    time.Duration
 	spinWait    time.Duration
 	pollLoop    bool
@@ -71,9 +72,10 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.lockPath, "lock-file", "/run/gotcmu.lock", "lock `file` that keeps a second daemon from starting")
 	fs.BoolVar(&o.noDBus, "no-dbus", false, "do not serve org.kernel.TCMUService1 (targetcli then cannot list user: backstores)")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", d.MetricsAddr, "Prometheus metrics listen `address` (\"\" disables)")
+	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve CPU profiles and execution traces of the daemon (net/http/pprof) on this `address`, e.g. 127.0.0.1:9198; off when empty (the default)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for each device's ring to drain")
 	fs.DurationVar(&o.openTimeout, "open-timeout", d.OpenTimeout, "how long opening one device's backend may take (tcmu.conf open_timeout); a device not open by then is blocked (BUSY) and retried in the background")
-	fs.BoolVar(&o.pollLoop, "poll-loop", true, "serve each rbd device from one loop that sleeps in epoll_wait for commands and librbd completions together (false: the netpoller wakes the command loop and a goroutine per image delivers completions; see the README's Performance section)")
+	fs.BoolVar(&o.pollLoop, "poll-loop", true, "serve each rbd device from one loop that sleeps in epoll_wait for commands and librbd completions together (false: a goroutine per image waits for librbd's completions and delivers them to the loop; see the README's Performance section)")
 	fs.DurationVar(&o.spinWait, "spin-wait", 0, "experimental: how long each device's loop polls its ring after a batch before it sleeps on the uio fd (keeps a CPU busy; 0 sleeps at once; see the README's Performance section)")
 }
 
@@ -147,6 +149,8 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	stopMetrics := serveMetrics(log, cfg.MetricsAddr, mgr)
+	_, stopDebug := serveDebug(log, o.debugAddr)
+	defer stopDebug()
 
 	// Each device's events are applied in order, different devices'
 	// concurrently (netlink.Dispatcher); adopting a device is queued

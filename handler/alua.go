@@ -104,9 +104,6 @@ const acquireRetryDelay = time.Second
 // tight loop.
 const reopenBackoff = 30 * time.Second
 
-// idlePoll is how often a worker checks whether the device's IO drained.
-const idlePoll = 5 * time.Millisecond
-
 // Lock gate states.
 const (
 	// lockUnlocked: the client is healthy and does not hold the lock.
@@ -157,7 +154,7 @@ type lockGate struct {
 	log      zerolog.Logger
 	lk       Locker
 	cfg      DeviceConfig
-	inflight func() int64
+	waitIdle func(context.Context) error // Device.WaitIdle
 	now      func() time.Time
 	holdDown atomic.Int64 // nanoseconds
 	tpgs     *tpgHolds
@@ -190,13 +187,13 @@ type lockGate struct {
 	wg     sync.WaitGroup
 }
 
-func newLockGate(log zerolog.Logger, lk Locker, cfg DeviceConfig, inflight func() int64) *lockGate {
+func newLockGate(log zerolog.Logger, lk Locker, cfg DeviceConfig, waitIdle func(context.Context) error) *lockGate {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &lockGate{
 		log:      log,
 		lk:       lk,
 		cfg:      cfg,
-		inflight: inflight,
+		waitIdle: waitIdle,
 		now:      time.Now,
 		tpgs:     &processTPGHolds,
 		ctx:      ctx,
@@ -342,22 +339,8 @@ func (g *lockGate) connectionLost() {
 	}
 }
 
-// waitIdle waits until the device has no IO in flight: a reopen replaces
-// the client under them.
-func (g *lockGate) waitIdle(ctx context.Context) error {
-	t := time.NewTicker(idlePoll)
-	defer t.Stop()
-	for g.inflight() > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
-	}
-	return nil
-}
-
-// reopen waits for the device's IO to drain and reopens the backend.
+// reopen waits for the device's IO to drain (a reopen replaces the
+// client under it) and reopens the backend.
 func (g *lockGate) reopen(ctx context.Context) error {
 	if err := g.waitIdle(ctx); err != nil {
 		return err

@@ -292,7 +292,7 @@ func TestLockGateLostLock(t *testing.T) {
 			gd.d.SetLockHoldDown(10 * time.Second)
 			// A write still in flight when the lock goes: the reopen
 			// waits for it.
-			gd.d.inflightIO.Add(1)
+			gd.d.inflight.add(1)
 			lostLock(t, gd, errno)
 			// While the fenced client is replaced, reads wait for the
 			// new one; writes go elsewhere already.
@@ -302,7 +302,7 @@ func TestLockGateLostLock(t *testing.T) {
 			if calls := gd.be.callList(); slices.Contains(calls, "reopen") {
 				t.Fatalf("reopened with IO in flight: %v", calls)
 			}
-			gd.d.inflightIO.Add(-1)
+			gd.d.inflight.add(-1)
 			st := gd.settled(t)
 			if st.State != "held-down" || st.Losses != 1 || st.Owner != "other" {
 				t.Fatalf("after reopening: %+v", st)
@@ -481,7 +481,7 @@ func TestLockGateConnectionLoss(t *testing.T) {
 	gd := newGateDevice(t, cfg)
 	gd.expect(t, write10, busy)
 	gd.settled(t)
-	gd.d.inflightIO.Add(1)
+	gd.d.inflight.add(1)
 	gd.d.noteIOError(syscall.ETIMEDOUT)
 	// Only the TPG enabled here, this gateway's, goes offline.
 	deadline := time.Now().Add(5 * time.Second)
@@ -495,7 +495,7 @@ func TestLockGateConnectionLoss(t *testing.T) {
 	gd.expect(t, read10, busy)
 	// More timeouts change nothing.
 	gd.d.noteIOError(syscall.ETIMEDOUT)
-	gd.d.inflightIO.Add(-1)
+	gd.d.inflight.add(-1)
 	st := gd.settled(t)
 	if st.State != "unlocked" || st.ConnLosses != 1 || gd.be.connLost != 1 {
 		t.Fatalf("after recovering: %+v, backend told %d times", st, gd.be.connLost)
@@ -555,8 +555,8 @@ func TestLockGateSharedTPGBackWhenLastDeviceRecovered(t *testing.T) {
 	const iqn = "iqn.2026-01.test:shared"
 	cfg := newTPGConfig(iqn, false)
 	a, b := newGateDevice(t, cfg), newGateDevice(t, cfg)
-	a.d.inflightIO.Add(1)
-	b.d.inflightIO.Add(1)
+	a.d.inflight.add(1)
+	b.d.inflight.add(1)
 	a.d.noteIOError(syscall.ETIMEDOUT)
 	b.d.noteIOError(syscall.ETIMEDOUT)
 	for _, gd := range []*gateDevice{a, b} {
@@ -564,12 +564,12 @@ func TestLockGateSharedTPGBackWhenLastDeviceRecovered(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	a.d.inflightIO.Add(-1)
+	a.d.inflight.add(-1)
 	a.settled(t)
 	if got := cfg.switches(); !slices.Equal(got, []string{iqn + "/1=false"}) {
 		t.Fatalf("with one device still recovering: switches %v", got)
 	}
-	b.d.inflightIO.Add(-1)
+	b.d.inflight.add(-1)
 	b.settled(t)
 	if got := cfg.switches(); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
 		t.Errorf("switches %v", got)

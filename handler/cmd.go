@@ -193,7 +193,7 @@ func (c *Cmd) submitTo(d *Device, op Op, off, length int64, iov [][]byte, fua bo
 	io.Op, io.Off, io.Len, io.Iov, io.FUA = op, off, length, iov, fua
 	io.MiscompareOffset = 0
 	c.then = then
-	c.dev.inflightIO.Add(1)
+	c.dev.inflight.add(1)
 	d.be.Submit(io)
 	return pending
 }
@@ -204,7 +204,7 @@ func (c *Cmd) ioDone(_ *IO, err error) {
 	// command submits its next IO from there, and the count must not
 	// touch zero in between (a drained device gets closed).
 	d := c.dev
-	defer d.inflightIO.Add(-1)
+	defer d.inflight.add(-1)
 	var r result
 	if then := c.then; then != nil {
 		c.then = nil

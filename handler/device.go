@@ -131,8 +131,8 @@ type Device struct {
 	freeMu sync.Mutex
 	free   []*Cmd
 
-	inflightIO atomic.Int64
-	kick       chan struct{}
+	inflight inFlight
+	kick     chan struct{}
 	// batching is set while the command loop drains a batch (drain).
 	batching atomic.Bool
 	// spinWait is how long the loop polls the ring after a batch before
@@ -180,7 +180,7 @@ func NewDevice(log zerolog.Logger, info DeviceInfo, ring *uio.Ring, wait Waiter,
 	if lk, ok := be.(Locker); ok {
 		// Several gateways serve this backend: implicit ALUA over its
 		// exclusive lock (alua.go).
-		d.gate = newLockGate(log, lk, cfg, d.InFlight)
+		d.gate = newLockGate(log, lk, cfg, d.inflight.wait)
 	}
 	d.set.Store(&settings{
 		blockSize:  info.BlockSize,
@@ -316,7 +316,7 @@ func (d *Device) complete(c *Cmd, async bool) {
 	d.putCmd(c)
 	switch {
 	case !async || d.batching.Load():
-	case d.inflightIO.Load() <= 1:
+	case d.inflight.load() <= 1:
 		// The last IO in flight (an IO completing still counts itself):
 		// nothing else is coming to share a doorbell with, so ring it
 		// here instead of waking the kicker, one goroutine hop less at
@@ -412,12 +412,15 @@ func (d *Device) SetWriteCache(on bool) {
 }
 
 // InFlight returns how many backend operations are outstanding.
-func (d *Device) InFlight() int64 { return d.inflightIO.Load() }
+func (d *Device) InFlight() int64 { return d.inflight.load() }
+
+// WaitIdle returns once no IO of the device is in flight, or ctx's error.
+func (d *Device) WaitIdle(ctx context.Context) error { return d.inflight.wait(ctx) }
 
 // Close releases the backend. The caller has stopped Run and made sure no
 // IO is in flight.
 func (d *Device) Close() error {
-	if n := d.inflightIO.Load(); n != 0 {
+	if n := d.inflight.load(); n != 0 {
 		return fmt.Errorf("close device with %d operations in flight: %w", n, syscall.EBUSY)
 	}
 	if g, ok := d.gate.(*lockGate); ok {

@@ -54,7 +54,7 @@ func getLBAStatusCmd(c *Cmd) result {
 		putLBAStatus(p, 0, lba, n, provMapped)
 		return c.respondLBAStatus(p, 1, alloc)
 	}
-	c.dev.inflightIO.Add(1)
+	c.dev.inflight.add(1)
 	go lbaStatus(c, st, s, lba, alloc)
 	return pending
 }
@@ -62,7 +62,7 @@ func getLBAStatusCmd(c *Cmd) result {
 // lbaStatus asks the backend and completes the command.
 func lbaStatus(c *Cmd, st LBAStatuser, s *settings, lba uint64, alloc int) {
 	d := c.dev
-	defer d.inflightIO.Add(-1)
+	defer d.inflight.add(-1)
 	if c.collectLBAStatus(st, s, lba, alloc) == done {
 		d.complete(c, true)
 	}

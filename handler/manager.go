@@ -394,11 +394,9 @@ func (m *Manager) stop(ctx context.Context, md *managed, block bool) error {
 drained:
 	md.cancel()
 	<-md.done
-	for md.dev.InFlight() > 0 {
-		// A backend bounds every operation (osd_op_timeout for rbd), so
-		// this ends; until it does the mapping must stay.
-		time.Sleep(time.Millisecond)
-	}
+	// A backend bounds every operation (osd_op_timeout for rbd), so this
+	// ends; until it does the mapping must stay.
+	md.dev.WaitIdle(context.Background())
 	err := errors.Join(md.dev.Close(), md.port.Close())
 	if block {
 		if uerr := md.files.BlockDev(false); uerr != nil {

@@ -106,7 +106,7 @@ func (rl *rangeLock) acquire(c *Cmd) result {
 	rl.waiting = append(rl.waiting, c)
 	// A queued command counts as in flight, so that a device is not
 	// closed under it (its holder has IO in flight).
-	c.dev.inflightIO.Add(1)
+	c.dev.inflight.add(1)
 	rl.mu.Unlock()
 	if !h.excl {
 		rl.dispatch()
@@ -157,7 +157,7 @@ func (rl *rangeLock) dispatch() {
 		if c.sbc.hold.next(c) == done {
 			d.complete(c, true)
 		}
-		d.inflightIO.Add(-1)
+		d.inflight.add(-1)
 	}
 }
 

@@ -62,12 +62,8 @@ func (m *Manager) repairRing(ctx context.Context, md *managed) error {
 			log.Error().Err(err).Msg("unblock device after ring reset")
 		}
 	}()
-	for md.dev.InFlight() > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
+	if err := md.dev.WaitIdle(ctx); err != nil {
+		return err
 	}
 	md.dev.ring.Reset()
 	if err := md.files.ResetRing(); err != nil {

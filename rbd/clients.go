@@ -29,6 +29,9 @@ type client struct {
 	// Guarded by clientPool.mu.
 	images int
 	broken bool // blocklisted or otherwise unusable: no new images
+
+	fenceMu sync.Mutex // serialises clientPool.fence
+	fenced  bool       // this gateway put the client on the blocklist
 }
 
 // clientPool hands out clients, shared by up to perClient images with the

@@ -21,6 +21,10 @@
 // Never a hang: every RADOS operation is bounded by osd_op_timeout (chosen
 // by tcmu-runner's rule, see osdOpTimeout), and a non-read IO that librbd
 // holds for three timeouts anyway is failed with ETIMEDOUT (stuckIOLimit).
+// Never a late write: a write failed with ETIMEDOUT may still reach an OSD,
+// so it is failed only once its client is on the OSD blocklist, and the
+// client that replaces it waits for the OSD map carrying that entry
+// (fence.go).
 //
 // Clients (rados_t) are shared between images up to Options.ImagesPerClient
 // (default one per image); each image registers in Ceph's service map as

@@ -40,6 +40,7 @@ type Image struct {
 	stuck   time.Duration // see stuckIOLimit
 
 	slots slots
+	fence fence // failed writes waiting for their client's fence (fence.go)
 
 	// Completion side (poll.go): reaped by the drain goroutine, or by the
 	// device's command loop through Poll while polled; reapMu is held by
@@ -64,6 +65,10 @@ type Image struct {
 	// (locker.go): users of the handle hold it for reading.
 	handle sync.RWMutex
 	reopen reopenState
+	// retired are handles Reopen replaced while librbd still held
+	// operations of theirs that sweep failed; reap collects their
+	// completions and closes them once none is left (pollRetired).
+	retired []retiredHandle
 }
 
 var _ interface {
@@ -282,6 +287,9 @@ func (im *Image) complete(id uint64, ret int64) {
 		io.MiscompareOffset = im.mismatch(io, int64(mismatchOff))
 		io.Done(fmt.Errorf("compare and write %d+%d on %s: miscompare at byte %d: %w",
 			io.Off, io.Len, im.cfg.ImageSpec(), io.MiscompareOffset, syscall.EILSEQ))
+	case err != nil && st == stageOp && uncertain(io.Op, err):
+		// librados gave up waiting; the write may still reach the OSD.
+		im.failFenced(im.client, io, im.opError(io, err))
 	case err != nil:
 		io.Done(im.opError(io, err))
 	case st == stageOp && io.Op == handler.OpWrite && io.FUA:
@@ -310,12 +318,19 @@ const sweepInterval = time.Second
 // request").
 func stuckIOLimit(osdOpTimeout time.Duration) time.Duration { return 3 * osdOpTimeout }
 
-// sweep fails the IOs that are stuck in librbd (see slots.sweep).
+// sweep fails the IOs that are stuck in librbd (see slots.sweep); the
+// writes among them only once their client is fenced, since librbd may
+// still send them (fence.go).
 func (im *Image) sweep() {
 	for _, io := range im.slots.sweep(time.Now(), im.stuck) {
 		im.log.Error().Str("op", opName(io.Op)).Int64("off", io.Off).Int64("len", io.Len).
 			Dur("after", im.stuck).Msg("rbd operation stuck; failing it")
-		io.Done(im.opError(io, fmt.Errorf("no answer from librbd in %v: %w", im.stuck, syscall.ETIMEDOUT)))
+		err := im.opError(io, fmt.Errorf("no answer from librbd in %v: %w", im.stuck, syscall.ETIMEDOUT))
+		if uncertain(io.Op, err) {
+			im.failFenced(im.client, io, err)
+			continue
+		}
+		io.Done(err)
 	}
 }
 
@@ -366,6 +381,13 @@ func (im *Image) Close() error {
 		im.closeErr = fmt.Errorf("close image %s: librbd still holds %d stuck operations: %w", im.cfg.ImageSpec(), n, syscall.EBUSY)
 		return im.closeErr
 	}
+	// Writes waiting for their client's fence still need the client.
+	if im.fence.busy() {
+		im.log.Error().Msg("not closing rbd image: failed writes wait for the client's fence; leaving its handle and client open")
+		im.svc.close()
+		im.closeErr = fmt.Errorf("close image %s: failed writes wait for the client's fence: %w", im.cfg.ImageSpec(), syscall.EBUSY)
+		return im.closeErr
+	}
 	// Otherwise rbd_close waits for the operations librbd holds, each
 	// bounded by osd_op_timeout; Close gives up after stuckIOLimit all the
 	// same, and the eventfd, slots, IO context and client are then
@@ -393,6 +415,10 @@ func (im *Image) release(closeErr error) error {
 	if err := unix.Close(im.efd); err != nil {
 		errs = append(errs, fmt.Errorf("close eventfd: %w", err))
 	}
+	for _, r := range im.retired {
+		r.close(im)
+	}
+	im.retired = nil
 	C.free(im.comps)
 	im.slots.release()
 	C.gotcmu_cbq_free(im.slots.cbq)

@@ -102,12 +102,16 @@ func (im *Image) reopenLocked(ctx context.Context) (stale string, err error) {
 	if im.closed.Load() {
 		return "", fmt.Errorf("reopen closed image %s: %w", im.cfg.ImageSpec(), syscall.ESHUTDOWN)
 	}
+	// Wait for the operations librbd may still answer, and for failed
+	// writes waiting for the old client's fence: none may be left
+	// behind on a client that can still write. Operations sweep gave up
+	// on were failed only after that fence, so they are not waited for.
 	t := time.NewTicker(reopenPoll)
 	defer t.Stop()
-	for im.slots.inFlight() > 0 {
+	for im.slots.live() > 0 || im.fence.busy() {
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("reopen %s: wait for %d operations: %w", im.cfg.ImageSpec(), im.slots.inFlight(), ctx.Err())
+			return "", fmt.Errorf("reopen %s: wait for %d operations: %w", im.cfg.ImageSpec(), im.slots.live(), ctx.Err())
 		case <-t.C:
 		}
 	}
@@ -123,12 +127,20 @@ func (im *Image) reopenLocked(ctx context.Context) (stale string, err error) {
 
 	// Point of no return: stop completions, close the old handle.
 	im.stopReaping()
-	if err := rbdClose(im.image); err != nil {
-		im.log.Warn().Err(err).Msg("close image on the replaced client")
-	}
-	im.ioctx.Destroy()
 	im.svc.unbind()
-	im.pool.put(old)
+	if n := im.slots.abandonedCount(); n > 0 {
+		// rbd_close would wait for them, and librbd 16 was seen to
+		// crash closing such a handle (Close): reap collects their
+		// completions and closes it afterwards (pollRetired).
+		im.log.Warn().Int("stuck", n).Msg("librbd still holds operations of the replaced client; closing its handle once they return")
+		im.retired = append(im.retired, retiredHandle{im.image, im.ioctx, old})
+	} else {
+		if err := rbdClose(im.image); err != nil {
+			im.log.Warn().Err(err).Msg("close image on the replaced client")
+		}
+		im.ioctx.Destroy()
+		im.pool.put(old)
+	}
 	shutDown := im.pool.unused(old)
 
 	im.client, im.ioctx, im.image = cl, ioctx, image
@@ -148,6 +160,10 @@ func (im *Image) reopenLocked(ctx context.Context) (stale string, err error) {
 	switch {
 	case addrErr != nil:
 		im.log.Warn().Err(addrErr).Msg("old client address unknown; its blocklist entry stays")
+	case old.isFenced():
+		// Writes it timed out on may still reach an OSD that has not
+		// seen the entry yet: the entry expires on its own.
+		im.log.Info().Str("addr", oldAddr).Msg("old client was fenced by this gateway; its blocklist entry stays")
 	case !shutDown:
 		im.log.Info().Str("addr", oldAddr).Msg("old client still serves other images; its blocklist entry stays")
 	case timedOut != im.reopen.timedOutAtOpen:
@@ -189,6 +205,13 @@ func (im *Image) openHandle(ctx context.Context) (_ *client, _ *rados.IOContext,
 		}
 	}()
 	cleanup = append(cleanup, func() { im.pool.put(cl) })
+	// The epoch barrier of a fence (fence.go), as librbd's lock break
+	// has it: once the client has the latest OSD map, every operation
+	// it sends carries an epoch no older than the blocklist entry of the
+	// client it replaces, which an OSD must know before executing it.
+	if err := cl.conn.WaitForLatestOSDMap(); err != nil {
+		return nil, nil, nil, fmt.Errorf("wait for the latest osd map: %w", cephErrno(err))
+	}
 	ioctx, err := cl.conn.OpenIOContext(im.cfg.Pool)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("open pool %s: %w", im.cfg.Pool, cephErrno(err))
@@ -216,6 +239,54 @@ func (im *Image) openHandle(ctx context.Context) (_ *client, _ *rados.IOContext,
 		return nil, nil, nil, fmt.Errorf("set image notification: %w", err)
 	}
 	return cl, ioctx, image, nil
+}
+
+// retiredHandle is an image handle Reopen replaced while librbd still held
+// operations that sweep failed (after fencing its client).
+type retiredHandle struct {
+	image  C.rbd_image_t
+	ioctx  *rados.IOContext
+	client *client
+}
+
+// close closes the handle and releases its client; librbd holds nothing
+// of it any more.
+func (r retiredHandle) close(im *Image) {
+	if err := rbdClose(r.image); err != nil {
+		im.log.Warn().Err(err).Msg("close the handle of a replaced client")
+	}
+	r.ioctx.Destroy()
+	im.pool.put(r.client)
+}
+
+// pollRetired completes what the retired handles' event queues hold and,
+// once librbd holds no abandoned operation any more, closes them in the
+// background. It returns the most completions one handle gave, for reap
+// to know whether to poll again. Called with reapMu held, from reap.
+func (im *Image) pollRetired() int {
+	most := 0
+	for _, r := range im.retired {
+		n, err := pollEvents(r.image, im.comps, &im.ids, &im.rets)
+		if err != nil {
+			im.log.Error().Err(err).Msg("poll rbd io events of a replaced client")
+			continue
+		}
+		for i := 0; i < n; i++ {
+			im.complete(im.ids[i], im.rets[i])
+		}
+		most = max(most, n)
+	}
+	if len(im.retired) > 0 && im.slots.abandonedCount() == 0 {
+		done := im.retired
+		im.retired = nil
+		im.log.Info().Int("handles", len(done)).Msg("librbd returned the stuck operations; closing the replaced handles")
+		go func() {
+			for _, r := range done {
+				r.close(im)
+			}
+		}()
+	}
+	return most
 }
 
 // unused reports whether c was shut down: no image uses it any more.

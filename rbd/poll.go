@@ -80,7 +80,8 @@ func (im *Image) reap() {
 		for i := 0; i < m; i++ {
 			im.complete(im.ids[i], im.rets[i])
 		}
-		if n < pollBatch && m < pollBatch {
+		r := im.pollRetired()
+		if n < pollBatch && m < pollBatch && r < pollBatch {
 			break
 		}
 	}

@@ -155,6 +155,20 @@ func (s *slots) inFlight() int {
 	return len(s.c) - len(s.free)
 }
 
+// live counts slots whose IO still waits for librbd: in use and not
+// abandoned.
+func (s *slots) live() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for id, st := range s.stage {
+		if st != stageIdle && !s.abandoned[id] {
+			n++
+		}
+	}
+	return n
+}
+
 // abandonedCount counts the IOs failed by sweep that librbd still holds.
 func (s *slots) abandonedCount() int {
 	s.mu.Lock()

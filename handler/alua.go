@@ -203,23 +203,6 @@ func newLockGate(log zerolog.Logger, lk Locker, cfg DeviceConfig, waitIdle func(
 	return g
 }
 
-// readsOnly reports whether a medium-access command leaves the medium as
-// it is. Such commands do not need the lock (librbd reads without it, and
-// reads cannot conflict with the owner's writes), so they never move it:
-// dm-multipath and udev read every path of a new device, which must not
-// bounce the lock between gateways (tcmu-runner's READ_LOCKED state, PR
-// #477).
-func readsOnly(op byte) bool {
-	switch op {
-	case 0x08, 0x28, 0xa8, 0x88, // READ(6/10/12/16)
-		0x2f, 0xaf, 0x8f, // VERIFY(10/12/16)
-		0x34, 0x90, // PRE-FETCH(10/16)
-		0x9e: // SERVICE ACTION IN(16): GET LBA STATUS
-		return true
-	}
-	return false
-}
-
 // Admit implements admitter.
 func (g *lockGate) Admit(c *Cmd) (result, bool) {
 	if g.state.Load() == lockLocked {
@@ -240,7 +223,12 @@ func (g *lockGate) admitSlow(c *Cmd) (result, bool) {
 		g.startLocked(lockReopening, g.reopenLost)
 		state = g.state.Load()
 	}
-	write := !readsOnly(c.op())
+	// A command that leaves the medium as it is does not need the lock
+	// (librbd reads without it, and reads cannot conflict with the
+	// owner's writes), so it never moves it: dm-multipath and udev read
+	// every path of a new device, which must not bounce the lock between
+	// gateways (tcmu-runner's READ_LOCKED state, PR #477).
+	write := c.row.medium == mediumChanges
 	now := g.now()
 	if state == lockUnlocked {
 		if a := g.explicitRefusal(now); a != ascNone {

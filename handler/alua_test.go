@@ -195,6 +195,7 @@ func (gd *gateDevice) admit(t *testing.T, cdb []byte) verdict {
 	t.Helper()
 	c := newCmd(gd.d)
 	c.CDB = cdb
+	c.row = commands.lookup(cdb) // as execute sets it
 	r, handled := gd.d.gate.Admit(c)
 	switch {
 	case !handled:

@@ -25,6 +25,10 @@ type Cmd struct {
 	*uio.Command
 	dev *Device
 	io  *IO
+	// row is the command table row being executed, nil before lookup or
+	// for a command no row serves: its facts decide the lock gate's
+	// verdict and the metrics class.
+	row *opInfo
 	// then, when set, runs when the IO completes, instead of the default
 	// "error → sense, else GOOD". It may submit another IO (multi-step
 	// commands: FUA emulation, WRITE AND VERIFY, emulated COMPARE AND

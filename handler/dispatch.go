@@ -7,9 +7,34 @@ const (
 	// flagNoUA: the command is answered even with a unit attention
 	// pending (INQUIRY, REQUEST SENSE; SAM-5 5.14).
 	flagNoUA opFlags = 1 << iota
-	// flagIO: a medium-access command; at a gateway without the image's
-	// lock it triggers implicit ALUA lock acquisition.
+	// flagIO: the lock gate admits the command (implicit ALUA): at a
+	// gateway without the image's lock, one that changes the medium
+	// triggers lock acquisition; one that only reads passes.
 	flagIO
+	// flagBlockData: the Data-In or Data-Out buffer holds logical blocks
+	// read from or written to the medium; the metrics count its bytes as
+	// read or written.
+	flagBlockData
+)
+
+// dataDir is the direction of a command's data transfer, when it has one.
+type dataDir uint8
+
+const (
+	_        dataDir = iota // unset: a row must say
+	dataNone                // no data buffer
+	dataIn                  // Data-In: device to initiator
+	dataOut                 // Data-Out: initiator to device
+)
+
+// mediumUse is what a command does to the medium.
+type mediumUse uint8
+
+const (
+	_             mediumUse = iota // unset: a row must say
+	mediumNone                     // does not touch it
+	mediumReads                    // reads blocks or their state, changes nothing
+	mediumChanges                  // changes it, or orders its changes (a flush)
 )
 
 // opInfo is one row of the command table: it dispatches the command and
@@ -24,13 +49,33 @@ type opInfo struct {
 	// usage is the CDB usage data (SPC-4 6.35.3): the CDB length and, for
 	// each byte, which bits the command looks at. usage[0] is the opcode.
 	usage []byte
-	flags opFlags
-	fn    func(c *Cmd) result
+	// dir and medium say what the command moves and what it does to the
+	// medium; every row sets both (TestCommandTableFacts). The lock gate
+	// lets a gated command that does not change the medium pass without
+	// the lock, and the metrics class comes from them (class).
+	dir    dataDir
+	medium mediumUse
+	flags  opFlags
+	fn     func(c *Cmd) result
 	// enabled, when set, says whether the device supports the command
 	// now (SET TARGET PORT GROUPS only with explicit ALUA groups). A
 	// disabled row is answered as if absent, and REPORT SUPPORTED
 	// OPERATION CODES leaves it out.
 	enabled func(d *Device) bool
+}
+
+// class is the row's class in the metrics: reads and writes of blocks,
+// and everything else.
+func (o *opInfo) class() OpClass {
+	switch {
+	case o == nil || o.flags&flagBlockData == 0:
+		return ClassOther
+	case o.medium == mediumChanges:
+		return ClassWrite
+	case o.medium == mediumReads:
+		return ClassRead
+	}
+	return ClassOther
 }
 
 // enabledOn reports whether the row is supported on d.
@@ -111,6 +156,7 @@ var commands = newOpTable(
 // execute runs one command to the point where it is done or an IO is in
 // flight.
 func (d *Device) execute(c *Cmd) result {
+	c.row = nil
 	if c.Err != nil {
 		// A malformed ring entry: nothing in it may be touched.
 		d.log.Warn().Err(c.Err).Uint16("cmd_id", c.ID).Msg("malformed command entry")
@@ -120,6 +166,7 @@ func (d *Device) execute(c *Cmd) result {
 	if o == nil || !o.enabledOn(d) {
 		return c.unsupported()
 	}
+	c.row = o
 	if len(c.CDB) < len(o.usage) {
 		// Only a variable-length CDB can be shorter than its command's.
 		return c.check(keyIllegalRequest, ascInvalidFieldInCDB)

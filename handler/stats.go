@@ -62,24 +62,15 @@ type commandStats struct {
 	taskSetFull atomic.Uint64
 }
 
-func classOf(op byte) OpClass {
-	switch op {
-	case 0x08, 0x28, 0xa8, 0x88: // READ 6/10/12/16
-		return ClassRead
-	case 0x0a, 0x2a, 0xaa, 0x8a, 0x2e, 0xae, 0x8e, 0x89, 0x41, 0x93: // WRITE*, WRITE AND VERIFY, CAW, WRITE SAME
-		return ClassWrite
-	}
-	return ClassOther
-}
-
 // record accounts one completed command.
 func (s *commandStats) record(c *Cmd, now time.Time) {
 	if len(c.CDB) == 0 {
 		return
 	}
-	cs := &s.classes[classOf(c.CDB[0])]
+	class := c.row.class()
+	cs := &s.classes[class]
 	cs.ops.Add(1)
-	if c.Status == statusGood && classOf(c.CDB[0]) != ClassOther {
+	if c.Status == statusGood && class != ClassOther {
 		cs.bytes.Add(uint64(c.DataLen()))
 	}
 	lat := now.Sub(c.start).Nanoseconds()

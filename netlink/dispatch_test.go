@@ -2,6 +2,7 @@ package netlink
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -12,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mdlayher/netlink/nlenc"
 	"golang.org/x/sys/unix"
 )
 
@@ -62,9 +62,9 @@ func (r *dispatchRig) replied() []string {
 		for _, a := range q.Attrs {
 			switch a.Type {
 			case attrCmdStatus:
-				status = nlenc.Int32(a.Data)
+				status = int32(binary.NativeEndian.Uint32(a.Data))
 			case attrDeviceID:
-				id = nlenc.Uint32(a.Data)
+				id = binary.NativeEndian.Uint32(a.Data)
 			}
 		}
 		out = append(out, fmt.Sprintf("%v %d %d", q.Cmd, id, status))

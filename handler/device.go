@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/gotcmu/gotcmu/handler/lockgate"
 	"github.com/gotcmu/gotcmu/uio"
 )
 
@@ -40,7 +41,7 @@ type DeviceConfig interface {
 	// "Altered by Explicit STPG". It is called only for groups whose
 	// PortGroup.Explicit is set and states their Supported byte allows.
 	// Taking the image's exclusive lock when a group of this gateway's
-	// becomes active/optimized is the device's lock gate's (alua.go). An
+	// becomes active/optimized is the device's lock gate's (gate.go). An
 	// error fails the command with HARDWARE ERROR / SET TARGET PORT
 	// GROUPS COMMAND FAILED (SPC-4 6.36).
 	SetPortGroupState(id uint16, state uint8) error
@@ -97,13 +98,6 @@ type settings struct {
 	writeCache bool
 }
 
-// admitter decides whether a medium-access command may run now (implicit
-// ALUA and the image's exclusive lock). It returns handled=false to let
-// the command run.
-type admitter interface {
-	Admit(c *Cmd) (r result, handled bool)
-}
-
 // Device is one TCMU device being served: its ring, its backend, and the
 // SCSI state the emulation keeps.
 type Device struct {
@@ -116,7 +110,9 @@ type Device struct {
 	be   Backend
 	lim  Limits
 	cfg  DeviceConfig
-	gate admitter
+	// gate admits medium access when several gateways serve the backend
+	// (gate.go); nil when the backend has no lock.
+	gate *lockgate.Gate
 	// copyPeer finds another device served by this daemon by its NAA
 	// designator, for EXTENDED COPY: nil for none, and an error wrapping
 	// ErrCopyTargetNotReachable when the initiators that reach this device
@@ -156,8 +152,17 @@ type deviceStats struct {
 }
 
 // NewDevice makes a device ready to Run. The backend is owned by the
-// device from here on and closed by Close.
+// device from here on and closed by Close. A backend that implements
+// Locker gets a lock gate, which takes the device's TPGs offline on its
+// own while its connection is lost; the devices of a Manager share one
+// registry of those instead.
 func NewDevice(log zerolog.Logger, info DeviceInfo, ring *uio.Ring, wait Waiter, be Backend, cfg DeviceConfig) (*Device, error) {
+	return newDevice(log, info, ring, wait, be, cfg, nil)
+}
+
+// newDevice is NewDevice with the registry of TPGs held offline that the
+// device's lock gate shares (nil: its own).
+func newDevice(log zerolog.Logger, info DeviceInfo, ring *uio.Ring, wait Waiter, be Backend, cfg DeviceConfig, tpgs *lockgate.Holds) (*Device, error) {
 	switch info.BlockSize {
 	case 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536:
 	default:
@@ -179,8 +184,8 @@ func NewDevice(log zerolog.Logger, info DeviceInfo, ring *uio.Ring, wait Waiter,
 	}
 	if lk, ok := be.(Locker); ok {
 		// Several gateways serve this backend: implicit ALUA over its
-		// exclusive lock (alua.go).
-		d.gate = newLockGate(log, lk, cfg, d.inflight.wait)
+		// exclusive lock (gate.go).
+		d.gate = d.newGate(lk, tpgs)
 	}
 	d.set.Store(&settings{
 		blockSize:  info.BlockSize,
@@ -423,9 +428,9 @@ func (d *Device) Close() error {
 	if n := d.inflight.load(); n != 0 {
 		return fmt.Errorf("close device with %d operations in flight: %w", n, syscall.EBUSY)
 	}
-	if g, ok := d.gate.(*lockGate); ok {
+	if d.gate != nil {
 		// Its workers use the backend.
-		g.close()
+		d.gate.Close()
 	}
 	d.sbc.close()
 	return errors.Join(d.be.Close())

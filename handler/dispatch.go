@@ -1,5 +1,7 @@
 package handler
 
+import "github.com/gotcmu/gotcmu/handler/lockgate"
+
 // opFlags describe how the dispatcher treats a command.
 type opFlags uint8
 
@@ -175,8 +177,8 @@ func (d *Device) execute(c *Cmd) result {
 		return c.check(keyUnitAttention, ascCapacityDataChanged)
 	}
 	if o.flags&flagIO != 0 && d.gate != nil {
-		if r, handled := d.gate.Admit(c); handled {
-			return r
+		if v := d.gate.Admit(o.medium == mediumChanges); v != lockgate.Pass {
+			return c.refuse(v)
 		}
 	}
 	return o.fn(c)

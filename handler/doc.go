@@ -4,7 +4,9 @@
 //
 // It is the only layer that turns errors into SCSI status and sense data:
 // backends and everything below report errors that keep their errno, and
-// handler/errors.go maps them.
+// handler/errors.go maps them. Which gateway of several may write an
+// image is decided by its lock gate (package handler/lockgate), which
+// knows no SCSI: handler/gate.go turns its verdicts into status and sense.
 //
 // A Device owns one ring and runs one command loop goroutine; backends
 // complete operations from their own goroutines. The Manager owns every

@@ -107,3 +107,9 @@ func (f configfsFiles) PortGroups() ([]PortGroup, error) {
 	}
 	return out, nil
 }
+
+// SetTPGEnabled implements lockgate.TPGSwitch for the running system's
+// configfs.
+func (f configfsFiles) SetTPGEnabled(wwn string, tpgt uint16, on bool) error {
+	return f.c.SetTPGEnabled(wwn, tpgt, on)
+}

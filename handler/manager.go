@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/gotcmu/gotcmu/handler/lockgate"
 	"github.com/gotcmu/gotcmu/uio"
 )
 
@@ -85,6 +86,9 @@ type Manager struct {
 	noPollLoop bool          // SetPollLoop
 
 	reach *reachCache // EXTENDED COPY between devices: copyPeer
+	// tpgs counts the devices whose lock gate holds each TPG offline:
+	// TPGs are kernel-wide, shared by the devices exported through them.
+	tpgs lockgate.Holds
 }
 
 type managed struct {
@@ -306,7 +310,7 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool, w *waiter
 		be.Close()
 		return fmt.Errorf("open uio%d: %w", ref.Minor, err)
 	}
-	dev, err := NewDevice(log, info, port.Ring(), port, be, files)
+	dev, err := newDevice(log, info, port.Ring(), port, be, files, &m.tpgs)
 	if err != nil {
 		be.Close()
 		port.Close()
@@ -576,8 +580,9 @@ func (m *Manager) Stats() []DeviceStats {
 
 // lockState reports the exclusive lock as the device's gate sees it.
 func (d *Device) lockState() (owner, state string) {
-	if g, ok := d.gate.(interface{ LockState() (owner, state string) }); ok {
-		return g.LockState()
+	if d.gate != nil {
+		s := d.gate.Status()
+		return s.Owner, s.State
 	}
 	return "", ""
 }

@@ -136,7 +136,7 @@ func setTargetPortGroups(c *Cmd) result {
 		}
 	}
 	// A group of this gateway's that became active/optimized takes the
-	// image's lock before the command completes (alua.go).
+	// image's lock before the command completes (gate.go).
 	return c.dev.explicitTransition(c)
 }
 

@@ -145,8 +145,8 @@ func (d *Device) snapshot() StatsSnapshot {
 	s.Busy = d.cstats.busy.Load()
 	s.TaskSetFull = d.cstats.taskSetFull.Load()
 	s.RingOutstanding = d.ring.Outstanding()
-	if g, ok := d.gate.(interface{ Transitions() uint64 }); ok {
-		s.LockTransitions = g.Transitions()
+	if d.gate != nil {
+		s.LockTransitions = d.gate.Status().Acquisitions
 	}
 	return s
 }

@@ -45,6 +45,28 @@ if [ "${HOST:-1}" != 0 ]; then
 	SECS=${HOST_SECS:-5} REPEAT=${HOST_REPEAT:-3} "$HERE/host-rbd.sh" "$OUT/host" || rc=1
 fi
 
+# host_load FILE: every 5 s until killed, a line "UNIX-SECONDS CORES": the CPU time this machine
+# spent outside the guest's qemu in those 5 s, in cores (other engineers' builds and guests; the
+# guest is emulated, so that load shows in its figures). benchreport puts it beside each row.
+host_load() {
+	local hz t b q pt="" pb pq line
+	hz=$(getconf CLK_TCK)
+	while :; do
+		t=$(date +%s.%N)
+		read -r line < /proc/stat
+		# shellcheck disable=SC2086 # the cpu line's fields
+		b=$(set -- $line; echo $(($2 + $3 + $4 + $7 + $8 + $9)))
+		q=0
+		for p in $(pgrep -f -- "path=$OUT/guest,"); do
+			q=$((q + $(awk '{ i = index($0, ") "); split(substr($0, i + 2), f, " "); print f[12] + f[13] }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+		done
+		[ -n "$pt" ] && awk -v t="$t" -v pt="$pt" -v b="$b" -v pb="$pb" -v q="$q" -v pq="$pq" -v hz="$hz" \
+			'BEGIN { o = ((b - pb) - (q - pq)) / hz / (t - pt); printf "%d %.2f\n", t, (o < 0 ? 0 : o) }' >> "$1"
+		pt=$t pb=$b pq=$q
+		sleep 5
+	done
+}
+
 if [ "${GUEST:-1}" != 0 ]; then
 	echo "==== bench 2/3: one guest boot, fio over tcm_loop"
 	G=$("$REPO/test/vm/build-guest.sh") || exit 2
@@ -56,9 +78,13 @@ if [ "${GUEST:-1}" != 0 ]; then
 	# The console goes to a file; the guest script's progress lines are shown.
 	QUIET=1 MEM=${MEM:-6144} T=${T:-2400} "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/guest" "$HERE/guest-bench.sh" &
 	pid=$!
+	mkdir -p "$OUT/guest/bench"
+	host_load "$OUT/guest/bench/host-load" &
+	loadpid=$!
 	touch "$OUT/guest/console.log"
 	tail -n +1 -f --pid="$pid" "$OUT/guest/console.log" | grep --line-buffered -E '^\[[0-9:]+\] |^(PASS|FAIL|SKIP) '
 	wait "$pid" || { echo "bench: the guest run failed (see $OUT/guest/console.log)"; rc=1; }
+	kill "$loadpid"; wait "$loadpid" 2>/dev/null
 fi
 
 echo "==== bench 3/3: the table"

@@ -119,6 +119,7 @@ type cost struct {
 	ios    int64   // the IOs they are divided by
 	gone   int     // threads that exited in the window: their switches are missing
 	devIOs int64   // requests the tcm_loop disk completed in the window; -1 unknown
+	t0, t1 float64 // the window, Unix seconds; 0 unknown
 }
 
 func (c cost) cpuPerIO() float64 { return c.cpuUs / float64(c.ios) }
@@ -143,6 +144,10 @@ type report struct {
 	// disk's in one window, and where.
 	maxDevSkew   float64
 	maxDevSkewAt string
+	devWindows   int // windows where both counts were there
+	// hostLoad is bench.sh's record of the CPU this machine spent outside
+	// the guest, every 5 s.
+	hostLoad []loadSample
 	// knobs, kernel, cpus, zbc, clock, ramp and rounds describe the boot.
 	knobs, kernel, cpus, zbc, clock, ramp, rounds, secs string
 }
@@ -162,7 +167,11 @@ func load(dir string) (*report, error) {
 		}
 		*f.dst = strings.TrimSpace(string(b))
 	}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	var err error
+	if r.hostLoad, err = readHostLoad(filepath.Join(dir, "host-load")); err != nil {
+		return nil, err
+	}
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || filepath.Ext(path) != ".json" {
 			return err
 		}
@@ -234,6 +243,7 @@ func (r *report) loadCost(dir, name string, res result) (*cost, error) {
 	switch {
 	case r.rampZero() && res.ios > 0:
 		if c.devIOs >= 0 {
+			r.devWindows++
 			if skew := float64(c.devIOs-res.ios) / float64(res.ios); abs(skew) > abs(r.maxDevSkew) {
 				where := filepath.Join(filepath.Base(filepath.Dir(dir)), filepath.Base(dir), name)
 				r.maxDevSkew, r.maxDevSkewAt = skew, fmt.Sprintf("%s: %d requests, fio %d IOs", where, c.devIOs, res.ios)
@@ -261,7 +271,7 @@ func abs(f float64) float64 {
 // is counted in gone (its switches in the window are lost: the kernel keeps
 // them only for wait4).
 func snapshotCost(pre, post snapshot) (cost, error) {
-	c := cost{devIOs: -1}
+	c := cost{devIOs: -1, t0: float64(pre.TimeUs) / 1e6, t1: float64(post.TimeUs) / 1e6}
 	if pre.PID != post.PID {
 		return c, fmt.Errorf("pid %d before, %d after", pre.PID, post.PID)
 	}
@@ -308,7 +318,8 @@ func (r *report) rusageCost(dir, name string, res result) (*cost, error) {
 	if rowByName(name).write {
 		dirn = "write"
 	}
-	c := &cost{cpuUs: float64(u.UtimeUs + u.StimeUs), ctx: float64(u.Nvcsw + u.Nivcsw), ios: res.ios, devIOs: -1}
+	c := &cost{cpuUs: float64(u.UtimeUs + u.StimeUs), ctx: float64(u.Nvcsw + u.Nivcsw), ios: res.ios, devIOs: -1,
+		t0: float64(u.StartUs) / 1e6, t1: float64(u.StartUs+u.WallUs) / 1e6}
 	setup, err := readRusage(filepath.Join(dir, "setup-"+dirn+".rusage"))
 	if err != nil {
 		return nil, fmt.Errorf("no one-IO run to take off: %w", err)
@@ -393,6 +404,15 @@ func ctxPerIO(x sample) (float64, bool) {
 		return 0, false
 	}
 	return x.cost.ctxPerIO(), true
+}
+
+// hostLoadOf is the mean host load outside the guest during a sample's
+// cost window.
+func (r *report) hostLoadOf(x sample) (float64, bool) {
+	if x.cost == nil || x.cost.t0 == 0 || x.cost.t1 == 0 {
+		return 0, false
+	}
+	return meanLoad(r.hostLoad, x.cost.t0, x.cost.t1)
 }
 
 // ratios pairs a's and b's samples round by round and collects f(a)/f(b).
@@ -552,17 +572,29 @@ func (r *report) markdown(w io.Writer) {
 // costTable: one line per row and handler: throughput, latencies and the
 // cost per IO, each lowest-highest over the rounds.
 func (r *report) costTable(w io.Writer, hs []handler) {
-	fmt.Fprintf(w, "| row | handler | IOPS | MB/s | mean latency µs | p99 latency µs | CPU µs per IO | context switches per IO |\n")
-	fmt.Fprintf(w, "|---|---|---:|---:|---:|---:|---:|---:|\n")
+	load := len(r.hostLoad) > 0
+	fmt.Fprintf(w, "| row | handler | IOPS | MB/s | mean latency µs | p99 latency µs | CPU µs per IO | context switches per IO |")
+	if load {
+		fmt.Fprintf(w, " other load on the host, cores |")
+	}
+	fmt.Fprintf(w, "\n|---|---|---:|---:|---:|---:|---:|---:|")
+	if load {
+		fmt.Fprintf(w, "---:|")
+	}
+	fmt.Fprintln(w)
 	for _, rw := range rows {
 		for _, h := range hs {
 			if len(r.samples(h.lun, rw.name)) == 0 {
 				continue
 			}
 			cpu, ctx := r.costCells(h.lun, rw)
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", rw.title, h.title,
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |", rw.title, h.title,
 				r.over(h.lun, rw.name, iops).format("%.0f", ""), r.over(h.lun, rw.name, mbps).format("%.1f", ""),
 				r.over(h.lun, rw.name, latUs).format("%.0f", ""), r.over(h.lun, rw.name, p99Us).format("%.0f", ""), cpu, ctx)
+			if load {
+				fmt.Fprintf(w, " %s |", r.over(h.lun, rw.name, r.hostLoadOf).format("%.1f", ""))
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }
@@ -588,24 +620,33 @@ func (r *report) costNotes(w io.Writer) {
 		sort.Strings(runs)
 		fmt.Fprintf(w, " fio-rbd's one-IO runs taken off: %s.", strings.Join(runs, "; "))
 	}
+	if r.devWindows > 0 && r.maxDevSkewAt == "" {
+		fmt.Fprintf(w, " In all %d windows the requests the tcm_loop disk completed (/sys/block/DEV/stat) equal fio's IO count.", r.devWindows)
+	}
 	if r.maxDevSkewAt != "" {
 		fmt.Fprintf(w, " The disk's request count in a window differed from fio's IO count by at most %+.2f%% (%s).",
 			100*r.maxDevSkew, r.maxDevSkewAt)
 	}
 	fmt.Fprintln(w)
-	gone := 0
-	for _, byRow := range r.res {
-		for _, ss := range byRow {
-			for _, x := range ss {
-				if x.cost != nil {
+	if len(r.hostLoad) > 0 {
+		fmt.Fprintf(w, "\nOther load on the host: the CPU this machine spent outside the guest's qemu during the row's window "+
+			"(bench.sh samples /proc/stat every 5 s; the guest has 2 vCPUs on a 2-core machine and is emulated, so any of it "+
+			"slows the guest down and shows in its figures, and may inflate the CPU times the guest accounts: its clock runs on while qemu waits for a core).\n")
+	}
+	gone, goneAt := 0, []string{}
+	for _, lun := range sortedKeys(r.res) {
+		for _, name := range sortedKeys(r.res[lun]) {
+			for _, x := range r.res[lun][name] {
+				if x.cost != nil && x.cost.gone > 0 {
 					gone += x.cost.gone
+					goneAt = append(goneAt, fmt.Sprintf("%s round %d %s: %d", lun, x.round, name, x.cost.gone))
 				}
 			}
 		}
 	}
 	if gone > 0 {
-		fmt.Fprintf(w, "\n%d daemon threads exited during a measured window: their context switches in it are not counted "+
-			"(the kernel keeps them only for wait4), so those rows undercount.\n", gone)
+		fmt.Fprintf(w, "\n%d daemon threads exited during a measured window (%s): their context switches in it are not counted "+
+			"(the kernel keeps them only for wait4), so those rows undercount.\n", gone, strings.Join(goneAt, "; "))
 	} else {
 		fmt.Fprintf(w, "\nNo daemon thread exited during a measured window: the context switches are complete.\n")
 	}
@@ -654,6 +695,15 @@ func (r *report) others(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	r.costTable(w, hs)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func orDash(s string) string {

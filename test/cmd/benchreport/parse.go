@@ -3,8 +3,12 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 )
 
 // readFio reads fio's JSON output: the first job, its read or its write
@@ -68,6 +72,7 @@ type snapshot struct {
 	} `json:"tasks"`
 	Dev    string  `json:"dev"`
 	DevIOs *devIOs `json:"dev_ios"`
+	TimeUs int64   `json:"time_us"`
 }
 
 type devIOs struct {
@@ -90,6 +95,8 @@ type usage struct {
 	StimeUs int64 `json:"stime_us"`
 	Nvcsw   int64 `json:"nvcsw"`
 	Nivcsw  int64 `json:"nivcsw"`
+	StartUs int64 `json:"start_us"`
+	WallUs  int64 `json:"wall_us"`
 	Exit    int   `json:"exit"`
 }
 
@@ -113,4 +120,57 @@ func readJSON(path string, v any) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
+}
+
+// loadSample is one line of bench.sh's host-load file: the CPU this machine
+// spent outside the guest in the 5 s before t, in cores.
+type loadSample struct {
+	t, cores float64
+}
+
+// readHostLoad reads "UNIX-SECONDS CORES" lines; a missing file is no samples.
+func readHostLoad(path string) ([]loadSample, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []loadSample
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		var s loadSample
+		var err1, err2 error
+		if len(f) == 2 {
+			s.t, err1 = strconv.ParseFloat(f[0], 64)
+			s.cores, err2 = strconv.ParseFloat(f[1], 64)
+		}
+		if len(f) != 2 || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%s:%d: want UNIX-SECONDS CORES, have %q", path, i+1, line)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// meanLoad is the mean of the samples covering the window [t0, t1]: those
+// taken after t0 and up to one interval after t1. False when there are none.
+func meanLoad(ls []loadSample, t0, t1 float64) (float64, bool) {
+	const interval = 5
+	var sum float64
+	var n int
+	for _, l := range ls {
+		if l.t > t0 && l.t <= t1+interval {
+			sum += l.cores
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return sum / float64(n), true
 }

@@ -167,7 +167,7 @@ func TestReportCostPerIO(t *testing.T) {
 		"ramp 0: fio counts the whole run",
 		"fio-rbd's one-IO runs taken off: r1/setup-read: 200 ms CPU, 4000 switches; r2/setup-read: 200 ms CPU, 4000 switches.",
 		"differed from fio's IO count by at most +1.00%",
-		"2 daemon threads exited during a measured window",
+		"2 daemon threads exited during a measured window (tcmu-runner-rbd round 1 randread-4k-qd32: 1; tcmu-runner-rbd round 2 randread-4k-qd32: 1)",
 		"- gotcmu-mem round 1 randread-4k-qd32: ",
 	} {
 		if !strings.Contains(md, want) {
@@ -246,5 +246,27 @@ func TestSpanFormat(t *testing.T) {
 	s.add(4)
 	if got := s.format("%.1f", "x"); got != "3.0-4.0x" || s.mid() != 3.48 {
 		t.Errorf("span %q, mid %v", got, s.mid())
+	}
+}
+
+func TestHostLoadBesideTheRow(t *testing.T) {
+	dir := t.TempDir()
+	put(t, filepath.Join(dir, "ramp"), "0\n")
+	put(t, filepath.Join(dir, "host-load"), "1000 0.50\n1005 1.50\n1010 1.00\n1015 9.00\n")
+	const row = "randread-4k-qd1"
+	put(t, filepath.Join(dir, "gotcmu-mem", "r1", row+".json"), fioRun("read", 100, 1000, 1e7, 2e7))
+	put(t, filepath.Join(dir, "gotcmu-mem", "r1", row+".pre"), `{"pid":1,"hz":100,"tasks":{},"time_us":1001000000}`)
+	put(t, filepath.Join(dir, "gotcmu-mem", "r1", row+".post"), `{"pid":1,"hz":100,"utime":10,"tasks":{},"time_us":1009000000}`)
+	var out, errOut bytes.Buffer
+	if rc := cmd([]string{dir}, &out, &errOut); rc != 0 {
+		t.Fatalf("exit %d: %s", rc, errOut.String())
+	}
+	// The window 1001-1009 s: the samples at 1005 and 1010 cover it.
+	if want := "| 4k randread QD1 | gotcmu user:mem | 100 | 0.4 | 10000 | 20000 | 100 | 0.0 | 1.2 |"; !strings.Contains(out.String(), want) {
+		t.Errorf("markdown lacks %q:\n%s", want, out.String())
+	}
+	put(t, filepath.Join(dir, "host-load"), "1000\n")
+	if rc := cmd([]string{dir}, &out, &errOut); rc != 1 {
+		t.Errorf("a broken host-load file: exit %d, want 1", rc)
 	}
 }

@@ -16,5 +16,5 @@
 // FILE, one JSON object:
 //
 //	{"utime_us": 812000, "stime_us": 240000, "nvcsw": 51234, "nivcsw": 812,
-//	 "maxrss_kb": 120512, "wall_us": 12034567, "exit": 0}
+//	 "maxrss_kb": 120512, "start_us": 1764892800123456, "wall_us": 12034567, "exit": 0}
 package main

@@ -24,13 +24,15 @@ type Usage struct {
 	Nvcsw    int64 `json:"nvcsw"`
 	Nivcsw   int64 `json:"nivcsw"`
 	MaxRSSKB int64 `json:"maxrss_kb"`
+	StartUs  int64 `json:"start_us"` // Unix time the command was started
 	WallUs   int64 `json:"wall_us"`
 	Exit     int   `json:"exit"`
 }
 
 // fromRusage converts the kernel's struct rusage (ru_maxrss is in KiB on Linux).
-func fromRusage(ru *syscall.Rusage, wall time.Duration, exit int) Usage {
+func fromRusage(ru *syscall.Rusage, start time.Time, wall time.Duration, exit int) Usage {
 	return Usage{
+		StartUs:  start.UnixMicro(),
 		UtimeUs:  ru.Utime.Sec*1e6 + int64(ru.Utime.Usec),
 		StimeUs:  ru.Stime.Sec*1e6 + int64(ru.Stime.Usec),
 		Nvcsw:    ru.Nvcsw,
@@ -99,7 +101,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	code := exitCode(c.ProcessState)
-	b, _ := json.Marshal(fromRusage(ru, wall, code))
+	b, _ := json.Marshal(fromRusage(ru, start, wall, code))
 	if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
 		fmt.Fprintf(stderr, "rusage: %v\n", err)
 		return 2

@@ -37,7 +37,7 @@ func TestRusageCountsTheWholeProcessAndItsChildren(t *testing.T) {
 		t.Errorf("stdout %q", so.String())
 	}
 	u := readUsage(t, out)
-	if u.Exit != 3 || u.UtimeUs+u.StimeUs <= 0 || u.MaxRSSKB <= 0 || u.WallUs <= 0 || u.Nvcsw+u.Nivcsw <= 0 {
+	if u.Exit != 3 || u.UtimeUs+u.StimeUs <= 0 || u.MaxRSSKB <= 0 || u.WallUs <= 0 || u.StartUs <= 0 || u.Nvcsw+u.Nivcsw <= 0 {
 		t.Errorf("usage %+v: want exit 3, CPU time, context switches, a resident set and a wall time", u)
 	}
 }

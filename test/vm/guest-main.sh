@@ -1,13 +1,13 @@
 #!/bin/bash
 # Runs INSIDE the guest: the test-vm entry point. Runs each suite in $SUITES (default
-# "skeleton cu rbd targetcli xcopy") as its own script, in this order, in one boot; exits 1 if any failed.
+# "skeleton cu rbd targetcli xcopy stall") as its own script, in this order, in one boot; exits 1 if any failed.
 # Env passed through to the suites: MODE, GOTCMU, GOTCMU_ARGS, ACKWRITER, CU_TESTS, ...
 HERE=$(dirname "$(readlink -f "$0")")
 # shellcheck source=test/vm/lib.sh
 . "$HERE/lib.sh"
 : > "$SUMMARY"
 rc=0
-for suite in ${SUITES:-skeleton cu rbd targetcli xcopy}; do
+for suite in ${SUITES:-skeleton cu rbd targetcli xcopy stall}; do
 	case $suite in
 	skeleton) script=$HERE/guest-skeleton.sh ;;
 	cu) script=$HERE/guest-iscsi-cu.sh ;;
@@ -16,6 +16,7 @@ for suite in ${SUITES:-skeleton cu rbd targetcli xcopy}; do
 	rbd) script=$HERE/guest-rbd.sh ;;
 	targetcli) script=$HERE/guest-targetcli.sh ;;
 	xcopy) script=$HERE/guest-xcopy.sh ;; # issue 12 point 1: EXTENDED COPY between tenants
+	stall) script=$HERE/guest-stall.sh ;; # issue 12 point 3: one LUN never holds up another
 	faults) script=$HERE/guest-faults.sh ;; # issue 8: faults under load, capabilities (make test-faults)
 	*) fail "unknown suite $suite"; rc=1; continue ;;
 	esac

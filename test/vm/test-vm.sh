@@ -3,10 +3,11 @@
 # iscsi-test-cu runs on this machine and print the summary.
 #
 # Usage: test-vm.sh [-m gotcmu|tcmu-runner|fileio] [SUITE...]
-#        suites (default: skeleton cu rbd targetcli xcopy): skeleton, cu (file LUN vs LIO fileio),
+#        suites (default: skeleton cu rbd targetcli xcopy stall): skeleton, cu (file LUN vs LIO fileio),
 #        rbd (user:rbd on Ceph in the guest: round trip, its own iscsi-test-cu comparison),
 #        targetcli (targetcli/D-Bus/status/metrics; gotcmu only),
 #        xcopy (EXTENDED COPY between two iSCSI tenants' LUNs refused; gotcmu only),
+#        stall (one LUN's silent Ceph monitor holds up no other LUN, nor the bus name; gotcmu only),
 #        faults (guest-faults.sh, gotcmu only: `make test-faults`; FAULTS picks a subset)
 #   -m gotcmu       (default) test bin/gotcmu: user:file LUNs served by the daemon.
 #   -m tcmu-runner  the same steps with Debian's tcmu-runner (user:qcow on a raw file): the
@@ -25,12 +26,12 @@ MODE=${MODE:-gotcmu}
 while getopts m: opt; do
 	case $opt in
 	m) MODE=$OPTARG ;;
-	*) sed -n '4,19p' "$0" >&2; exit 2 ;;
+	*) sed -n '4,20p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))
 case $MODE in gotcmu|tcmu-runner|fileio) ;; *) echo "test-vm: mode must be gotcmu, tcmu-runner or fileio, not $MODE" >&2; exit 2 ;; esac
-SUITES=${*:-skeleton cu rbd targetcli xcopy}
+SUITES=${*:-skeleton cu rbd targetcli xcopy stall}
 OUT=$(realpath -m "${OUT:-$REPO/build/test-vm}")
 GOTCMU=$(realpath -m "${GOTCMU:-$REPO/bin/gotcmu}")
 TOOLS=$REPO/build/bin

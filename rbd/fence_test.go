@@ -5,7 +5,13 @@ package rbd
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,6 +46,37 @@ func pauseOSDs(t *testing.T, admin *rados.Conn) (unpause func()) {
 	return unpause
 }
 
+// stopDaemon stops the micro cluster's daemon name (mon.a, osd.0) with
+// SIGSTOP and returns the function that continues it; the test's cleanup
+// continues it too.
+func stopDaemon(t *testing.T, name string) (cont func()) {
+	t.Helper()
+	if cluster.dir == "" {
+		t.Skip("CEPH_CONF names a cluster not started by test/micro-ceph.sh: cannot stop its daemons")
+	}
+	b, err := os.ReadFile(filepath.Join(cluster.dir, "run", name+".pid"))
+	if err != nil {
+		t.Fatalf("read the pid of %s: %v", name, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("parse the pid of %s %q: %v", name, b, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP %s (pid %d): %v", name, pid, err)
+	}
+	var once sync.Once
+	cont = func() {
+		once.Do(func() {
+			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+				t.Errorf("SIGCONT %s (pid %d): %v", name, pid, err)
+			}
+		})
+	}
+	t.Cleanup(cont)
+	return cont
+}
+
 // TestStaleWriteFenced (issue 12 point 2): writes in flight while the OSDs
 // do not answer are failed back once gotcmu gives up on them — and only
 // after gotcmu's own client is on the OSD blocklist, so that they can
@@ -47,7 +84,18 @@ func pauseOSDs(t *testing.T, admin *rados.Conn) (unpause func()) {
 // device, which serves it through a fresh client once the OSDs are back;
 // the image holds the retry everywhere, never the stale data, also a
 // while after the OSDs resumed.
-func TestStaleWriteFenced(t *testing.T) {
+func TestStaleWriteFenced(t *testing.T) { staleWrite(t, 0) }
+
+// TestStaleWriteHeldWhileMonitorsSilent: when the monitors do not answer
+// either, gotcmu cannot fence its client, so it must not answer the
+// writes that may still land: they stay unanswered while the monitor is
+// stopped (SIGSTOP), and are answered, fenced, once it answers again.
+func TestStaleWriteHeldWhileMonitorsSilent(t *testing.T) { staleWrite(t, 10*time.Second) }
+
+// staleWrite runs the stale-write scenario; with monSilence > 0 the only
+// monitor is stopped from just before the writes until monSilence after
+// gotcmu gave up on them.
+func staleWrite(t *testing.T, monSilence time.Duration) {
 	admin := needCeph(t)
 	const (
 		size    = 2 * failoverObject
@@ -75,6 +123,10 @@ func TestStaleWriteFenced(t *testing.T) {
 	if err := gw.im.client.conn.WaitForLatestOSDMap(); err != nil {
 		t.Fatal(err)
 	}
+	var monCont func()
+	if monSilence > 0 {
+		monCont = stopDaemon(t, "mon.a")
+	}
 	paused := time.Now()
 	type answer struct {
 		slot        int
@@ -83,17 +135,31 @@ func TestStaleWriteFenced(t *testing.T) {
 		blocklisted bool // gotcmu's client was on the blocklist when the answer came
 	}
 	answers := make(chan answer, slots)
+	var answered atomic.Int32 // before asking the monitors about the blocklist
 	for s := range slots {
 		go func() {
 			data := pattern(slotLen, 'A', uint64(1+s))
 			c, err := gw.exec(ctx, write10(int64(s*slotLen), data), data, 0)
 			a := answer{slot: s, after: time.Since(paused), outcome: outcome(c)}
+			answered.Add(1)
 			if err != nil {
 				a.outcome = err.Error()
 			}
 			a.blocklisted = onBlocklist(t, admin, oldAddr)
 			answers <- a
 		}()
+	}
+	if monSilence > 0 {
+		// librados gives up on the writes after osd_op_timeout; the
+		// blocklist attempts fail meanwhile (rados_mon_op_timeout).
+		time.Sleep(timeout + monSilence)
+		if n := answered.Load(); n > 0 {
+			t.Errorf("%d writes answered within %v while the monitor was stopped: gotcmu could not have fenced its client",
+				n, timeout+monSilence)
+		} else {
+			t.Logf("no write answered in %v with the OSDs paused and the monitor stopped", timeout+monSilence)
+		}
+		monCont()
 	}
 	// gotcmu gives up on a write after osd_op_timeout (librados) and at
 	// the latest after stuckIOLimit (librbd still holding it); fencing

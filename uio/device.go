@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,11 +103,18 @@ type Device struct {
 
 	// The waiting side (wait.go), owned by the goroutine holding waitMu.
 	waitMu  sync.Mutex
-	ep      int // epoll over fd, wake and the watched fd; -1 until the first wait
-	watched int // the fd Watch added, or -1
+	ep      int // epoll over fd, wake, tfd and the watched fd; -1 until the first wait
+	epf     *os.File
+	epRC    syscall.RawConn
+	epollFn func(uintptr) bool // epollWait, bound once
+	nev     int                // what epollWait found
+	everr   error
+	tfd     int           // timerfd: WaitEvents' periodic timeout
+	tick    time.Duration // its period, 0 when disarmed
+	watched int           // the fd Watch added, or -1
 	primed  bool
 	ack     [4]byte // filled by the event count read
-	evs     [3]unix.EpollEvent
+	evs     [4]unix.EpollEvent
 	// wake is an eventfd that Close and a cancelled context write to wake
 	// a blocked wait.
 	wake int
@@ -169,7 +178,7 @@ func (r Roots) Open(minor int) (*Device, error) {
 // newDevice wraps an open non-blocking fd and its mapping. On error it
 // closes both.
 func newDevice(r Roots, minor int, name string, fd int, mem []byte, unmap func([]byte) error) (*Device, error) {
-	d := &Device{roots: r, minor: minor, name: name, fd: fd, mem: mem, unmap: unmap, ep: -1, watched: -1, wake: -1}
+	d := &Device{roots: r, minor: minor, name: name, fd: fd, mem: mem, unmap: unmap, ep: -1, tfd: -1, watched: -1, wake: -1}
 	wake, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		d.Close()

@@ -3,6 +3,8 @@
 # Variables (override on the command line):
 #   CEPH_TAG   go-ceph build tag for the installed librbd (test/ceph-tag.sh picks it)
 #   PREFIX, DESTDIR, BINDIR        for `make install`
+#   VERSION    stamped into bin/gotcmu and the .deb (default: systemd/deb/version.sh, git describe
+#              as a Debian version)
 #   VM_MODE    gotcmu (default), tcmu-runner or fileio: what serves the LUNs in test-vm and demo;
 #              the last two run the same harness without gotcmu (Debian's tcmu-runner as the
 #              handler, or LIO's in-kernel fileio backstore)
@@ -14,6 +16,7 @@ SHELL := /bin/bash
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 CEPH_TAG ?= $(shell test/ceph-tag.sh)
+VERSION ?= $(shell systemd/deb/version.sh)
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 DESTDIR ?=
@@ -54,7 +57,7 @@ help:
 	@echo "make install    bin/gotcmu and the system files into \$$DESTDIR\$$PREFIX"
 
 build:
-	$(GO) build -tags '$(CEPH_TAG)' -o bin/gotcmu ./cmd/gotcmu
+	$(GO) build -tags '$(CEPH_TAG)' -ldflags '-X main.version=$(VERSION)' -o bin/gotcmu ./cmd/gotcmu
 
 # Runs every part even when one fails, then fails if any did; prints how long each took.
 test:

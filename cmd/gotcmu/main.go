@@ -24,7 +24,7 @@ func mainErr(args []string) int {
 		switch args[0] {
 		case "status":
 			return runStatus(args[1:])
-		case "version":
+		case "version", "--version", "-version":
 			fmt.Println("gotcmu", version)
 			return 0
 		}
@@ -35,7 +35,7 @@ func mainErr(args []string) int {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: gotcmu [flags]           run the daemon in the foreground
        gotcmu status [--json]   show the devices the running daemon serves
-       gotcmu version
+       gotcmu version | --version
 
 gotcmu serves LIO's user:file, user:mem and user:rbd backstores (TCMU).
 Settings come from the configuration file (tcmu-runner's tcmu.conf format,
@@ -66,5 +66,7 @@ Flags:
 	return 0
 }
 
-// version is set by the Makefile (-ldflags -X main.version=...).
+// version is set by `make build` (-ldflags "-X main.version=$(VERSION)",
+// systemd/deb/version.sh: git describe as a Debian version); "dev" in a
+// plain `go build`.
 var version = "dev"

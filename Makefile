@@ -34,14 +34,14 @@ RACE ?= -race
 # Every package but the Ceph backend's, whose tests need a cluster (test-ceph runs them).
 UNIT_PKGS = $(shell $(GO) list -tags '$(CEPH_TAG)' ./... | grep -v '/rbd\(/\|$$\)')
 
-.PHONY: all build test deps test-unit test-vm test-faults test-ceph test-ha demo bench soak fuzz check install \
+.PHONY: all build test deps deb test-deb test-unit test-vm test-faults test-ceph test-ha demo bench soak fuzz check install \
 	install-extra check-extra clean distclean help
 
 all: build
 
 help:
 	@echo "make build      bin/gotcmu (go-ceph tag: $(CEPH_TAG))"
-	@echo "make test       deps, check, test-unit, test-ceph, test-vm, test-faults: what CI runs"
+	@echo "make test       deps, check, test-unit, test-deb, test-ceph, test-vm, test-faults: what CI runs"
 	@echo "make deps       install missing Debian packages (test/deps.sh), check Go"
 	@echo "make test-unit  go test $(RACE) on every package but rbd, then every fuzz target for $(FUZZTIME)"
 	@echo "make test-ceph  the rbd backend's tests against a micro Ceph cluster on this machine"
@@ -55,6 +55,8 @@ help:
 	@echo "make fuzz       every fuzz target for $(FUZZTIME_LONG)"
 	@echo "make check      gofmt, go vet, staticcheck, shellcheck"
 	@echo "make install    bin/gotcmu and the system files into \$$DESTDIR\$$PREFIX"
+	@echo "make deb        gotcmu_\$$VERSION_amd64.deb from a staged make install (systemd/deb/)"
+	@echo "make test-deb   make deb, then lintian, apt with ceph-iscsi, file list, dpkg -i/--purge in an overlay"
 
 build:
 	$(GO) build -tags '$(CEPH_TAG)' -ldflags '-X main.version=$(VERSION)' -o bin/gotcmu ./cmd/gotcmu
@@ -62,7 +64,7 @@ build:
 # Runs every part even when one fails, then fails if any did; prints how long each took.
 test:
 	@$(MAKE) --no-print-directory deps
-	@failed=""; for t in check test-unit test-ceph test-vm test-faults; do \
+	@failed=""; for t in check test-unit test-deb test-ceph test-vm test-faults; do \
 		start=$$(date +%s); \
 		echo "==== make $$t"; \
 		if $(MAKE) --no-print-directory $$t; then r=ok; else r=FAILED; failed="$$failed $$t"; fi; \

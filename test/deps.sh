@@ -21,6 +21,8 @@ PKGS=(
 	ceph-mon ceph-osd ceph-mgr ceph-common librbd-dev librados-dev
 	# the cgo build, the bench charts, systemd-analyze verify, make check
 	gcc libc6-dev pkg-config make gnuplot-nox systemd shellcheck
+	# make deb and test-deb: dpkg-shlibdeps, strip, lintian (apt-get, unshare and chroot are always here)
+	dpkg-dev binutils lintian
 )
 
 # Installed = dpkg knows it as "install ok installed"; unknown packages are simply missing.

@@ -12,6 +12,10 @@
 #   osd-restart    the Ceph OSD stopped and started again under the rbd stream
 #   osd-timeout    the OSD stopped for longer than osd_op_timeout: commands answered BUSY
 #                  (ETIMEDOUT's mapping; counted by gotcmu_status_total), I/O recovers after
+#   stale-write    writes in flight while the OSDs are paused (ceph osd pause) past osd_op_timeout:
+#                  gotcmu blocklists its own client before answering them; SG_IO gives up on them
+#                  (BUSY); a retry with other data succeeds through the same LUN once the OSDs
+#                  resume; the LUN and the image hold the retry, never the stale data (issue 12)
 #   reset-ring     action/reset_ring written 3 times while commands are in flight
 #   tiny-data-area max_data_area_mb=1, 64 writes of 64 KiB in flight (4 MiB wanted), and gotcmu
 #                  SIGSTOPped for 5 s with qfull_time_out=1: queue-full (TASK SET FULL), no hang
@@ -32,7 +36,7 @@ REPO=$(readlink -f "$HERE/../..")
 MODE=gotcmu
 GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
 ACKWRITER=${ACKWRITER:-$REPO/build/bin/ackwriter}
-FAULTS=${FAULTS:-sigkill sigterm osd-restart osd-timeout reset-ring tiny-data-area delete netlink-kill caps}
+FAULTS=${FAULTS:-sigkill sigterm osd-restart osd-timeout stale-write reset-ring tiny-data-area delete netlink-kill caps}
 select_handler
 OUT=/out/faults
 FIG=$OUT/figures.txt
@@ -160,7 +164,7 @@ check "gotcmu starts" gotcmu_start || finish
 # interval 2 s, so the osd_op_timeout=10 asked for below stays 10 s (gotcmu raises a value
 # below grace+interval to grace+interval+5, tcmu-runner's rule).
 CEPH_PID=""
-if want sigkill || want sigterm || want osd-restart || want osd-timeout; then
+if want sigkill || want sigterm || want osd-restart || want osd-timeout || want stale-write; then
 	CEPH_T0=$(date +%s)
 	(MON_PORT_V2=3300 MON_PORT_V1=6789 "$REPO/test/micro-ceph.sh" start "$CEPH" $((1 << 30)) &&
 		CEPH_CONF=$CEPH/ceph.conf rbd create rbd/faults --size 256M) > "$OUT/ceph-start.log" 2>&1 &
@@ -397,6 +401,75 @@ if want osd-timeout; then
 	fi
 fi
 
+if want stale-write; then
+	log "=== stale-write: writes stuck while the OSDs are paused, then a retry with other data"
+	if [ -n "$RBD_DEV" ]; then
+		ceph_() { ceph -c "$CEPH/ceph.conf" "$@"; }
+		BS=$(cat "/sys/block/${RBD_DEV##*/}/queue/logical_block_size")
+		OFF=$((160 << 20)) N=16 # N writes of 4 KiB at OFF (object 40: one PG), the retry over all
+		head -c 4096 /dev/zero | tr '\0' A > /tmp/stale-A
+		head -c $((N * 4096)) /dev/zero | tr '\0' B > /tmp/stale-B
+		dd if=/dev/zero of="$RBD_DEV" bs=4096 count="$N" seek=$((OFF / 4096)) oflag=direct status=none
+		BL0=$(ceph_ osd blocklist ls 2>/dev/null | grep -c /)
+		LOG0=$(gotcmu_log | wc -l)
+		check "stale-write: OSDs paused" ceph_ osd pause
+		sleep 3 # gotcmu's client learns of the pause with the next OSD map
+		T0=$(date +%s)
+		# WRITE(10) through SG_IO: the midlayer retries BUSY only within the command's own
+		# timeout (40 s), then hands the BUSY to sg_raw, so the initiator sees the write fail.
+		SG=()
+		for i in $(seq 0 $((N - 1))); do
+			lba=$(((OFF + i * 4096) / BS)) nb=$((4096 / BS))
+			read -ra CDB <<< "$(printf '2a 00 %02x %02x %02x %02x 00 %02x %02x 00' $((lba >> 24 & 255)) \
+				$((lba >> 16 & 255)) $((lba >> 8 & 255)) $((lba & 255)) $((nb >> 8)) $((nb & 255)))"
+			{ sg_raw -t 40 -s 4096 -i /tmp/stale-A "$RBD_DEV" "${CDB[@]}"; echo "exit $?"; } > "$OUT/stale-A-$i.txt" 2>&1 &
+			SG+=($!)
+		done
+		wait "${SG[@]}"
+		# sg_raw prints each command's SCSI status ("SCSI Status: Good", "... Busy").
+		GOOD=$(grep -l -i 'status: *good' "$OUT"/stale-A-*.txt | wc -l)
+		BUSY=$(grep -l -i 'busy' "$OUT"/stale-A-*.txt | wc -l)
+		STATUS=$(cat "$OUT"/stale-A-*.txt | grep -i 'status\|^exit' | sort | uniq -c | tr -s ' \n' ' ')
+		echo "FAULT stale-write: $N writes of A answered after $(($(date +%s) - T0)) s with the OSDs paused: ${STATUS:-nothing printed}; $GOOD GOOD, $BUSY BUSY" | tee -a "$FIG"
+		check "stale-write: no write succeeded with the OSDs paused ($GOOD)" test "$GOOD" -eq 0
+		check "stale-write: the writes were answered BUSY ($BUSY of $N)" test "$BUSY" -gt 0
+		BL1=$(ceph_ osd blocklist ls 2>/dev/null | grep -c /)
+		check "stale-write: gotcmu's client is on the OSD blocklist ($BL0 -> $BL1 entries)" test "$BL1" -gt "$BL0"
+		# The order (blocklist committed, then the answer) is rbd's TestStaleWriteFenced; here
+		# the daemon's log shows the fence of its own client after the pause.
+		fenced() { gotcmu_log | tail -n +$((LOG0 + 1)) | grep -q "blocklisted this gateway's own rbd client"; }
+		check "stale-write: gotcmu logged blocklisting its own client" fenced
+		gotcmu_log | tail -n +$((LOG0 + 1)) | grep -o '"addr":"[^"]*","took":[0-9.]*' | head -1
+		dd if=/tmp/stale-B of="$RBD_DEV" bs=4096 seek=$((OFF / 4096)) oflag=direct status=none &
+		RETRY=$!
+		sleep 5
+		check "stale-write: the retry waits while the OSDs are paused" kill -0 "$RETRY"
+		check "stale-write: OSDs resumed" ceph_ osd unpause
+		T1=$(date +%s)
+		wait "$RETRY"; RRC=$?
+		echo "FAULT stale-write: OSDs paused $((T1 - T0 + 3)) s; the retry completed $(($(date +%s) - T1)) s after they resumed (dd exit $RRC)" | tee -a "$FIG"
+		check "stale-write: the retry with other data succeeds through the same LUN" test "$RRC" -eq 0
+		lun_holds_b() {
+			dd if="$RBD_DEV" of=/tmp/stale-back bs=4096 count="$N" skip=$((OFF / 4096)) iflag=direct status=none &&
+				cmp -s /tmp/stale-B /tmp/stale-back
+		}
+		# The RADOS object holding the region, read by a client of its own.
+		image_holds_b() {
+			local prefix order
+			prefix=$(CEPH_CONF=$CEPH/ceph.conf rbd info rbd/faults | awk '/block_name_prefix/ { print $2 }')
+			order=$(CEPH_CONF=$CEPH/ceph.conf rbd info rbd/faults | awk '$1 == "order" { print $2 }')
+			CEPH_CONF=$CEPH/ceph.conf rados -p rbd get "$(printf '%s.%016x' "$prefix" $((OFF >> order)))" /tmp/stale-obj &&
+				cmp -s -n $((N * 4096)) -i 0:$((OFF % (1 << order))) /tmp/stale-B /tmp/stale-obj
+		}
+		check "stale-write: the LUN holds the retry (B), no stale A" lun_holds_b
+		check "stale-write: the image's object holds the retry (rados get)" image_holds_b
+		sleep 5
+		check "stale-write: 5 s later the LUN still holds the retry" lun_holds_b
+		check "stale-write: gotcmu still running" kill -0 "$HANDLER_PID"
+	else
+		fail "stale-write: no rbd LUN"
+	fi
+fi
 if want caps; then
 	log "=== caps: gotcmu with only the capabilities the unit grants"
 	stop_handler

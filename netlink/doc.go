@@ -27,7 +27,13 @@
 //	})
 //
 // Every event needs an answer, also a malformed one (Event.Err != nil):
-// reply -EINVAL when Event.HasDeviceID, else log it.
+// reply -EINVAL when Event.HasDeviceID, else log it. A Dispatcher does all
+// of that: it applies each device's events in order, different devices'
+// concurrently (the kernel waits for each device's reply on its own), and
+// answers every event:
+//
+//	d := netlink.NewDispatcher(ctx, log, c, apply, rescan)
+//	err = c.Receive(ctx, d.Event)
 //
 // # When replies go missing
 //

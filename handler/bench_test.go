@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 	"unsafe"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/gotcmu/gotcmu/handler"
 	"github.com/gotcmu/gotcmu/handler/mem"
@@ -78,6 +80,59 @@ func (b *asyncBackend) Close() error {
 	return nil
 }
 
+// polledBackend finishes every IO on a goroutine of its own, as librbd's
+// thread does, and signals an eventfd; the device's polled loop delivers
+// the completions (handler.Poller), as with the rbd backend.
+type polledBackend struct {
+	q        chan *handler.IO
+	done     chan struct{}
+	efd      int
+	mu       sync.Mutex
+	finished []*handler.IO
+	spare    []*handler.IO
+}
+
+func newPolledBackend(tb testing.TB) *polledBackend {
+	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := &polledBackend{q: make(chan *handler.IO, 1024), done: make(chan struct{}), efd: efd,
+		finished: make([]*handler.IO, 0, 1024), spare: make([]*handler.IO, 0, 1024)}
+	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+	go func() {
+		defer close(b.done)
+		for io := range b.q {
+			b.mu.Lock()
+			b.finished = append(b.finished, io)
+			b.mu.Unlock()
+			unix.Write(efd, one)
+		}
+	}()
+	return b
+}
+
+func (b *polledBackend) Submit(io *handler.IO)  { b.q <- io }
+func (b *polledBackend) Limits() handler.Limits { return handler.Limits{} }
+func (b *polledBackend) PollFD() int            { return b.efd }
+func (b *polledBackend) SetPolled(bool)         {}
+func (b *polledBackend) Poll() {
+	var buf [8]byte
+	unix.Read(b.efd, buf[:])
+	b.mu.Lock()
+	ios := b.finished
+	b.finished, b.spare = b.spare[:0], ios
+	b.mu.Unlock()
+	for _, io := range ios {
+		io.Done(nil)
+	}
+}
+func (b *polledBackend) Close() error {
+	close(b.q)
+	<-b.done
+	return unix.Close(b.efd)
+}
+
 type benchDeviceConfig struct{}
 
 func (benchDeviceConfig) UnitSerial() (string, error)              { return "bench", nil }
@@ -91,6 +146,7 @@ var benchBackends = []struct {
 }{
 	{"null", func(testing.TB) handler.Backend { return nullBackend{} }},
 	{"async", func(testing.TB) handler.Backend { return newAsyncBackend() }},
+	{"polled", func(tb testing.TB) handler.Backend { return newPolledBackend(tb) }},
 	{"mem", func(tb testing.TB) handler.Backend {
 		be, err := mem.New(benchBlocks * 512)
 		if err != nil {
@@ -151,8 +207,17 @@ type leanKernel struct {
 	// pos are the ring offsets of the entries of the last batch.
 	pos []uint32
 
-	events    chan struct{}
-	idle      chan struct{}
+	events chan struct{}
+	idle   chan struct{}
+	// nfd is written with each batch, for WaitEvents (the polled loop);
+	// watched is the fd Watch gave.
+	nfd       int
+	watched   int
+	ep        int
+	epRC      syscall.RawConn
+	epollFn   func(uintptr) bool
+	evs       [2]unix.EpollEvent
+	nev       int
 	doorbells atomic.Uint64
 	// published is head as the doorbell (another goroutine) sees it.
 	published atomic.Uint32
@@ -166,7 +231,29 @@ func newLeanKernel(tb testing.TB) *leanKernel {
 		events:  make(chan struct{}, 1),
 		idle:    make(chan struct{}, 1),
 		pos:     make([]uint32, 0, leanMaxBatch),
+		watched: -1,
 	}
+	nfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lk.nfd = nfd
+	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, nfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: 0}); err != nil {
+		tb.Fatal(err)
+	}
+	unix.SetNonblock(ep, true)
+	epf := os.NewFile(uintptr(ep), "lean-epoll")
+	rc, err := epf.SyscallConn()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lk.ep, lk.epRC = ep, rc
+	lk.epollFn = lk.epollWait
+	tb.Cleanup(func() { epf.Close(); unix.Close(nfd) })
 	ring, err := uio.NewRing(lk.mem, lk.doorbell)
 	if err != nil {
 		tb.Fatal(err)
@@ -185,6 +272,55 @@ func (lk *leanKernel) Wait(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Watch and WaitEvents implement handler.EventWaiter the way uio.Device
+// does: an epoll fd over the batch eventfd and the watched fd, parked on
+// in Go's netpoller — the system calls of the real loop, none of the
+// fake's bookkeeping.
+func (lk *leanKernel) Watch(fd int) error {
+	if lk.watched >= 0 {
+		unix.EpollCtl(lk.ep, unix.EPOLL_CTL_DEL, lk.watched, nil)
+	}
+	lk.watched = fd
+	if fd < 0 {
+		return nil
+	}
+	return unix.EpollCtl(lk.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: 1})
+}
+
+func (lk *leanKernel) WaitEvents(ctx context.Context, timeout time.Duration) (uio.Events, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		lk.nev = 0
+		if err := lk.epRC.Read(lk.epollFn); err != nil {
+			return 0, err
+		}
+		var ev uio.Events
+		for _, e := range lk.evs[:lk.nev] {
+			if e.Fd == 0 {
+				var b [8]byte
+				unix.Read(lk.nfd, b[:])
+				ev |= uio.EventRing
+			} else {
+				ev |= uio.EventWatched
+			}
+		}
+		if ev != 0 {
+			return ev, nil
+		}
+	}
+}
+
+func (lk *leanKernel) epollWait(fd uintptr) bool {
+	n, err := unix.EpollWait(int(fd), lk.evs[:], 0)
+	if err != nil || n == 0 {
+		return false
+	}
+	lk.nev = n
+	return true
 }
 
 func (lk *leanKernel) doorbell() error {
@@ -233,7 +369,10 @@ func (lk *leanKernel) submit(cmd *benchCommand, n int) {
 	case lk.events <- struct{}{}:
 	default:
 	}
+	unix.Write(lk.nfd, leanOne[:])
 }
+
+var leanOne = [8]byte{1}
 
 // wait blocks until every queued command is completed and reports the
 // first non-GOOD status of the batch.
@@ -270,6 +409,7 @@ func startLean(tb testing.TB, be handler.Backend) *leanKernel {
 	}()
 	tb.Cleanup(func() {
 		cancel()
+		unix.Write(lk.nfd, leanOne[:]) // wakes a polled loop to see ctx
 		wg.Wait()
 		if err := d.Close(); err != nil {
 			tb.Errorf("Close: %v", err)

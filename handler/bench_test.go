@@ -427,9 +427,19 @@ func cpuTime(tb testing.TB) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func reportPerCommand(b *testing.B, cpu0 time.Duration, start time.Time) {
+// switches is the context switches of the whole process so far.
+func switches(tb testing.TB) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return ru.Nvcsw + ru.Nivcsw
+}
+
+func reportPerCommand(b *testing.B, cpu0 time.Duration, sw0 int64, start time.Time) {
 	elapsed := time.Since(start)
 	b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/cmd")
+	b.ReportMetric(float64(switches(b)-sw0)/float64(b.N), "switches/cmd")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "cmds/s")
 }
 
@@ -469,7 +479,7 @@ func benchLean(b *testing.B, cmd *benchCommand, be handler.Backend, batch int) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0, start := cpuTime(b), time.Now()
+	cpu0, sw0, start := cpuTime(b), switches(b), time.Now()
 	for n := 0; n < b.N; n += batch {
 		lk.submit(cmd, min(batch, b.N-n))
 		if s := lk.wait(); s != 0 {
@@ -477,7 +487,7 @@ func benchLean(b *testing.B, cmd *benchCommand, be handler.Backend, batch int) {
 		}
 	}
 	b.StopTimer()
-	reportPerCommand(b, cpu0, start)
+	reportPerCommand(b, cpu0, sw0, start)
 	b.ReportMetric(float64(lk.doorbells.Load())/float64(b.N), "doorbells/cmd")
 }
 
@@ -507,7 +517,7 @@ func benchUiotest(b *testing.B, cmd *benchCommand, qd int) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu0, start := cpuTime(b), time.Now()
+	cpu0, sw0, start := cpuTime(b), switches(b), time.Now()
 	issued := 0
 	for ; issued < qd && issued < b.N; issued++ {
 		submit(issued)
@@ -523,7 +533,7 @@ func benchUiotest(b *testing.B, cmd *benchCommand, qd int) {
 		}
 	}
 	b.StopTimer()
-	reportPerCommand(b, cpu0, start)
+	reportPerCommand(b, cpu0, sw0, start)
 	b.ReportMetric(float64(k.Stats().Doorbells)/float64(b.N), "doorbells/cmd")
 	cancel()
 	if err := <-runErr; err != nil {

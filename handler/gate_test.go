@@ -337,6 +337,17 @@ func (c *tpgConfig) switches() []string {
 	return slices.Clone(c.log)
 }
 
+// switchesAfter waits until at least n switches were made and returns
+// them all: a gate brings TPGs back after it left recovery.
+func (c *tpgConfig) switchesAfter(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(c.switches()) < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	return c.switches()
+}
+
 // gatewayGroups is ceph-iscsi's layout on one gateway: its own TPG (tpgt
 // 1, enabled) in "ao", the other gateway's (tpgt 2, disabled here) in
 // "ano2".
@@ -433,7 +444,7 @@ func TestConnectionLossTakesTheLocalTPGOffline(t *testing.T) {
 	if st.State != "unlocked" || st.ConnLosses != 1 {
 		t.Fatalf("after recovering: %+v", st)
 	}
-	if got := cfg.switches(); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
+	if got := cfg.switchesAfter(t, 2); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
 		t.Errorf("TPG switches %v, want the local TPG disabled then enabled", got)
 	}
 	if got := gd.be.inflightAtReopen; !slices.Equal(got, []int64{0}) {
@@ -450,17 +461,27 @@ func TestSharedTPGBackWhenLastDeviceRecovered(t *testing.T) {
 	a, b := runDevice(t, cfg, &tpgs), runDevice(t, cfg, &tpgs)
 	hold := make(chan struct{})
 	a.be.reopenHold = hold
-	for _, gd := range []*gateDevice{a, b} {
-		gd.be.failNext(fmt.Errorf("read: %w", syscall.ETIMEDOUT))
-		gd.expect(t, read10, busy)
+	a.be.failNext(fmt.Errorf("read: %w", syscall.ETIMEDOUT))
+	a.expect(t, read10, busy)
+	// a reopens only after it took the TPG offline.
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Contains(a.be.callList(), "reopen") {
+		if time.Now().After(deadline) {
+			t.Fatal("a did not reopen within 10 s")
+		}
+		time.Sleep(time.Millisecond)
 	}
-	b.settled(t)
+	b.be.failNext(fmt.Errorf("read: %w", syscall.ETIMEDOUT))
+	b.expect(t, read10, busy)
+	if st := b.settled(t); st.ConnLosses != 1 {
+		t.Fatalf("b after recovering: %+v", st)
+	}
 	if got := cfg.switches(); !slices.Equal(got, []string{iqn + "/1=false"}) {
 		t.Fatalf("with one device still recovering: switches %v", got)
 	}
 	close(hold)
 	a.settled(t)
-	if got := cfg.switches(); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
+	if got := cfg.switchesAfter(t, 2); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
 		t.Errorf("switches %v", got)
 	}
 }

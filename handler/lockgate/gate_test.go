@@ -130,9 +130,10 @@ func (l *fakeLocker) setOwner(o string) {
 // fakeIO is the device's I/O in flight, with the one "nothing in flight"
 // signal the gate waits for.
 type fakeIO struct {
-	mu   sync.Mutex
-	n    int64
-	idle chan struct{} // closed while n == 0
+	mu      sync.Mutex
+	n       int64
+	idle    chan struct{} // closed while n == 0
+	waiters int           // calls of wait so far
 }
 
 func newFakeIO() *fakeIO {
@@ -163,12 +164,31 @@ func (f *fakeIO) load() int64 {
 func (f *fakeIO) wait(ctx context.Context) error {
 	f.mu.Lock()
 	idle := f.idle
+	f.waiters++
 	f.mu.Unlock()
 	select {
 	case <-idle:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// waitedOn waits until the gate waits for the I/O, as a reopen does.
+func (f *fakeIO) waitedOn(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		n := f.waiters
+		f.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no reopen waits for the I/O after 10 s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -222,6 +242,17 @@ func (s *fakeSwitch) switches() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.log)
+}
+
+// switchesAfter waits until at least n switches were made and returns
+// them all: a gate brings TPGs back after it left recovery.
+func (s *fakeSwitch) switchesAfter(t *testing.T, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(s.switches()) < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	return s.switches()
 }
 
 // harness is a gate over fakes, with its clock under the test's control.
@@ -294,13 +325,6 @@ func (h *harness) settled(t *testing.T) Status {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// counters reads the counters without waiting for workers.
-func (g *Gate) counters() Status {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.stats
 }
 
 func TestTakesTheLockOnFirstWrite(t *testing.T) {
@@ -518,11 +542,7 @@ func TestConnectionLoss(t *testing.T) {
 	h.io.add(1)
 	h.g.NoteError(syscall.ETIMEDOUT)
 	// The gateway's own TPG goes offline.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(sw.switches()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	if got := sw.switches(); !slices.Equal(got, []string{iqn + "/1=false"}) {
+	if got := sw.switchesAfter(t, 1); !slices.Equal(got, []string{iqn + "/1=false"}) {
 		t.Fatalf("TPG switches %v, want the local TPG disabled", got)
 	}
 	h.expect(t, write, Busy)
@@ -534,7 +554,7 @@ func TestConnectionLoss(t *testing.T) {
 	if st.State != "unlocked" || st.ConnLosses != 1 || h.lk.connLosses() != 1 {
 		t.Fatalf("after recovering: %+v, Locker told %d times", st, h.lk.connLosses())
 	}
-	if got := sw.switches(); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
+	if got := sw.switchesAfter(t, 2); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
 		t.Errorf("TPG switches %v, want disabled then enabled", got)
 	}
 	if got := h.lk.inflightAtReopen; !slices.Equal(got, []int64{0}) {
@@ -580,7 +600,7 @@ func TestConnectionLossRetriesReopen(t *testing.T) {
 	if calls := h.lk.callList(); !slices.Equal(calls, []string{"reopen", "reopen"}) {
 		t.Errorf("calls %v, want a failed reopen retried", calls)
 	}
-	if got := sw.switches(); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
+	if got := sw.switchesAfter(t, 2); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
 		t.Errorf("TPG switches %v", got)
 	}
 }
@@ -613,11 +633,9 @@ func TestSharedTPGBackWhenLastGateRecovered(t *testing.T) {
 	b.io.add(1)
 	a.g.NoteError(syscall.ETIMEDOUT)
 	b.g.NoteError(syscall.ETIMEDOUT)
-	for _, h := range []*harness{a, b} {
-		for h.g.counters().ConnLosses == 0 {
-			time.Sleep(time.Millisecond)
-		}
-	}
+	// Each gate took the TPG offline before its reopen waits.
+	a.io.waitedOn(t)
+	b.io.waitedOn(t)
 	a.io.add(-1)
 	a.settled(t)
 	if got := sw.switches(); !slices.Equal(got, []string{iqn + "/1=false"}) {
@@ -625,7 +643,7 @@ func TestSharedTPGBackWhenLastGateRecovered(t *testing.T) {
 	}
 	b.io.add(-1)
 	b.settled(t)
-	if got := sw.switches(); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
+	if got := sw.switchesAfter(t, 2); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
 		t.Errorf("switches %v", got)
 	}
 }
@@ -826,9 +844,6 @@ func TestTransition(t *testing.T) {
 		h := newHarness(t, options{})
 		h.io.add(1)
 		h.g.NoteError(syscall.ETIMEDOUT)
-		for h.g.counters().ConnLosses == 0 {
-			time.Sleep(time.Millisecond)
-		}
 		if v, pending, _ := transition(h, Transition{Active: true}); pending || v != Busy {
 			t.Errorf("while recovering: %s, pending %v; want Busy", v, pending)
 		}

@@ -22,9 +22,13 @@ func main() {
 
 // Task is one thread's counters.
 type Task struct {
-	Vcsw  int64 `json:"vcsw"`
-	Ivcsw int64 `json:"ivcsw"`
-	RunNs int64 `json:"run_ns"`
+	// Name is the thread's comm (librados names its threads, e.g.
+	// msgr-worker-0; the Go runtime's threads carry the program's name),
+	// so that a cost can be put on the thread that pays it.
+	Name  string `json:"name,omitempty"`
+	Vcsw  int64  `json:"vcsw"`
+	Ivcsw int64  `json:"ivcsw"`
+	RunNs int64  `json:"run_ns"`
 }
 
 // DevIOs are a block device's completed requests.
@@ -156,6 +160,9 @@ func parseStatus(b []byte) (Task, error) {
 		}
 		var dst *int64
 		switch k {
+		case "Name":
+			t.Name = strings.TrimSpace(v)
+			continue
 		case "voluntary_ctxt_switches":
 			dst = &t.Vcsw
 		case "nonvoluntary_ctxt_switches":

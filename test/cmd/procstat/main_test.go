@@ -26,7 +26,7 @@ func TestParseStatCommandWithSpacesAndParens(t *testing.T) {
 func TestParseStatus(t *testing.T) {
 	st := "Name:\tgotcmu\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n"
 	task, err := parseStatus([]byte(st))
-	if err != nil || task.Vcsw != 120 || task.Ivcsw != 7 {
+	if err != nil || task.Vcsw != 120 || task.Ivcsw != 7 || task.Name != "gotcmu" {
 		t.Fatalf("parseStatus = %+v, %v", task, err)
 	}
 	if _, err := parseStatus([]byte("Name:\tx\nvoluntary_ctxt_switches:\t1\n")); err == nil {

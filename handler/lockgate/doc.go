@@ -1,9 +1,9 @@
 // Package lockgate decides, for one device served by several gateways,
 // which writes may run here now: implicit ALUA over an exclusive lock, as
-// tcmu-runner does it (reference/tcmu-runner.md §4). Several gateways
-// export one image, each through its own target port group, and an image
-// is written through one gateway at a time, the one holding the image's
-// exclusive lock.
+// tcmu-runner does it (tcmu_acquire_dev_lock, tcmu_notify_conn_lost).
+// Several gateways export one image, each through its own target port
+// group, and an image is written through one gateway at a time, the one
+// holding the image's exclusive lock.
 //
 // The lock follows the I/O: the first write at a gateway without the lock
 // is answered Busy while the gate takes the lock in the background

@@ -51,6 +51,7 @@ type Image struct {
 	ids       [pollBatch]uint64
 	rets      [pollBatch]int64
 	lastSweep time.Time
+	efdCount  [8]byte // the eventfd's count, read and dropped (a field: no allocation in race builds)
 	polled    atomic.Bool
 	wakeDrain chan struct{} // wakes a drain goroutine parked while polled
 	closing   atomic.Bool

@@ -65,8 +65,7 @@ func (im *Image) drain() {
 // or the flush that follows a FUA write) and, every sweepInterval, fails
 // the IOs librbd sits on. Called with reapMu held.
 func (im *Image) reap() {
-	var buf [8]byte
-	unix.Read(im.efd, buf[:])
+	unix.Read(im.efd, im.efdCount[:])
 	for {
 		n, err := pollEvents(im.image, im.comps, &im.ids, &im.rets)
 		if err != nil {

@@ -114,6 +114,7 @@ type Device struct {
 	watched int           // the fd Watch added, or -1
 	primed  bool
 	ack     [4]byte // filled by the event count read
+	count   [8]byte // an eventfd's or timerfd's count, read and dropped
 	evs     [4]unix.EpollEvent
 	// wake is an eventfd that Close and a cancelled context write to wake
 	// a blocked wait.

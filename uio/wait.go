@@ -153,14 +153,12 @@ func (d *Device) WaitEvents(ctx context.Context, timeout time.Duration) (Events,
 		for _, e := range d.evs[:n] {
 			switch e.Fd {
 			case tagWake:
-				var b [8]byte
-				unix.Read(d.wake, b[:])
+				unix.Read(d.wake, d.count[:])
 				if err := d.stopped(ctx); err != nil {
 					return 0, err
 				}
 			case tagTick:
-				var b [8]byte
-				unix.Read(d.tfd, b[:])
+				unix.Read(d.tfd, d.count[:])
 				ticked = true
 			case tagWatched:
 				ev |= EventWatched

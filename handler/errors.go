@@ -7,7 +7,8 @@ import (
 
 // fail answers a command whose IO failed, mapping the error's errno to
 // SCSI status and sense as tcmu-runner's rbd handler does
-// (reference/tcmu-runner.md §2-3). It also tells the device's error hooks
+// (its rbd.c: tcmu_rbd_handle_timedout_cmd and the error
+// paths). It also tells the device's error hooks
 // (lock lost, connection lost) what happened.
 func (c *Cmd) fail(err error) result {
 	var errno syscall.Errno

@@ -59,8 +59,8 @@ func (c *Cmd) respond(p []byte, alloc int) result {
 // paramList returns a copy of the command's parameter list: the first n
 // bytes of the Data-Out buffer, n being the CDB's PARAMETER LIST LENGTH.
 // It returns false when the initiator sent fewer bytes: the kernel passes
-// the initiator's transfer length through unchecked (kernel-tcmu-abi.md
-// §3), and a list cut short is a PARAMETER LIST LENGTH ERROR.
+// the initiator's transfer length through unchecked (target_core_user.c
+// maps the command's data as the initiator sent it), and a list cut short is a PARAMETER LIST LENGTH ERROR.
 func (c *Cmd) paramList(n int) ([]byte, bool) {
 	if c.DataLen() < n {
 		return nil, false

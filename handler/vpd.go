@@ -153,7 +153,8 @@ func localPort(groups []PortGroup) (*PortGroup, *TargetPort, bool) {
 func vpdExtendedInquiry(c *Cmd) ([]byte, error) {
 	p := vpdHeader(0x86, 0x3c)
 	// SIMPSUP only: for a passthrough backstore the kernel does not
-	// enforce task attributes (kernel-tcmu-abi.md §3) and commands
+	// enforce task attributes (target_core_user.c queues every command
+	// to the ring as it comes) and commands
 	// complete in any order, so HEAD OF QUEUE and ORDERED are not
 	// honoured.
 	p[5] = 0x01

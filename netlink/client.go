@@ -115,7 +115,7 @@ func (c *Client) Close() error {
 // *_DONE reply (SET_FEATURES with SUPP_KERN_CMD_REPLY=1, acknowledged), as
 // tcmu-runner does at start-up. The setting is module-global and sticky, and
 // devices enabled afterwards make their configfs writers wait for the reply
-// (kernel-tcmu-abi.md §2).
+// (drivers/target/target_core_user.c, tcmu_wait_genl_cmd_reply).
 //
 // A kernel without SET_FEATURES answers EOPNOTSUPP; tcmu-runner ignores
 // that, and SetFeatures logs it and returns nil. The kernel handles the

@@ -15,7 +15,7 @@ import (
 // events of different devices concurrently, so that a device whose
 // backend is slow to open holds up no other device's add, remove or
 // reconfiguration (the kernel waits for each device's reply on its own:
-// kernel-tcmu-abi.md §2).
+// tcmu_wait_genl_cmd_reply in drivers/target/target_core_user.c).
 //
 // Its Event method is Receive's callback and never blocks: events queue
 // per device, unbounded, and a goroutine per device with queued work

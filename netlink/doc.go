@@ -5,7 +5,7 @@
 // It never opens a device, parses a uio name or builds SCSI data; callers
 // get Go values (Event) and hand back an errno.
 //
-// # Protocol (kernel-tcmu-abi.md §2, tcmu-runner libtcmu.c)
+// # Protocol (drivers/target/target_core_user.c, tcmu-runner libtcmu.c)
 //
 // The kernel multicasts ADDED_DEVICE (on a write to enable),
 // REMOVED_DEVICE (on rmdir) and RECONFIG_DEVICE (on writes to

@@ -20,7 +20,7 @@ var ErrNoModuleParam = errors.New("target_core_user module parameter missing (mo
 // configfs writers a dead daemon left waiting for a netlink reply. The
 // kernel waits for a *_DONE reply with no timeout and uninterruptibly
 // (wait_for_completion); these parameters are the only way out
-// (kernel-tcmu-abi.md §2). At start-up, before serving events, do what
+// (tcmu_wait_genl_cmd_reply in drivers/target/target_core_user.c). At start-up, before serving events, do what
 // tcmu-runner does:
 //
 //	BlockNetlink   new events fail at once with EAGAIN instead of waiting

@@ -19,7 +19,7 @@ import (
 
 // Several gateways on one image, each a handler.Device over its own rbd
 // backend (its own handler, so its own RADOS client) and its own fake
-// kernel: the lock gate of handler/alua.go against a real cluster.
+// kernel: the lock gate of handler/lockgate against a real cluster.
 
 // SCSI status and sense the failover tests look for.
 const (

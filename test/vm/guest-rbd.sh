@@ -136,7 +136,7 @@ CAND_NAME=$HANDLER-rbd
 CAND=$(make_user_file 5 cu_rbd "rbd/$CU_IMG" "$CU_SIZE" rbd)
 check "candidate user:rbd backstore on rbd/$CU_IMG enabled" test -n "$CAND" || finish
 # The handler takes the image's exclusive lock on the first write and answers BUSY until it holds
-# it (implicit ALUA, reference/tcmu-runner.md section 4: tcmu-runner does the same). Linux's sd
+# it (implicit ALUA; tcmu-runner does the same, tcmu_acquire_dev_lock). Linux's sd
 # retries BUSY; iscsi-test-cu does not, and would count those writes as failures of whichever
 # test came first. So one write through tcm_loop takes the lock before the comparison, as the
 # active gateway of a LUN holds it; BUSY answers during the comparison are counted below.

@@ -31,7 +31,7 @@ wait_until() {
 }
 
 # unblock_netlink: complete every configfs write waiting for a handler's netlink reply with
-# -EINTR, as tcmu-runner does at start-up (kernel-tcmu-abi.md §2: the wait has no timeout).
+# -EINTR, as tcmu-runner does at start-up (target_core_user.c, tcmu_wait_genl_cmd_reply: the wait has no timeout).
 unblock_netlink() {
 	echo 1 > "$TCMU_PARAMS/block_netlink"
 	echo 1 > "$TCMU_PARAMS/reset_netlink"

@@ -11,7 +11,7 @@ import (
 )
 
 // DefaultOpenTimeout bounds the opening of one device's backend unless
-// SetOpenTimeout says otherwise. librados alone would wait
+// SetOpenTimeout says otherwise. Without it librados may wait up to
 // client_mount_timeout (300 s) for monitors that do not answer; the rbd
 // handler turns this deadline into that timeout, so the C call itself
 // ends, not only the wait for it.

@@ -56,6 +56,7 @@ Flags:
 		return 2
 	}
 	o.set = map[string]bool{}
+	keepSysmonAwake()
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -229,9 +229,9 @@ func (d *Device) Run(ctx context.Context) error {
 }
 
 // SetPollLoop chooses the command loop of a device whose waiter and
-// backend allow it: on (the default), one goroutine sleeps in epoll_wait
-// for commands and completions together (runPolled); off, the netpoller
-// wakes the command loop and the backend delivers completions from a
+// backend allow it: on (the default), one goroutine sleeps in one epoll
+// set for commands and completions together (runPolled); off, the command
+// loop waits for commands only and the backend delivers completions from a
 // goroutine of its own. Set before Run.
 func (d *Device) SetPollLoop(on bool) { d.noPoll.Store(!on) }
 

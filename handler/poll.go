@@ -10,8 +10,8 @@ import (
 )
 
 // EventWaiter is a Waiter that also waits for a backend's completion fd:
-// the uio device (uio.Device.WaitEvents), whose fd is kept out of Go's
-// netpoller so that the device's command loop sleeps in epoll_wait itself.
+// the uio device (uio.Device.WaitEvents), which puts both fds in one epoll
+// set, so that the device's command loop sleeps in one place for both.
 type EventWaiter interface {
 	Waiter
 	// Watch adds fd to what WaitEvents waits for; -1 removes it.

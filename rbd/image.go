@@ -249,9 +249,9 @@ func (im *Image) startEvents() error {
 		unix.Close(fd)
 		return fmt.Errorf("allocate callback queue: %w", syscall.ENOMEM)
 	}
-	// Not in Go's netpoller: whoever waits for it (the device's command
-	// loop in epoll_wait, or the drain goroutine in poll) is the only
-	// thread its signal wakes.
+	// Not in Go's netpoller: the device's command loop watches it in its
+	// own epoll set, or the drain goroutine waits for it in poll(2), so a
+	// completion wakes one waiter, never a second through the netpoller.
 	im.efd = fd
 	im.comps = C.calloc(pollBatch, C.size_t(unsafe.Sizeof(C.rbd_completion_t(nil))))
 	im.wakeDrain = make(chan struct{}, 1)

@@ -79,10 +79,10 @@ const maxMapSize = 1 << 40
 
 // Device is one open TCMU uio device: the /dev/uioN fd and its mapping.
 //
-// The fd is kept out of Go's netpoller: the goroutine that waits for the
-// kernel blocks in epoll_wait itself (wait.go), together with the fd a
-// backend signals its completions on (Watch), so one wake-up serves both
-// and no other thread is woken on the way. Ring, Name, Minor and Configfs
+// The fd is not in Go's netpoller itself: it sits in an epoll set of the
+// device's own (wait.go), with the fd a backend signals its completions on
+// (Watch), a wake eventfd and a timerfd, and only that epoll fd is in the
+// netpoller, so one wake-up serves commands and completions alike. Ring, Name, Minor and Configfs
 // may be called from any goroutine. Wait and WaitEvents are called by one
 // goroutine at a time; Close may be called concurrently with them and
 // makes them return. Close unmaps the region: every goroutine that touches

@@ -2,6 +2,8 @@ package handler
 
 import (
 	"context"
+	"fmt"
+	"syscall"
 
 	"github.com/rs/zerolog"
 )
@@ -30,6 +32,37 @@ const (
 	// offset of the first differing byte from Off. Only sent when
 	// Limits.CompareAndWrite; otherwise the handler emulates it.
 	OpCompareAndWrite
+)
+
+// String names the operation the way errors and logs say it ("compare
+// and write").
+func (op Op) String() string {
+	switch op {
+	case OpRead:
+		return "read"
+	case OpWrite:
+		return "write"
+	case OpFlush:
+		return "flush"
+	case OpDiscard:
+		return "discard"
+	case OpWriteSame:
+		return "write same"
+	case OpCompareAndWrite:
+		return "compare and write"
+	}
+	return fmt.Sprintf("operation %d", uint8(op))
+}
+
+// Errors every backend may return as they are, declared once so that each
+// backend says the same.
+var (
+	// ErrMiscompare fails an OpCompareAndWrite whose data differs; the
+	// backend sets MiscompareOffset first. It is preallocated: VMware's
+	// ATS heartbeat makes miscompares routine, not exceptional.
+	ErrMiscompare = fmt.Errorf("compare and write: data differs: %w", syscall.EILSEQ)
+	// ErrBackendClosed fails an IO submitted after the backend's Close.
+	ErrBackendClosed = fmt.Errorf("backend is closed: %w", syscall.ENXIO)
 )
 
 // IO is one asynchronous operation handed to a Backend. The handler owns
@@ -74,6 +107,15 @@ type Backend interface {
 	// Close waits for nothing: the handler has completed every IO before
 	// calling it.
 	Close() error
+}
+
+// ThreadCompleter is a backend that may call IO.Done on a thread of its
+// own library (librbd's callback thread) rather than on a goroutine. The
+// doorbell is then rung right there, as tcmu-runner rings it from librbd's
+// callback: handing it to the kicker goroutine would wake one more thread
+// per IO. Ring.Kick coalesces callers that ring at the same time.
+type ThreadCompleter interface {
+	CompletesOnOwnThread() bool
 }
 
 // Limits tells the handler which operations a backend supports natively

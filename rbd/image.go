@@ -99,12 +99,12 @@ func (im *Image) ObjectSize() int64 { return im.objSize }
 func (im *Image) Submit(io *handler.IO) {
 	if !im.handle.TryRLock() {
 		// Reopen is replacing the client.
-		io.Done(fmt.Errorf("%s on %s while reopening: %w", opName(io.Op), im.cfg.ImageSpec(), syscall.ESHUTDOWN))
+		io.Done(fmt.Errorf("%s on %s while reopening: %w", io.Op, im.cfg.ImageSpec(), syscall.ESHUTDOWN))
 		return
 	}
 	defer im.handle.RUnlock()
 	if im.closed.Load() {
-		io.Done(fmt.Errorf("%s on closed image %s: %w", opName(io.Op), im.cfg.ImageSpec(), syscall.ESHUTDOWN))
+		io.Done(fmt.Errorf("%s on closed image %s: %w", io.Op, im.cfg.ImageSpec(), syscall.ESHUTDOWN))
 		return
 	}
 	if err := im.check(io); err != nil {
@@ -127,7 +127,7 @@ func (im *Image) Submit(io *handler.IO) {
 	case handler.OpDiscard:
 		err = aioDiscard(im.image, id, io.Off, io.Len)
 	case handler.OpWriteSame:
-		n := iovLen(io.Iov)
+		n := handler.IovLen(io.Iov)
 		err = aioWriteSame(im.image, id, io.Off, io.Len, contiguous(cs, io.Iov, int(n)), int(n))
 	case handler.OpCompareAndWrite:
 		p := contiguous(cs, io.Iov, int(2*io.Len))
@@ -144,7 +144,7 @@ func (im *Image) Submit(io *handler.IO) {
 // this guards librbd against a handler bug or a size that changed.
 func (im *Image) check(io *handler.IO) error {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%s %d+%d on %s: %s: %w", opName(io.Op), io.Off, io.Len, im.cfg.ImageSpec(),
+		return fmt.Errorf("%s %d+%d on %s: %s: %w", io.Op, io.Off, io.Len, im.cfg.ImageSpec(),
 			fmt.Sprintf(format, args...), syscall.EINVAL)
 	}
 	if io.Op == handler.OpFlush {
@@ -157,7 +157,7 @@ func (im *Image) check(io *handler.IO) error {
 	if len(io.Iov) > maxIovecs {
 		return bad("%d iovecs, at most %d", len(io.Iov), maxIovecs)
 	}
-	n := iovLen(io.Iov)
+	n := handler.IovLen(io.Iov)
 	switch io.Op {
 	case handler.OpRead, handler.OpWrite:
 		if n != io.Len {
@@ -184,37 +184,11 @@ func (im *Image) check(io *handler.IO) error {
 	return nil
 }
 
-func iovLen(iov [][]byte) int64 {
-	var n int64
-	for _, b := range iov {
-		n += int64(len(b))
-	}
-	return n
-}
-
-func opName(op handler.Op) string {
-	switch op {
-	case handler.OpRead:
-		return "read"
-	case handler.OpWrite:
-		return "write"
-	case handler.OpFlush:
-		return "flush"
-	case handler.OpDiscard:
-		return "discard"
-	case handler.OpWriteSame:
-		return "write same"
-	case handler.OpCompareAndWrite:
-		return "compare and write"
-	}
-	return fmt.Sprintf("op %d", op)
-}
-
 // opError wraps librbd's errno with the operation and notes what the
 // failure means for the device's state (see noteError).
 func (im *Image) opError(io *handler.IO, err error) error {
 	im.noteError(err)
-	return fmt.Errorf("%s %d+%d on %s: %w", opName(io.Op), io.Off, io.Len, im.cfg.ImageSpec(), err)
+	return fmt.Errorf("%s %d+%d on %s: %w", io.Op, io.Off, io.Len, im.cfg.ImageSpec(), err)
 }
 
 // noteError counts the failures Ceph's service map reports (tcmu-runner
@@ -324,7 +298,7 @@ func stuckIOLimit(osdOpTimeout time.Duration) time.Duration { return 3 * osdOpTi
 // still send them (fence.go).
 func (im *Image) sweep() {
 	for _, io := range im.slots.sweep(time.Now(), im.stuck) {
-		im.log.Error().Str("op", opName(io.Op)).Int64("off", io.Off).Int64("len", io.Len).
+		im.log.Error().Stringer("op", io.Op).Int64("off", io.Off).Int64("len", io.Len).
 			Dur("after", im.stuck).Msg("rbd operation stuck; failing it")
 		err := im.opError(io, fmt.Errorf("no answer from librbd in %v: %w", im.stuck, syscall.ETIMEDOUT))
 		if uncertain(io.Op, err) {

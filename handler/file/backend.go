@@ -26,13 +26,6 @@ const (
 	maxDiscardBytes = 1 << 30
 )
 
-var (
-	// errMiscompare is preallocated: VMware's ATS heartbeat makes
-	// COMPARE AND WRITE miscompares routine, not exceptional.
-	errMiscompare = fmt.Errorf("compare and write: data differs: %w", syscall.EILSEQ)
-	errClosed     = fmt.Errorf("file backend is closed: %w", syscall.ENXIO)
-)
-
 // Backend serves a device from a file. See the package documentation.
 type Backend struct {
 	log  zerolog.Logger
@@ -90,7 +83,7 @@ func (b *Backend) Submit(io *handler.IO) {
 		return
 	}
 	if !b.q.push(io) {
-		io.Done(errClosed)
+		io.Done(handler.ErrBackendClosed)
 	}
 }
 
@@ -112,7 +105,7 @@ func (b *Backend) check(io *handler.IO) error {
 	case handler.OpCompareAndWrite:
 		need = 2 * io.Len
 	default:
-		return fmt.Errorf("file backend: operation %d: %w", io.Op, syscall.EOPNOTSUPP)
+		return fmt.Errorf("file backend: %s: %w", io.Op, syscall.EOPNOTSUPP)
 	}
 	size := b.size.Load()
 	if io.Off < 0 || io.Len < 0 || io.Off > size-io.Len {

@@ -69,7 +69,7 @@ func (w *worker) do(io *handler.IO) (err error) {
 			if !ok {
 				panic(p)
 			}
-			err = fmt.Errorf("%s: fault at %#x in the data area: %w", opName(io.Op), fault.Addr(), syscall.EFAULT)
+			err = fmt.Errorf("%s: fault at %#x in the data area: %w", io.Op, fault.Addr(), syscall.EFAULT)
 		}
 	}()
 	b := w.b
@@ -98,21 +98,7 @@ func (w *worker) do(io *handler.IO) (err error) {
 		defer b.mu.Unlock()
 		return w.compareAndWrite(io)
 	}
-	return fmt.Errorf("file backend: operation %d: %w", io.Op, syscall.EOPNOTSUPP)
-}
-
-func opName(op handler.Op) string {
-	switch op {
-	case handler.OpRead:
-		return "read"
-	case handler.OpWrite:
-		return "write"
-	case handler.OpWriteSame:
-		return "write same"
-	case handler.OpCompareAndWrite:
-		return "compare and write"
-	}
-	return fmt.Sprintf("operation %d", op)
+	return fmt.Errorf("file backend: %s: %w", io.Op, syscall.EOPNOTSUPP)
 }
 
 // write writes n bytes of iov at off; with fua, they are stable before it
@@ -254,7 +240,7 @@ func (w *worker) compareAndWrite(io *handler.IO) error {
 			want := cur.Next(len(have) - i)
 			if j := firstDiff(have[i:i+len(want)], want); j >= 0 {
 				io.MiscompareOffset = done + int64(i+j)
-				return errMiscompare
+				return handler.ErrMiscompare
 			}
 			i += len(want)
 		}

@@ -136,11 +136,7 @@ func (s *session) close() {
 }
 
 func describe(io *handler.IO) string {
-	names := map[handler.Op]string{
-		handler.OpRead: "read", handler.OpWrite: "write", handler.OpFlush: "flush",
-		handler.OpDiscard: "discard", handler.OpWriteSame: "write same", handler.OpCompareAndWrite: "compare and write",
-	}
-	return fmt.Sprintf("%s off=%d len=%d iovecs=%d fua=%v", names[io.Op], io.Off, io.Len, len(io.Iov), io.FUA)
+	return fmt.Sprintf("%s off=%d len=%d iovecs=%d fua=%v", io.Op, io.Off, io.Len, len(io.Iov), io.FUA)
 }
 
 // start submits an IO without waiting for it.
@@ -251,17 +247,9 @@ func fill(iov [][]byte, off int64, gen int) {
 	}
 }
 
-func iovLen(iov [][]byte) int64 {
-	n := int64(0)
-	for _, b := range iov {
-		n += int64(len(b))
-	}
-	return n
-}
-
 // gather copies iov into one slice.
 func gather(iov [][]byte) []byte {
-	out := make([]byte, 0, iovLen(iov))
+	out := make([]byte, 0, handler.IovLen(iov))
 	for _, b := range iov {
 		out = append(out, b...)
 	}
@@ -274,7 +262,7 @@ func (s *session) write(off int64, gen int, fua bool, lens ...int) {
 	s.t.Helper()
 	iov := s.iov(lens...)
 	fill(iov, off, gen)
-	n := iovLen(iov)
+	n := handler.IovLen(iov)
 	s.mustDo(handler.OpWrite, off, n, iov, fua)
 	s.record(off, gather(iov))
 }
@@ -344,7 +332,7 @@ func (s *session) read(what string, off int64, lens ...int) {
 			b[i] = 0xa5
 		}
 	}
-	s.mustDo(handler.OpRead, off, iovLen(iov), iov, false)
+	s.mustDo(handler.OpRead, off, handler.IovLen(iov), iov, false)
 	s.check(what, off, gather(iov))
 }
 

@@ -128,7 +128,7 @@ func testConcurrent(t *testing.T, s *session) {
 			wg.Go(func() {
 				for i := p; i < len(jobs); i += producers {
 					j := jobs[i]
-					calls[i] = s.start(j.op, j.off, iovLen(j.iov), j.iov, false)
+					calls[i] = s.start(j.op, j.off, handler.IovLen(j.iov), j.iov, false)
 				}
 			})
 		}

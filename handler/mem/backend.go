@@ -10,13 +10,6 @@ import (
 	"github.com/gotcmu/gotcmu/handler"
 )
 
-var (
-	// errMiscompare is preallocated: VMware's ATS heartbeat makes
-	// COMPARE AND WRITE miscompares routine, not exceptional.
-	errMiscompare = fmt.Errorf("compare and write: data differs: %w", syscall.EILSEQ)
-	errClosed     = fmt.Errorf("memory backend is closed: %w", syscall.ENXIO)
-)
-
 // Backend is a sparse RAM disk. See the package documentation.
 type Backend struct {
 	// mu is held shared by reads, writes and WRITE SAME, which allocate
@@ -137,7 +130,7 @@ func (b *Backend) do(io *handler.IO) (err error) {
 		}
 		return b.compareAndWrite(io)
 	}
-	return fmt.Errorf("memory backend: operation %d: %w", io.Op, syscall.EOPNOTSUPP)
+	return fmt.Errorf("memory backend: %s: %w", io.Op, syscall.EOPNOTSUPP)
 }
 
 // check validates io's range against the device and its iovecs against
@@ -145,7 +138,7 @@ func (b *Backend) do(io *handler.IO) (err error) {
 // this keeps a bug there from reaching outside the chunk table.
 func (b *Backend) check(io *handler.IO, need int64) error {
 	if b.closed {
-		return errClosed
+		return handler.ErrBackendClosed
 	}
 	if err := b.checkRange(io.Off, io.Len); err != nil {
 		return err
@@ -289,7 +282,7 @@ func (b *Backend) compareAndWrite(io *handler.IO) error {
 		}
 		if i := firstDiff(have, want); i >= 0 {
 			io.MiscompareOffset = done + int64(i)
-			return errMiscompare
+			return handler.ErrMiscompare
 		}
 		done += int64(len(want))
 	}
@@ -327,7 +320,7 @@ func (b *Backend) Status(ctx context.Context, off, length int64) (mapped bool, e
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.closed {
-		return false, 0, errClosed
+		return false, 0, handler.ErrBackendClosed
 	}
 	if length <= 0 || off < 0 || off >= b.size {
 		return false, 0, fmt.Errorf("status of %d+%d on the %d-byte device: %w", off, length, b.size, syscall.EINVAL)
@@ -351,7 +344,7 @@ func (b *Backend) Resize(size int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		return errClosed
+		return handler.ErrBackendClosed
 	}
 	if size < b.size {
 		if co := size & chunkMask; co != 0 {

@@ -267,7 +267,7 @@ func newLeanKernel(tb testing.TB) *leanKernel {
 
 func (lk *leanKernel) u32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&lk.mem[off])) }
 
-// Wait implements Waiter with uio.Device's coalescing semantics.
+// Wait implements uio.Waiter with uio.Device's coalescing semantics.
 func (lk *leanKernel) Wait(ctx context.Context) error {
 	select {
 	case <-lk.events:

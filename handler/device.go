@@ -17,12 +17,6 @@ import (
 	"github.com/gotcmu/gotcmu/uio"
 )
 
-// Waiter blocks until the kernel signals new commands on a device's ring:
-// a uio.Device, or the fake kernel of uio/uiotest.
-type Waiter interface {
-	Wait(ctx context.Context) error
-}
-
 // DeviceConfig is the part of a device's configfs the SCSI emulation reads
 // while running: things rtslib writes after enable, or that the operator
 // may change under a running device. Configfs is the truth: the emulation
@@ -106,7 +100,7 @@ type Device struct {
 	info DeviceInfo
 
 	ring *uio.Ring
-	wait Waiter
+	wait uio.Waiter // a uio.Device, or the fake kernel of uio/uiotest
 	be   Backend
 	lim  Limits
 	cfg  DeviceConfig
@@ -156,13 +150,13 @@ type deviceStats struct {
 // Locker gets a lock gate, which takes the device's TPGs offline on its
 // own while its connection is lost; the devices of a Manager share one
 // registry of those instead.
-func NewDevice(log zerolog.Logger, info DeviceInfo, ring *uio.Ring, wait Waiter, be Backend, cfg DeviceConfig) (*Device, error) {
+func NewDevice(log zerolog.Logger, info DeviceInfo, ring *uio.Ring, wait uio.Waiter, be Backend, cfg DeviceConfig) (*Device, error) {
 	return newDevice(log, info, ring, wait, be, cfg, nil)
 }
 
 // newDevice is NewDevice with the registry of TPGs held offline that the
 // device's lock gate shares (nil: its own).
-func newDevice(log zerolog.Logger, info DeviceInfo, ring *uio.Ring, wait Waiter, be Backend, cfg DeviceConfig, tpgs *lockgate.Holds) (*Device, error) {
+func newDevice(log zerolog.Logger, info DeviceInfo, ring *uio.Ring, wait uio.Waiter, be Backend, cfg DeviceConfig, tpgs *lockgate.Holds) (*Device, error) {
 	switch info.BlockSize {
 	case 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536:
 	default:

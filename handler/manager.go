@@ -41,7 +41,7 @@ type DeviceRef struct {
 
 // Port is an open uio device.
 type Port interface {
-	Waiter
+	uio.Waiter
 	Ring() *uio.Ring
 	Close() error
 }

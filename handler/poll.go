@@ -9,11 +9,11 @@ import (
 	"github.com/gotcmu/gotcmu/uio"
 )
 
-// EventWaiter is a Waiter that also waits for a backend's completion fd:
+// EventWaiter is a uio.Waiter that also waits for a backend's completion fd:
 // the uio device (uio.Device.WaitEvents), which puts both fds in one epoll
 // set, so that the device's command loop sleeps in one place for both.
 type EventWaiter interface {
-	Waiter
+	uio.Waiter
 	// Watch adds fd to what WaitEvents waits for; -1 removes it.
 	Watch(fd int) error
 	// WaitEvents blocks until the ring is signalled (its event count

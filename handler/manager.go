@@ -472,29 +472,38 @@ func (m *Manager) Shutdown(ctx context.Context) {
 	m.wg.Wait()
 }
 
-// DeviceStatus is what `gotcmu status` and the metrics show of a device.
+// DeviceStatus is what `gotcmu status` and the metrics show of a device;
+// the JSON names are those of `gotcmu status --json`.
 type DeviceStatus struct {
-	Name      string
-	UIO       string
-	Handler   string
-	Config    string
-	Size      int64
-	BlockSize uint32
+	// Name is the configfs backstore name.
+	Name string `json:"name"`
+	// UIO is the uio device, e.g. "uio0".
+	UIO string `json:"uio"`
+	// Handler is the backstore subtype, e.g. "rbd".
+	Handler string `json:"backend"`
+	// Config is the config string after "<subtype>/".
+	Config    string `json:"config"`
+	Size      int64  `json:"size"`
+	BlockSize uint32 `json:"block_size"`
 	// State is "running", "stopped" once the command loop ended (device
 	// removed under us, ring broken), "opening" during its first attempt
 	// to open its backend, or "waiting" once that failed (the device is
 	// blocked: the kernel answers BUSY) and it is retried.
-	State string
+	State string `json:"state"`
 	// Reason says why an opening or waiting device is not served: for how
 	// long, the last error, the attempts so far and the next one.
-	Reason string
+	Reason string `json:"reason,omitempty"`
 	// LockOwner and LockState describe the backend's exclusive lock when
-	// it has one (rbd).
-	LockOwner string
-	LockState string
-	InFlight  int64
-	Commands  uint64
-	Errors    uint64
+	// it has one (rbd): who holds it and whether this gateway does.
+	LockOwner string `json:"lock_owner,omitempty"`
+	LockState string `json:"lock_state,omitempty"`
+	// InFlight is the number of commands taken from the ring and not yet
+	// completed.
+	InFlight int64 `json:"in_flight"`
+	// Commands counts the commands taken from the ring; Errors those
+	// whose I/O failed (errors.go, a failed copy or background flush).
+	Commands uint64 `json:"commands"`
+	Errors   uint64 `json:"errors"`
 }
 
 // served returns the devices being served, sorted by name.
@@ -511,71 +520,74 @@ func (m *Manager) served() []*managed {
 	return out
 }
 
-// Status reports every served device, sorted by name.
+// Status reports every device, served or waiting for its backend, sorted
+// by name.
 func (m *Manager) Status() []DeviceStatus {
-	all := m.served()
-	out := make([]DeviceStatus, 0, len(all))
-	for _, md := range all {
-		s := md.dev.set.Load()
-		state := "running"
-		select {
-		case <-md.done:
-			state = "stopped"
-		default:
-		}
-		owner, lockState := md.dev.lockState()
-		out = append(out, DeviceStatus{
-			State:     state,
-			LockOwner: owner,
-			LockState: lockState,
-			Name:      md.dev.name,
-			UIO:       fmt.Sprintf("uio%d", md.ref.Minor),
-			Handler:   md.sub,
-			Config:    md.dev.info.Config,
-			Size:      int64(s.numLBAs) * int64(s.blockSize),
-			BlockSize: s.blockSize,
-			InFlight:  md.dev.InFlight(),
-			Commands:  md.dev.stats.commands.Load(),
-			Errors:    md.dev.stats.errors.Load(),
-		})
+	all := m.snapshot(false)
+	out := make([]DeviceStatus, len(all))
+	for i, s := range all {
+		out[i] = s.DeviceStatus
 	}
-	out = append(out, m.waitingStatus()...)
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-// DeviceStats is one device's counters for the metrics.
+// DeviceStats is one device's status and counters, for the metrics.
 type DeviceStats struct {
-	Name     string
-	Handler  string
-	Size     int64
-	InFlight int64
+	DeviceStatus
 	Snapshot StatsSnapshot
 	// Waiting is set for a device whose backend has not opened
 	// (waiting.go): it has no counters yet.
 	Waiting bool
 }
 
-// Stats snapshots every served device's counters, and lists the devices
-// waiting for their backend, sorted by name.
-func (m *Manager) Stats() []DeviceStats {
+// Stats reports what Status does, with each served device's counters.
+func (m *Manager) Stats() []DeviceStats { return m.snapshot(true) }
+
+// snapshot is Status and Stats: every served device, with its counters
+// when counters is set, and the devices waiting for their backend, sorted
+// by name.
+func (m *Manager) snapshot(counters bool) []DeviceStats {
 	all := m.served()
-	out := make([]DeviceStats, 0, len(all))
+	waiting := m.waitingStatus()
+	out := make([]DeviceStats, 0, len(all)+len(waiting))
 	for _, md := range all {
-		s := md.dev.set.Load()
-		out = append(out, DeviceStats{
-			Name:     md.dev.name,
-			Handler:  md.sub,
-			Size:     int64(s.numLBAs) * int64(s.blockSize),
-			InFlight: md.dev.InFlight(),
-			Snapshot: md.dev.snapshot(),
-		})
+		s := DeviceStats{DeviceStatus: md.status()}
+		if counters {
+			s.Snapshot = md.dev.snapshot()
+		}
+		out = append(out, s)
 	}
-	for _, w := range m.waitingStatus() {
-		out = append(out, DeviceStats{Name: w.Name, Handler: w.Handler, Size: w.Size, Waiting: true})
+	for _, w := range waiting {
+		out = append(out, DeviceStats{DeviceStatus: w, Waiting: true})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// status reports a served device.
+func (md *managed) status() DeviceStatus {
+	s := md.dev.set.Load()
+	state := "running"
+	select {
+	case <-md.done:
+		state = "stopped"
+	default:
+	}
+	owner, lockState := md.dev.lockState()
+	return DeviceStatus{
+		Name:      md.dev.name,
+		UIO:       fmt.Sprintf("uio%d", md.ref.Minor),
+		Handler:   md.sub,
+		Config:    md.dev.info.Config,
+		Size:      int64(s.numLBAs) * int64(s.blockSize),
+		BlockSize: s.blockSize,
+		State:     state,
+		LockOwner: owner,
+		LockState: lockState,
+		InFlight:  md.dev.InFlight(),
+		Commands:  md.dev.stats.commands.Load(),
+		Errors:    md.dev.stats.errors.Load(),
+	}
 }
 
 // lockState reports the exclusive lock as the device's gate sees it.

@@ -296,7 +296,7 @@ func serveDBus(ctx context.Context, log zerolog.Logger, mgr *handler.Manager, cf
 		return nil, fmt.Errorf("connect to system bus: %w", err)
 	}
 	svc, err := dbusapi.New(conn, mgr.Handlers(), log.With().Str("component", "dbus").Logger(),
-		dbusapi.WithCheckTimeout(cfg.CheckConfigTimeout), dbusapi.WithStatus(statusSource{mgr}))
+		dbusapi.WithCheckTimeout(cfg.CheckConfigTimeout), dbusapi.WithStatus(mgr))
 	if err != nil {
 		conn.Close()
 		return nil, err

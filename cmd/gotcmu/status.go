@@ -55,7 +55,7 @@ func runStatus(args []string) int {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\n",
-			d.Name, d.UIO, d.Backend, d.Config, humanBytes(d.Size), d.State, lock, d.InFlight, d.Errors)
+			d.Name, d.UIO, d.Handler, d.Config, humanBytes(d.Size), d.State, lock, d.InFlight, d.Errors)
 	}
 	tw.Flush()
 	for _, d := range rep.Devices {

@@ -17,7 +17,7 @@ import (
 // devices stands for the device manager, which implements StatusSource.
 type devices struct{}
 
-func (devices) Devices() []dbusapi.DeviceStatus { return nil }
+func (devices) Status() []handler.DeviceStatus { return nil }
 
 // Example shows how the daemon wires the service: export, then Serve
 // (which takes the name; systemd's Type=dbus sees the daemon ready then),

@@ -67,13 +67,13 @@ func testHandlers(release <-chan struct{}) []handler.Handler {
 	}
 }
 
-type fakeStatus []DeviceStatus
+type fakeStatus []handler.DeviceStatus
 
-func (f fakeStatus) Devices() []DeviceStatus { return append([]DeviceStatus(nil), f...) }
+func (f fakeStatus) Status() []handler.DeviceStatus { return append([]handler.DeviceStatus(nil), f...) }
 
 var testDevices = fakeStatus{
-	{Name: "d1", UIO: "uio1", Backend: "rbd", Config: "pool/img1", Size: 1 << 30, BlockSize: 512, State: "running", LockOwner: "client.4123", LockState: "owner", InFlight: 3, Errors: 1},
-	{Name: "d0", UIO: "uio0", Backend: "file", Config: "/srv/d0.img", Size: 64 << 20, BlockSize: 4096, State: "running"},
+	{Name: "d1", UIO: "uio1", Handler: "rbd", Config: "pool/img1", Size: 1 << 30, BlockSize: 512, State: "running", LockOwner: "client.4123", LockState: "owner", InFlight: 3, Errors: 1},
+	{Name: "d0", UIO: "uio0", Handler: "file", Config: "/srv/d0.img", Size: 64 << 20, BlockSize: 4096, State: "running"},
 }
 
 // startService serves testHandlers on the bus at addr until the test ends.
@@ -410,7 +410,7 @@ func TestStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := StatusReport{Devices: []DeviceStatus{testDevices[1], testDevices[0]}}
+	want := StatusReport{Devices: []handler.DeviceStatus{testDevices[1], testDevices[0]}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("status (-want +got):\n%s", diff)
 	}

@@ -7,47 +7,21 @@ import (
 	"sort"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/gotcmu/gotcmu/handler"
 )
 
-// StatusSource is what `gotcmu status` reports from: the device manager
-// implements it. Devices must return quickly and must not block on I/O; it
+// StatusSource is what `gotcmu status` reports from: *handler.Manager
+// implements it. Status must return quickly and must not block on I/O; it
 // is called from a D-Bus call goroutine.
 type StatusSource interface {
-	Devices() []DeviceStatus
+	Status() []handler.DeviceStatus
 }
 
-// DeviceStatus is one TCMU device as the operator sees it.
-type DeviceStatus struct {
-	// Name is the configfs backstore name.
-	Name string `json:"name"`
-	// UIO is the uio device, e.g. "uio0".
-	UIO string `json:"uio"`
-	// Backend is the handler subtype, e.g. "rbd".
-	Backend string `json:"backend"`
-	// Config is the config string after "<subtype>/".
-	Config    string `json:"config"`
-	Size      int64  `json:"size"`
-	BlockSize uint32 `json:"block_size"`
-	// State is the device's state in the daemon, e.g. "running",
-	// "stopped", or "waiting" while its backend has not opened.
-	State string `json:"state"`
-	// Reason says why a device is not running (a waiting device: the
-	// last error opening its backend and when the next attempt is due).
-	Reason string `json:"reason,omitempty"`
-	// LockOwner and LockState describe the exclusive lock of backends that
-	// have one (rbd): who holds it and whether this gateway does.
-	LockOwner string `json:"lock_owner,omitempty"`
-	LockState string `json:"lock_state,omitempty"`
-	// InFlight is the number of commands taken from the ring and not yet
-	// completed.
-	InFlight int `json:"in_flight"`
-	// Errors counts commands completed with CHECK CONDITION.
-	Errors uint64 `json:"errors"`
-}
-
-// StatusReport is the JSON document Status returns.
+// StatusReport is the JSON document Status returns: each device as
+// handler.DeviceStatus encodes it.
 type StatusReport struct {
-	Devices []DeviceStatus `json:"devices"`
+	Devices []handler.DeviceStatus `json:"devices"`
 }
 
 // statusMethod implements org.kernel.TCMUService1.Gotcmu1.Status: the
@@ -79,15 +53,15 @@ func (s *Service) statusMethod(msg dbus.Message) (string, *dbus.Error) {
 
 // devices asks the StatusSource, sorted by name, turning a panic in it into
 // an error.
-func (s *Service) devices() (devs []DeviceStatus, err error) {
+func (s *Service) devices() (devs []handler.DeviceStatus, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("status source panicked: %v", p)
 		}
 	}()
-	devs = s.status.Devices()
+	devs = s.status.Status()
 	if devs == nil {
-		devs = []DeviceStatus{}
+		devs = []handler.DeviceStatus{}
 	}
 	sort.Slice(devs, func(i, j int) bool { return devs[i].Name < devs[j].Name })
 	return devs, nil

@@ -83,7 +83,7 @@ func TestDashboardMatchesExporter(t *testing.T) {
 	// (CHECK CONDITION counts are exported per sense key seen.)
 	var snap handler.StatsSnapshot
 	snap.BySenseKey[2] = 1
-	src := fakeSource{{Name: "lun0", Handler: "rbd", Size: 1 << 30, Snapshot: snap}}
+	src := fakeSource{{DeviceStatus: handler.DeviceStatus{Name: "lun0", Handler: "rbd", Size: 1 << 30}, Snapshot: snap}}
 	srv, err := Serve("127.0.0.1:0", src, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

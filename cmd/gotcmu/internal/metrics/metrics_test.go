@@ -32,8 +32,8 @@ func TestServeExportsDeviceCounters(t *testing.T) {
 	snap.BySenseKey[5] = 3
 	snap.Busy = 2
 	snap.RingOutstanding = 4
-	src := fakeSource{{Name: "lun0", Handler: "rbd", Size: 1 << 30, InFlight: 1, Snapshot: snap},
-		{Name: "lun1", Handler: "rbd", Size: 1 << 20, Waiting: true}}
+	src := fakeSource{{DeviceStatus: handler.DeviceStatus{Name: "lun0", Handler: "rbd", Size: 1 << 30, InFlight: 1}, Snapshot: snap},
+		{DeviceStatus: handler.DeviceStatus{Name: "lun1", Handler: "rbd", Size: 1 << 20}, Waiting: true}}
 	srv, err := Serve("127.0.0.1:0", src, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

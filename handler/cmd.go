@@ -42,8 +42,11 @@ type Cmd struct {
 	sbc sbcCmd
 	// start is when the batch the command came in was fetched (latency
 	// metrics); the commands of a batch share one clock read.
-	start    time.Time
-	senseBuf [uio.SenseBufferSize]byte
+	start time.Time
+	// escalated: the command was answered the hard error of a run of
+	// BUSY past its bound (busy.go), which does not end the run.
+	escalated bool
+	senseBuf  [uio.SenseBufferSize]byte
 }
 
 func newCmd(d *Device) *Cmd {

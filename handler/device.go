@@ -133,6 +133,8 @@ type Device struct {
 	noPoll atomic.Bool
 	stats  deviceStats
 	cstats commandStats
+	// busy is the run of BUSY answers going on, and its bounds (busy.go).
+	busy busyRun
 
 	// sbc is the state of the block commands (sbc.go).
 	sbc sbcDevice
@@ -334,6 +336,7 @@ func (d *Device) complete(c *Cmd, async bool) {
 // IMMED) is recycled later.
 func (d *Device) post(c *Cmd) {
 	d.cstats.record(c, time.Now())
+	d.endBusy(c)
 	d.ring.Complete(c.Command)
 }
 

@@ -27,8 +27,10 @@ func (c *Cmd) fail(err error) result {
 		// and a lost exclusive lock as EROFS.
 		syscall.ESHUTDOWN, syscall.EROFS:
 		// The initiator retries BUSY; lock loss and timeouts are handled
-		// by the device (reopen, failover) while it does.
-		return c.status(statusBusy)
+		// by the device (reopen, failover) while it does, for as long as
+		// the error's bound (busy.go).
+		class, _ := busyClassOf(errno)
+		return c.busy(class, errno)
 	case syscall.ENOMEM, syscall.ENOBUFS:
 		return c.status(statusTaskSetFull)
 	case syscall.ENOSPC, syscall.EDQUOT:

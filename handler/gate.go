@@ -22,9 +22,10 @@ type Locker = lockgate.Locker
 type LockStatus = lockgate.Status
 
 // refuse answers a command the gate did not let pass: BUSY while it takes
-// the lock, NOT READY / LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN
-// STANDBY STATE (04/0B) or UNAVAILABLE STATE (04/0C) as a port in that
-// ALUA state answers (SPC-4 5.15.2.4-5).
+// the lock, reopens or recovers (for as long as busy.go bounds it), NOT
+// READY / LOGICAL UNIT NOT ACCESSIBLE, TARGET PORT IN STANDBY STATE
+// (04/0B) or UNAVAILABLE STATE (04/0C) as a port in that ALUA state
+// answers (SPC-4 5.15.2.4-5).
 func (c *Cmd) refuse(v lockgate.Verdict) result {
 	switch v {
 	case lockgate.Standby:
@@ -32,7 +33,11 @@ func (c *Cmd) refuse(v lockgate.Verdict) result {
 	case lockgate.Unavailable:
 		return c.check(keyNotReady, ascLUNotReadyUnavailable)
 	}
-	return c.status(statusBusy)
+	class := busyLock
+	if c.dev.gate.Status().State == "recovering" {
+		class = busyConn
+	}
+	return c.busy(class, 0)
 }
 
 // newGate returns the lock gate of a device whose backend is lk, sharing

@@ -84,6 +84,7 @@ type Manager struct {
 
 	spinWait   time.Duration // SetSpinWait
 	noPollLoop bool          // SetPollLoop
+	busyBounds BusyBounds    // SetBusyBounds
 
 	reach *reachCache // EXTENDED COPY between devices: copyPeer
 	// tpgs counts the devices whose lock gate holds each TPG offline:
@@ -323,6 +324,7 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool, w *waiter
 	m.mu.Lock()
 	dev.SetSpinWait(m.spinWait)
 	dev.SetPollLoop(!m.noPollLoop)
+	dev.SetBusyBounds(m.busyBounds)
 	m.devices[ref.UIOName] = md
 	m.mu.Unlock()
 	m.reach.invalidate()

@@ -124,6 +124,10 @@ type StatsSnapshot struct {
 	// RingOutstanding is how many commands are fetched and not completed.
 	RingOutstanding int
 	LockTransitions uint64
+	// BusyFor is how long the device's run of BUSY answers has lasted (0:
+	// none); BusyEscalations counts the runs that passed their bound.
+	BusyFor         time.Duration
+	BusyEscalations uint64
 }
 
 func (d *Device) snapshot() StatsSnapshot {
@@ -148,5 +152,7 @@ func (d *Device) snapshot() StatsSnapshot {
 	if d.gate != nil {
 		s.LockTransitions = d.gate.Status().Acquisitions
 	}
+	b := d.BusyState()
+	s.BusyFor, s.BusyEscalations = b.For, b.Escalations
 	return s
 }

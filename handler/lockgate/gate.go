@@ -310,6 +310,20 @@ func (g *Gate) connectionLost() {
 	}
 }
 
+// Escalate is told that the device has answered Busy for longer than it
+// may (handler's busy bounds): whatever the cause, it recovers as from a
+// lost connection, so that initiators move to another gateway (its TPGs go
+// offline) and the backend gets a fresh client. A gate recovering already
+// goes on; one whose worker is taking the lock or reopening recovers once
+// that worker ends.
+func (g *Gate) Escalate() {
+	g.mu.Lock()
+	g.stats.Escalations++
+	g.mu.Unlock()
+	g.log.Warn().Msg("device answered BUSY past its bound: recovering as from a lost connection")
+	g.connectionLost()
+}
+
 // reopen waits for the device's I/O to drain (a reopen replaces the
 // client under it) and reopens the backend.
 func (g *Gate) reopen(ctx context.Context) error {

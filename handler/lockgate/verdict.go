@@ -43,6 +43,7 @@ type Status struct {
 	// Acquisitions counts the times this gateway took the lock: each is
 	// one move of the lock onto it. Losses counts lock losses seen
 	// through I/O, ConnLosses lost connections, Refused the writes
-	// refused during hold-down.
-	Acquisitions, Losses, ConnLosses, Refused uint64
+	// refused during hold-down, Escalations the recoveries the device
+	// asked for after answering Busy past its bound (Escalate).
+	Acquisitions, Losses, ConnLosses, Refused, Escalations uint64
 }

@@ -235,7 +235,7 @@ func (d *Device) SetPollLoop(on bool) { d.noPoll.Store(!on) }
 // each batch before it sleeps on the uio fd (spin-then-block): a command
 // queued meanwhile is fetched without the wake-up of a sleeping loop, at
 // the price of a CPU kept busy for up to spin after every batch. 0 (the
-// default) sleeps at once. README "Performance" has the measurement.
+// default) sleeps at once. test/results/bench-spin.md has the measurement.
 func (d *Device) SetSpinWait(spin time.Duration) { d.spinWait.Store(int64(max(spin, 0))) }
 
 // spin polls the ring for the spin-wait and reports whether the kernel

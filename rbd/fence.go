@@ -50,7 +50,7 @@ import (
 // still land. The fence is retried until the entry is committed (see
 // fenceRetryMax); meanwhile the initiator sees the command take that long,
 // until the kernel's cmd_time_out (attrib/cmd_time_out) or its own SCSI
-// timeout gives up on it (README, Guarantees).
+// timeout gives up on it (test/results/guarantees.md, section 2).
 //
 // The blocklist covers the whole client: with rbd_images_per_client above
 // one, the other images of a fenced client fail with ESHUTDOWN from then on

@@ -75,8 +75,8 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve CPU profiles and execution traces of the daemon (net/http/pprof) on this `address`, e.g. 127.0.0.1:9198; off when empty (the default)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for each device's ring to drain")
 	fs.DurationVar(&o.openTimeout, "open-timeout", d.OpenTimeout, "how long opening one device's backend may take (tcmu.conf open_timeout); a device not open by then is blocked (BUSY) and retried in the background")
-	fs.BoolVar(&o.pollLoop, "poll-loop", true, "serve each rbd device from one loop that sleeps in epoll_wait for commands and librbd completions together (false: a goroutine per image waits for librbd's completions and delivers them to the loop; see the README's Performance section)")
-	fs.DurationVar(&o.spinWait, "spin-wait", 0, "experimental: how long each device's loop polls its ring after a batch before it sleeps on the uio fd (keeps a CPU busy; 0 sleeps at once; see the README's Performance section)")
+	fs.BoolVar(&o.pollLoop, "poll-loop", true, "serve each rbd device from one loop that sleeps in epoll_wait for commands and librbd completions together (false: a goroutine per image waits for librbd's completions and delivers them to the loop; see test/results/performance.md)")
+	fs.DurationVar(&o.spinWait, "spin-wait", 0, "experimental: how long each device's loop polls its ring after a batch before it sleeps on the uio fd (keeps a CPU busy; 0 sleeps at once; see test/results/bench-spin.md)")
 }
 
 // run is the daemon: it returns nil when ctx is cancelled (SIGTERM) after

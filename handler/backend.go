@@ -109,15 +109,6 @@ type Backend interface {
 	Close() error
 }
 
-// ThreadCompleter is a backend that may call IO.Done on a thread of its
-// own library (librbd's callback thread) rather than on a goroutine. The
-// doorbell is then rung right there, as tcmu-runner rings it from librbd's
-// callback: handing it to the kicker goroutine would wake one more thread
-// per IO. Ring.Kick coalesces callers that ring at the same time.
-type ThreadCompleter interface {
-	CompletesOnOwnThread() bool
-}
-
 // Limits tells the handler which operations a backend supports natively
 // and with what granularity; the handler advertises them in the Block
 // Limits and Logical Block Provisioning VPD pages.

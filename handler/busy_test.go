@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -138,12 +139,18 @@ func TestBusyBoundWithoutGate(t *testing.T) {
 			if st.Class != tc.class || st.Errno == "" || st.Escalated || st.Bound != tc.bound {
 				t.Fatalf("before the bound: %+v", st)
 			}
+			if s := st.String(); !strings.Contains(s, "answering BUSY") || !strings.Contains(s, "escalates after "+tc.bound.String()) {
+				t.Errorf("status line %q", s)
+			}
 			clock.set(start, tc.bound)
 			gd.expect(t, write10, unavail)
 			gd.expect(t, read10, unavail)
 			st = gd.d.BusyState()
 			if !st.Escalated || st.Escalations != 1 || st.For != tc.bound {
 				t.Fatalf("at the bound: %+v", st)
+			}
+			if s := st.String(); !strings.Contains(s, "answering NOT READY") {
+				t.Errorf("status line %q", s)
 			}
 			if s := gd.d.snapshot(); s.BusyEscalations != 1 || s.BusyFor != tc.bound {
 				t.Errorf("snapshot: escalations %d, busy for %v", s.BusyEscalations, s.BusyFor)

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -344,8 +345,9 @@ func TestHostileRing(t *testing.T) {
 }
 
 // TestRingBrokenOverAndOver: a ring corrupted again after every repair is
-// given up after a few resets (its commands then wait for the kernel's
-// timeout), and the daemon and the other device carry on.
+// given up after a few resets (its commands then wait for the retry after
+// a backoff, TestRingGivenUpIsRetried, or the kernel's timeout), and the
+// daemon and the other device carry on.
 func TestRingBrokenOverAndOver(t *testing.T) {
 	_, a, b, _, _ := hostileSetup(t)
 	zeroLen := func(e []byte) { binary.LittleEndian.PutUint32(e, uio.OpCmd) }
@@ -399,4 +401,141 @@ func countBlocks(f *fakeFiles) int {
 		}
 	}
 	return n
+}
+
+// retryTimers stands in for the timers of a command loop that gave up:
+// each give-up asks for one, and the test fires it.
+type retryTimers chan retryTimer
+
+type retryTimer struct {
+	delay time.Duration
+	fire  chan time.Time
+}
+
+func (r retryTimers) after(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	r <- retryTimer{d, ch}
+	return ch
+}
+
+// next waits for the loop to give up and returns its timer.
+func (r retryTimers) next(t *testing.T) retryTimer {
+	t.Helper()
+	select {
+	case tm := <-r:
+		return tm
+	case <-time.After(10 * time.Second):
+		t.Fatal("the command loop did not give up")
+		return retryTimer{}
+	}
+}
+
+// givenUp checks the status of a device whose loop gave up.
+func givenUp(t *testing.T, m *handler.Manager, name string, giveUps uint64, next time.Duration) {
+	t.Helper()
+	st := state(m, name)
+	if st.State != "given-up" || st.GiveUps != giveUps || !strings.Contains(st.Reason, "next in "+next.String()) {
+		t.Fatalf("status %+v, want given-up %d times, next retry in %v", st, giveUps, next)
+	}
+	for _, s := range m.Stats() {
+		if s.Name == name && (s.State != "given-up" || s.GiveUps != giveUps) {
+			t.Errorf("stats: state %q, give-ups %d", s.State, s.GiveUps)
+		}
+	}
+}
+
+// TestRingGivenUpIsRetried: a device whose ring broke too often is
+// retried after a backoff; while the ring keeps breaking it gives up
+// again at once with twice the backoff, and once the ring is healthy the
+// retry serves it again, data intact, with the other device serving all
+// along.
+func TestRingGivenUpIsRetried(t *testing.T) {
+	m, a, b, _, _ := hostileSetup(t)
+	timers := make(retryTimers, 16)
+	m.SetGiveUpBackoff(time.Minute, 4*time.Minute, timers.after)
+	a.write(0, blockData(0, 1))
+	zeroLen := uiotest.Request{CDB: rw10(0x28, 0), DataInLen: 4096, Corrupt: func(e []byte) { binary.LittleEndian.PutUint32(e, uio.OpCmd) }}
+	for i := range 5 {
+		if c := a.do(zeroLen); !c.Reset || c.Status != 0x08 {
+			t.Fatalf("corrupt entry %d: %+v, want BUSY by a ring reset", i, c)
+		}
+	}
+	a.submit(zeroLen)
+	tm := timers.next(t)
+	if tm.delay != time.Minute {
+		t.Errorf("first retry after %v, want the minimum", tm.delay)
+	}
+	givenUp(t, m, "hostile", 1, time.Minute)
+	b.write(0, blockData(0, 1))
+
+	// Still hostile: the retry resets the ring (the corrupt command goes
+	// back BUSY) and the next corrupt entry gives up again, at once.
+	tm.fire <- time.Now()
+	if c := a.next(); !c.Reset || c.Status != 0x08 {
+		t.Fatalf("the retry's reset: %+v, want BUSY", c)
+	}
+	a.submit(zeroLen)
+	tm = timers.next(t)
+	if tm.delay != 2*time.Minute {
+		t.Errorf("second retry after %v, want twice the first", tm.delay)
+	}
+	givenUp(t, m, "hostile", 2, 2*time.Minute)
+
+	// Healthy again: the retry serves.
+	tm.fire <- time.Now()
+	if c := a.next(); !c.Reset || c.Status != 0x08 {
+		t.Fatalf("the retry's reset: %+v, want BUSY", c)
+	}
+	if got := a.read(0); !bytes.Equal(got, blockData(0, 1)) {
+		t.Error("block 0 changed")
+	}
+	a.write(1, blockData(1, 2))
+	if got := a.read(1); !bytes.Equal(got, blockData(1, 2)) {
+		t.Error("block 1 not as written after the retry")
+	}
+	if st := state(m, "hostile"); st.State != "running" || st.GiveUps != 2 || st.Reason != "" {
+		t.Errorf("status after the retry: %+v", st)
+	}
+	if got := b.read(0); !bytes.Equal(got, blockData(0, 1)) {
+		t.Error("other device: data differs")
+	}
+	select {
+	case tm := <-timers:
+		t.Errorf("another give-up after the ring healed: %+v", tm)
+	default:
+	}
+}
+
+// TestLoopFaultIsRetried: a fault the command loop recovered from (a
+// panic serving a command) gives the loop up; it is retried after the
+// backoff and serves again.
+func TestLoopFaultIsRetried(t *testing.T) {
+	m, a, _, _, files := hostileSetup(t)
+	timers := make(retryTimers, 16)
+	m.SetGiveUpBackoff(time.Second, time.Minute, timers.after)
+	a.write(0, blockData(0, 1))
+	files.panicSerial.Store(true)
+	// INQUIRY, unit serial number page.
+	a.submit(uiotest.Request{CDB: []byte{0x12, 1, 0x80, 0, 255, 0}, DataInLen: 255})
+	tm := timers.next(t)
+	givenUp(t, m, "hostile", 1, time.Second)
+	if st := state(m, "hostile"); !strings.Contains(st.Reason, "fault") {
+		t.Errorf("reason %q does not name the fault", st.Reason)
+	}
+	files.panicSerial.Store(false)
+	tm.fire <- time.Now()
+	if c := a.next(); !c.Reset || c.Status != 0x08 {
+		t.Fatalf("the command that faulted: %+v, want BUSY by the retry's reset", c)
+	}
+	if got := a.read(0); !bytes.Equal(got, blockData(0, 1)) {
+		t.Error("block 0 changed")
+	}
+	if st := state(m, "hostile"); st.State != "running" {
+		t.Errorf("status after the retry: %+v", st)
+	}
+	select {
+	case tm := <-timers:
+		t.Errorf("another give-up after the retry: %+v", tm)
+	default:
+	}
 }

@@ -74,6 +74,11 @@ type Manager struct {
 	// (waiting.go). Zero means the defaults.
 	openTimeout        atomic.Int64
 	retryMin, retryMax time.Duration
+	// giveUpLo and giveUpHi bound the backoff of a command loop that
+	// gave up (repair.go), giveUpAfter replaces its timer; zero and nil
+	// mean the defaults (tests change them).
+	giveUpLo, giveUpHi atomic.Int64
+	giveUpAfter        atomic.Pointer[func(time.Duration) <-chan time.Time]
 
 	mu      sync.Mutex
 	devices map[string]*managed // by uio name; nil while opening or waiting
@@ -102,6 +107,7 @@ type managed struct {
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Run returns
 	runErr error
+	loop   loopState // a command loop that gave up (repair.go)
 }
 
 // NewManager returns a Manager serving devices of the given handlers.
@@ -394,6 +400,10 @@ func (m *Manager) stop(ctx context.Context, md *managed, block bool) error {
 			case <-md.done:
 				goto drained
 			case <-time.After(2 * time.Millisecond):
+				if md.loop.isGivenUp() {
+					// Nothing serves the ring until the retry.
+					goto drained
+				}
 			}
 		}
 	}
@@ -487,14 +497,21 @@ type DeviceStatus struct {
 	Config    string `json:"config"`
 	Size      int64  `json:"size"`
 	BlockSize uint32 `json:"block_size"`
-	// State is "running", "stopped" once the command loop ended (device
-	// removed under us, ring broken), "opening" during its first attempt
-	// to open its backend, or "waiting" once that failed (the device is
-	// blocked: the kernel answers BUSY) and it is retried.
+	// State is "running", "given-up" while its command loop waits for a
+	// retry after giving up (ring broken too often, a fault in the
+	// loop), "stopped" once the command loop ended for good (device
+	// removed under us), "opening" during its first attempt to open its
+	// backend, or "waiting" once that failed (the device is blocked: the
+	// kernel answers BUSY) and it is retried.
 	State string `json:"state"`
-	// Reason says why an opening or waiting device is not served: for how
-	// long, the last error, the attempts so far and the next one.
+	// Reason says why an opening, waiting or given-up device is not
+	// served: for how long, the last error, the attempts so far and the
+	// next one; of a running device, how long it has answered BUSY and
+	// when that escalates (BusyState).
 	Reason string `json:"reason,omitempty"`
+	// GiveUps counts the times the device's command loop gave up and was
+	// retried.
+	GiveUps uint64 `json:"give_ups,omitempty"`
 	// LockOwner and LockState describe the backend's exclusive lock when
 	// it has one (rbd): who holds it and whether this gateway does.
 	LockOwner string `json:"lock_owner,omitempty"`
@@ -575,6 +592,12 @@ func (md *managed) status() DeviceStatus {
 		state = "stopped"
 	default:
 	}
+	givenUp, reason, giveUps := md.loop.reason(time.Now())
+	if givenUp && state == "running" {
+		state = "given-up"
+	} else {
+		reason = md.dev.BusyState().String()
+	}
 	owner, lockState := md.dev.lockState()
 	return DeviceStatus{
 		Name:      md.dev.name,
@@ -584,6 +607,8 @@ func (md *managed) status() DeviceStatus {
 		Size:      int64(s.numLBAs) * int64(s.blockSize),
 		BlockSize: s.blockSize,
 		State:     state,
+		Reason:    reason,
+		GiveUps:   giveUps,
 		LockOwner: owner,
 		LockState: lockState,
 		InFlight:  md.dev.InFlight(),

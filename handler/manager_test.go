@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -106,9 +107,18 @@ type fakeFiles struct {
 	serial  string
 	actions []string
 	dev     *uiotest.Kernel
+	// panicSerial makes UnitSerial panic, a fault in the command loop
+	// (INQUIRY's unit serial number page asks for it there).
+	panicSerial atomic.Bool
 }
 
-func (f *fakeFiles) UnitSerial() (string, error)                 { return f.serial, nil }
+func (f *fakeFiles) UnitSerial() (string, error) {
+	if f.panicSerial.Load() {
+		panic("unit serial: test fault")
+	}
+	return f.serial, nil
+}
+
 func (f *fakeFiles) PortGroups() ([]handler.PortGroup, error)    { return nil, nil }
 func (f *fakeFiles) SetPortGroupState(id uint16, st uint8) error { return syscall.EOPNOTSUPP }
 func (f *fakeFiles) Attributes() (int64, uint32, uint32, bool, error) {

@@ -1,0 +1,204 @@
+#!/bin/bash
+# Runs INSIDE the guest (test/scale/scale.sh boots it): issue 16, N user:rbd LUNs per daemon.
+# One boot, Ceph inside the guest, one tcm_loop target; for each N of NS and each daemon of
+# DAEMONS, one daemon at a time (both want the TCM-USER netlink family):
+#   1. start the daemon; create N user:rbd backstores on images scale0.. (SIZE_MB each),
+#      one after the other as targetcli would, and export each as a LUN of the target:
+#      create_s; then lunready reads 4 KiB from every LUN at once: ready_s (both from the
+#      first mkdir);
+#   2. idle: the daemon's RssAnon/RssFile/RssShmem (/proc/PID/status), OS threads, fds,
+#      RADOS clients (threads named msgr-worker-0: each librados client starts one set of
+#      messenger workers), and for gotcmu its goroutines and the cost of one metrics scrape
+#      (series, ms) and of one `gotcmu status` (ms);
+#   3. fio, one job per LUN, 4k random 70/30 read/write at iodepth 4 each for FIO_SECS:
+#      total IOPS, p99 read and write latency (fio's group report), RSS after the load;
+#   4. SIGKILL, start again, lunready from the start: adopt_s (first read answered on every
+#      LUN; a read needs no exclusive lock, so no lock takeover is in this figure);
+#   5. the LUNs leave the target, then SIGTERM: drain_s until the daemon has exited with its N
+#      devices open; then the backstores are removed with no daemon running.
+# One line per (daemon, N) in /out/scale/rows.tsv (header in its first line); logs beside it.
+# Env: GOTCMU, NS (default "1 16"), DAEMONS (default "gotcmu:1 gotcmu:8 tcmu-runner"; gotcmu:K
+#      runs gotcmu with rbd_images_per_client = K), SIZE_MB (default 64), FIO_SECS (default 10),
+#      TOOLS (lunready's directory, default $REPO/build/bin).
+HERE=$(dirname "$(readlink -f "$0")")
+REPO=$(readlink -f "$HERE/../..")
+OUT=/out/scale
+SUMMARY=$OUT/summary.txt
+mkdir -p "$OUT"
+# shellcheck source=test/vm/lib.sh
+. "$REPO/test/vm/lib.sh"
+GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
+TOOLS=${TOOLS:-$REPO/build/bin}
+NS=${NS:-1 16}
+DAEMONS=${DAEMONS:-gotcmu:1 gotcmu:8 tcmu-runner}
+SIZE_MB=${SIZE_MB:-64}
+FIO_SECS=${FIO_SECS:-10}
+WWN=naa.5001405000005ca1
+: > "$SUMMARY"
+ROWS=$OUT/rows.tsv
+printf 'daemon\tn\tcreate_s\tready_s\trss_anon_kib\trss_file_kib\trss_shmem_kib\tthreads\tgoroutines\tfds\trados_clients\tscrape_series\tscrape_ms\tstatus_ms\tiops\tp99_read_us\tp99_write_us\trss_load_kib\tadopt_s\tdrain_s\n' > "$ROWS"
+# 256 librados clients hold some 13 fds each: above the default soft limit of 1024.
+ulimit -n 1048576
+
+max_n=0
+for n in $NS; do [ "$n" -gt "$max_n" ] && max_n=$n; done
+
+log "scale: Ceph"
+mkdir -p /etc/ceph
+"$REPO/test/micro-ceph.sh" start /tmp/ceph $((2048 << 20)) > "$OUT/ceph-start.log" 2>&1 || { fail "micro Ceph did not start"; exit 1; }
+export CEPH_CONF=/tmp/ceph/ceph.conf
+ln -sf /tmp/ceph/ceph.conf /etc/ceph/ceph.conf
+cp /tmp/ceph/keyring /etc/ceph/ceph.client.admin.keyring
+printf '[client]\nrbd cache = false\n' >> /tmp/ceph/ceph.conf
+# One process creates every image (an rbd(8) per image costs a second or more under TCG).
+/usr/bin/python3 - "$max_n" "$SIZE_MB" <<'PY' || { fail "rbd images not created"; exit 1; }
+import sys, rados, rbd
+n, mb = int(sys.argv[1]), int(sys.argv[2])
+with rados.Rados(conffile="/etc/ceph/ceph.conf") as c, c.open_ioctx("rbd") as io:
+    for i in range(n):
+        rbd.RBD().create(io, "scale%d" % i, mb << 20)
+PY
+pass "Ceph up, $max_n images of $SIZE_MB MiB"
+nproc > "$OUT/nproc"
+free -m > "$OUT/free"
+uname -r > "$OUT/guest-kernel"
+
+# proc_field PID FIELD: a kB field of /proc/PID/status, as a number.
+proc_field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+
+# rados_clients PID: threads named msgr-worker-0, one per librados client.
+rados_clients() { grep -lx 'msgr-worker-0' /proc/"$1"/task/*/comm 2>/dev/null | wc -l; }
+
+# start_daemon NAME IPC LOG: start the daemon in the background; sets DPID.
+start_daemon() {
+	case $1 in
+	gotcmu)
+		printf 'rbd_images_per_client = %s\n' "$2" > /tmp/scale-tcmu.conf
+		"$GOTCMU" --config /tmp/scale-tcmu.conf -l "" --metrics-addr 127.0.0.1:9560 > "$3" 2>&1 & ;;
+	tcmu-runner)
+		mkdir -p "$3.d"
+		tcmu-runner --tcmu-log-dir="$3.d" > "$3" 2>&1 & ;;
+	esac
+	DPID=$!
+}
+
+# wait_exit PID SECONDS: wait for PID (a child) to exit; 1 if it is still running.
+wait_exit() {
+	local deadline=$(($(date +%s) + $2))
+	while kill -0 "$1" 2>/dev/null; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.05
+	done
+	wait "$1" 2>/dev/null
+	return 0
+}
+
+secs_since() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+
+# one NAME IPC N: the five steps for one daemon at N LUNs; appends its row.
+one() {
+	local name=$1 ipc=$2 n=$3 label i dir t0 create ready adopt drain addr devs=() d
+	local anon file shmem threads gor=- fds clients series=- scrape=- status=- iops=- p99r=- p99w=- rssload=-
+	label=$name; [ "$name" = gotcmu ] && label=gotcmu-ipc$ipc
+	local L=$OUT/$label-n$n
+	mkdir -p "$L"
+	log "scale: $label, N=$n"
+	start_daemon "$name" "$ipc" "$L/daemon.log"
+	# Started before any device exists: give it the time to join the netlink family, as
+	# start_handler does (an ADDED event nobody hears would block its enable write).
+	sleep 3
+	kill -0 "$DPID" 2>/dev/null || { fail "$label N=$n: daemon did not start"; return 1; }
+	# 1. create and export, then every LUN answers a read
+	t0=$(date +%s%N)
+	mkdir -p "$CFG/loopback/$WWN/tpgt_1" && put "naa.5001405$(printf '%09x' $RANDOM)" "$CFG/loopback/$WWN/tpgt_1/nexus" ||
+		{ fail "$label N=$n: tcm_loop target"; return 1; }
+	for ((i = 0; i < n; i++)); do
+		dir=$CFG/core/user_1/s$i
+		if ! { mkdir -p "$dir" && put "dev_config=rbd/rbd/scale$i" "$dir/control" && put "dev_size=$((SIZE_MB << 20))" "$dir/control" &&
+			bounded 120 put 1 "$dir/enable" && put "$(new_uuid)" "$dir/wwn/vpd_unit_serial" &&
+			mkdir "$CFG/loopback/$WWN/tpgt_1/lun/lun_$i" && ln -s "$dir" "$CFG/loopback/$WWN/tpgt_1/lun/lun_$i/s$i"; }; then
+			fail "$label N=$n: LUN $i not created"; break
+		fi
+	done
+	create=$(secs_since "$t0")
+	addr=$(cat "$CFG/loopback/$WWN/tpgt_1/address")
+	for ((i = 0; i < n; i++)); do
+		wait_until 120 test -d "/sys/class/scsi_disk/$addr:$i/device/block" || { fail "$label N=$n: no disk for LUN $i"; continue; }
+		d=$(ls "/sys/class/scsi_disk/$addr:$i/device/block" | head -1)
+		wait_until 10 test -b "/dev/$d" && devs+=("/dev/$d")
+	done
+	ready=$("$TOOLS/lunready" -since "$t0" -timeout 300s "${devs[@]}" 2> "$L/ready.err" | cut -d' ' -f1)
+	[ -s "$L/ready.err" ] && fail "$label N=$n: $(cat "$L/ready.err")"
+	log "$label N=$n: created in $create s, all answered at $ready s"
+	# 2. idle
+	sleep 2
+	anon=$(proc_field "$DPID" RssAnon); file=$(proc_field "$DPID" RssFile); shmem=$(proc_field "$DPID" RssShmem)
+	threads=$(proc_field "$DPID" Threads)
+	fds=$(find /proc/"$DPID"/fd -mindepth 1 | wc -l)
+	clients=$(rados_clients "$DPID")
+	cat /proc/"$DPID"/status > "$L/status-idle"
+	if [ "$name" = gotcmu ]; then
+		t1=$(date +%s%N)
+		curl -s http://127.0.0.1:9560/metrics > "$L/metrics.txt"
+		scrape=$(awk -v a="$t1" -v b="$(date +%s%N)" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')
+		series=$(grep -vc '^#' "$L/metrics.txt")
+		gor=$(awk '$1 == "go_goroutines" { print $2 }' "$L/metrics.txt")
+		t1=$(date +%s%N)
+		"$GOTCMU" status > "$L/gotcmu-status.txt" 2>&1
+		status=$(awk -v a="$t1" -v b="$(date +%s%N)" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')
+	fi
+	# 3. the aggregate load
+	local jobs=()
+	for d in "${devs[@]}"; do jobs+=(--name="${d#/dev/}" --filename="$d"); done
+	if fio --thread --ioengine=libaio --direct=1 --rw=randrw --rwmixread=70 --bs=4k --iodepth=4 \
+		--size=$((SIZE_MB << 20)) --time_based --runtime="$FIO_SECS" --randrepeat=0 --norandommap \
+		--lat_percentiles=1 --group_reporting --output-format=json --output="$L/fio.json" "${jobs[@]}" \
+		> /dev/null 2> "$L/fio.err"; then
+		iops=$(jq -r '.jobs[0] | (.read.iops + .write.iops) | floor' "$L/fio.json")
+		p99r=$(jq -r '.jobs[0].read.lat_ns.percentile["99.000000"] / 1000 | floor' "$L/fio.json")
+		p99w=$(jq -r '.jobs[0].write.lat_ns.percentile["99.000000"] / 1000 | floor' "$L/fio.json")
+	else
+		fail "$label N=$n: fio: $(head -3 "$L/fio.err")"
+	fi
+	rssload=$(proc_field "$DPID" VmRSS)
+	cat /proc/"$DPID"/status > "$L/status-load"
+	log "$label N=$n: $iops IOPS, p99 read $p99r us, write $p99w us"
+	# 4. SIGKILL, restart, every LUN answers again
+	kill -KILL "$DPID"; wait "$DPID" 2>/dev/null
+	t0=$(date +%s%N)
+	start_daemon "$name" "$ipc" "$L/daemon-adopt.log"
+	adopt=$("$TOOLS/lunready" -since "$t0" -timeout 300s "${devs[@]}" 2> "$L/adopt.err" | cut -d' ' -f1)
+	[ -s "$L/adopt.err" ] && fail "$label N=$n: adopt: $(cat "$L/adopt.err")"
+	log "$label N=$n: adopted in $adopt s"
+	# 5. unexport, SIGTERM with N devices open, remove with no daemon
+	for ((i = 0; i < n; i++)); do
+		rm -f "$CFG/loopback/$WWN/tpgt_1/lun/lun_$i/s$i"; rmdir "$CFG/loopback/$WWN/tpgt_1/lun/lun_$i"
+	done
+	rmdir "$CFG/loopback/$WWN/tpgt_1" "$CFG/loopback/$WWN" || fail "$label N=$n: tcm_loop target not removed"
+	t0=$(date +%s%N)
+	kill -TERM "$DPID"
+	if wait_exit "$DPID" 120; then
+		drain=$(secs_since "$t0")
+	else
+		drain=-; fail "$label N=$n: still running 120 s after SIGTERM"; kill -KILL "$DPID"; wait "$DPID" 2>/dev/null
+	fi
+	log "$label N=$n: SIGTERM to exit $drain s"
+	for ((i = 0; i < n; i++)); do
+		[ -d "$CFG/core/user_1/s$i" ] && { bounded 30 rmdir "$CFG/core/user_1/s$i" || fail "$label N=$n: backstore $i not removed"; }
+	done
+	handler_log "$L/daemon.log" > /dev/null
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
+		"$anon" "$file" "$shmem" "$threads" "$gor" "$fds" "$clients" "$series" "$scrape" "$status" "$iops" "$p99r" "$p99w" \
+		"$rssload" "$adopt" "$drain" >> "$ROWS"
+	pass "$label N=$n"
+}
+
+start_dbus || log "no system D-Bus: gotcmu status is not measured"
+for n in $NS; do
+	for spec in $DAEMONS; do
+		one "${spec%%:*}" "${spec#*:}" "$n"
+	done
+done
+"$REPO/test/micro-ceph.sh" stop /tmp/ceph > /dev/null 2>&1
+log "scale: $FAILED failed"
+[ "$FAILED" -eq 0 ]

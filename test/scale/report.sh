@@ -1,0 +1,116 @@
+#!/bin/bash
+# The tables and curves of `make scale` from the guest's rows.tsv (test/scale/guest-scale.sh).
+# Usage: report.sh DIR MD PNG   DIR holds rows.tsv (and meta); writes MD and PNG (gnuplot).
+# Several runs can feed one report: every DIR/rows*.tsv is read, and a (daemon, N) pair
+# measured twice keeps the last file's line; each file's meta*.txt is listed under "Runs".
+set -uo pipefail
+[ $# -eq 3 ] || { echo "usage: $0 DIR MD PNG" >&2; exit 2; }
+DIR=$1 MD=$2 PNG=$3
+shopt -s nullglob
+files=("$DIR"/rows*.tsv)
+[ ${#files[@]} -gt 0 ] || { echo "report: no $DIR/rows*.tsv" >&2; exit 1; }
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+# One line per (daemon, n), the last seen wins; sorted by daemon then n.
+awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = k; row[k] = $0 }
+	END { for (i = 1; i <= n; i++) print row[order[i]] }' "${files[@]}" | sort -t$'\t' -k1,1 -k2,2n > "$W/rows"
+
+mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "%.1f", k / 1024 }'; }
+
+{
+	echo "# gotcmu and tcmu-runner with N user:rbd LUNs (issue 16)"
+	echo
+	echo "Written by \`make scale\` (test/scale/scale.sh) from the run below: one guest boot under qemu TCG"
+	echo "(software emulation, 2 vCPUs: only ratios between rows of one boot mean anything), Ceph inside"
+	echo "the guest (micro-ceph, one memstore OSD), N images of the same size, the N LUNs of one tcm_loop"
+	echo "target; each daemon alone, in turn, for each N. \`gotcmu-ipcK\` is gotcmu with"
+	echo "\`rbd_images_per_client = K\` (1 is the default: one RADOS client per image, as tcmu-runner)."
+	echo
+	echo "## Runs"
+	echo
+	for m in "$DIR"/meta*; do sed 's/^/    /' "$m"; echo; done
+	echo "## Start-up and recovery"
+	echo
+	echo "create: every backstore enabled and linked as a LUN, one after the other as targetcli does;"
+	echo "answer: from the same start until every LUN has answered a 4 KiB read (test/cmd/lunready);"
+	echo "adopt: from starting the daemon again after SIGKILL until every LUN has answered a read (no"
+	echo "exclusive lock is taken over for a read); SIGTERM: until the daemon exited, with its N devices"
+	echo "open and idle (the LUNs already out of the target)."
+	echo
+	echo "| daemon | N | create s | all answer s | adopt after SIGKILL s | SIGTERM to exit s |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $19, $20 }' "$W/rows"
+	echo
+	echo "## Resources, idle, all LUNs served"
+	echo
+	echo "RSS from /proc/PID/status: anonymous (heaps, thread stacks), file (the program and its"
+	echo "libraries), shmem (the touched pages of the TCMU data areas, shared with the kernel). Threads:"
+	echo "the daemon's OS threads; RADOS clients: its threads named msgr-worker-0 (one per librados"
+	echo "client). Goroutines from gotcmu's metrics endpoint (go_goroutines)."
+	echo
+	echo "| daemon | N | RSS anon MiB | RSS file MiB | RSS shmem MiB | threads | goroutines | fds | RADOS clients |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+	while IFS=$'\t' read -r d n _ _ an fl sh th go fd cl _; do
+		echo "| $d | $n | $(mib "$an") | $(mib "$fl") | $(mib "$sh") | $th | $go | $fd | $cl |"
+	done < "$W/rows"
+	echo
+	echo "Per LUN, from the smallest to the largest N each daemon reached (the difference divided by the"
+	echo "difference in N):"
+	echo
+	echo "| daemon | N | RSS anon KiB per LUN | threads per LUN | fds per LUN |"
+	echo "|---|---|---:|---:|---:|"
+	awk -F'\t' '{ if (!($1 in lo)) { lo[$1] = $0; ds[++n] = $1 } hi[$1] = $0 }
+		END { for (i = 1; i <= n; i++) { split(lo[ds[i]], a, "\t"); split(hi[ds[i]], b, "\t"); dn = b[2] - a[2]
+			if (dn <= 0) { printf "| %s | %s | - | - | - |\n", ds[i], a[2]; continue }
+			printf "| %s | %s to %s | %.0f | %.1f | %.1f |\n", ds[i], a[2], b[2], (b[5] - a[5]) / dn, (b[8] - a[8]) / dn, (b[10] - a[10]) / dn } }' "$W/rows"
+	echo
+	echo "## Aggregate load"
+	echo
+	echo "fio, one job per LUN (libaio, O_DIRECT), 4 KiB random 70 % read / 30 % write, iodepth 4 each,"
+	echo "the run's FIO_SECS seconds; IOPS read + write of all jobs, p99 completion latency of fio's group"
+	echo "report; RSS (VmRSS) right after."
+	echo
+	echo "| daemon | N | IOPS | p99 read ms | p99 write ms | RSS after load MiB |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	awk -F'\t' 'function ms(u) { return (u == "-" || u == "") ? "-" : sprintf("%.1f", u / 1000) }
+		{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $15, ms($16), ms($17), ($18 == "-" ? "-" : sprintf("%.1f", $18 / 1024)) }' "$W/rows"
+	echo
+	echo "## gotcmu's status views"
+	echo
+	echo "One scrape of the metrics endpoint (curl, series = lines that are not comments) and one"
+	echo "\`gotcmu status\` (over D-Bus), idle."
+	echo
+	echo "| daemon | N | metrics series | scrape ms | gotcmu status ms |"
+	echo "|---|---:|---:|---:|---:|"
+	awk -F'\t' '$1 ~ /^gotcmu/ { printf "| %s | %s | %s | %s | %s |\n", $1, $2, $12, $13, $14 }' "$W/rows"
+	echo
+	echo "The curves: $(basename "$PNG")."
+} > "$MD"
+
+# The curves: one data file per daemon (N, threads, anon MiB, adopt s, IOPS, answer s).
+plots=()
+for d in $(cut -f1 "$W/rows" | sort -u); do
+	awk -F'\t' -v d="$d" '$1 == d { print $2, $8, ($5 == "-" ? "NaN" : $5 / 1024), ($19 == "-" ? "NaN" : $19), ($15 == "-" ? "NaN" : $15), ($4 == "-" ? "NaN" : $4) }' "$W/rows" > "$W/$d.dat"
+	plots+=("$d")
+done
+{
+	echo "set terminal pngcairo size 1200,900 font ',10'"
+	echo "set output '$PNG'"
+	echo "set multiplot layout 2,2 title 'user:rbd LUNs per daemon, one guest boot under qemu TCG (issue 16)'"
+	echo "set logscale x 2; set xlabel 'LUNs (N)'; set grid; set key top left"
+	i=0
+	for spec in "2:OS threads" "3:RSS anonymous, MiB" "4:adopt after SIGKILL, s (all LUNs answer)" "5:aggregate IOPS (4k 70/30, QD4 per LUN)"; do
+		col=${spec%%:*}; title=${spec#*:}
+		echo "set title '$title'"
+		printf 'plot '
+		sep=""
+		for d in "${plots[@]}"; do
+			printf "%s'%s' using 1:%s with linespoints title '%s'" "$sep" "$W/$d.dat" "$col" "$d"
+			sep=", "
+		done
+		echo
+		i=$((i + 1))
+	done
+	echo "unset multiplot"
+} > "$W/scale.gp"
+gnuplot "$W/scale.gp" || { echo "report: gnuplot failed" >&2; exit 1; }
+echo "report: $MD and $PNG"

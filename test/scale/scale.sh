@@ -1,0 +1,57 @@
+#!/bin/bash
+# `make scale`: issue 16, how gotcmu and Debian's tcmu-runner grow with the number of user:rbd LUNs.
+#   1. One guest boot (test/vm/build-guest.sh + run-guest.sh) with Ceph inside; for each N of NS
+#      and each daemon of DAEMONS in turn, test/scale/guest-scale.sh creates N LUNs on one tcm_loop
+#      target and measures start-up, memory, threads, RADOS clients, an aggregate fio load,
+#      adoption after SIGKILL and the SIGTERM drain (one line per daemon and N in rows.tsv).
+#   2. test/results/scale.md (the tables) and scale.png (the curves), from that file (gnuplot).
+# Usage: test/scale/scale.sh      (make scale runs it under flock /tmp/gotcmu-vm.lock)
+# Env:   OUT (default build/scale), RESULTS (default test/results), GOTCMU (default bin/gotcmu),
+#        NS (default "1 16 64 256"), DAEMONS (default "gotcmu:1 gotcmu:8 tcmu-runner"), SIZE_MB
+#        (default 64), FIO_SECS (default 10), MEM (guest MiB, default 12288), T (guest seconds,
+#        default 3600), GOTCMU_REV (the commit GOTCMU was built from, for the record; default
+#        git describe of this tree), REPORT=0 (only the guest run), GUEST=0 (only the report, from OUT).
+# Exit status: 0 when every measurement ran; 1 if one failed (the tables show what there is).
+set -uo pipefail
+HERE=$(dirname "$(readlink -f "$0")")
+REPO=$(readlink -f "$HERE/../..")
+cd "$REPO" || exit 2
+export PATH=$PATH:/usr/local/go/bin
+OUT=$(realpath -m "${OUT:-$REPO/build/scale}")
+RESULTS=$(realpath -m "${RESULTS:-$REPO/test/results}")
+GOTCMU=$(realpath -m "${GOTCMU:-$REPO/bin/gotcmu}")
+rc=0
+
+command -v gnuplot >/dev/null || { echo "scale: gnuplot missing (gnuplot-nox; run test/deps.sh)" >&2; exit 2; }
+mkdir -p "$OUT" "$RESULTS"
+
+if [ "${GUEST:-1}" != 0 ]; then
+	[ -x "$GOTCMU" ] || { echo "scale: $GOTCMU missing: run 'make build'" >&2; exit 2; }
+	case $GOTCMU in /tmp/*|/run/*) echo "scale: the guest cannot see $GOTCMU" >&2; exit 2 ;; esac
+	# The guest runs it from this machine's root: a static binary.
+	CGO_ENABLED=0 go build -o "$REPO/build/bin/lunready" ./test/cmd/lunready || exit 2
+	G=$("$REPO/test/vm/build-guest.sh") || exit 2
+	rm -rf "$OUT/guest"; mkdir -p "$OUT/guest"
+	ENVS=(-e "GOTCMU=$GOTCMU" -e "NS=${NS:-1 16 64 256}")
+	for v in DAEMONS SIZE_MB FIO_SECS; do
+		[ -n "${!v:-}" ] && ENVS+=(-e "$v=${!v}")
+	done
+	echo "==== scale 1/2: one guest boot (MEM ${MEM:-12288} MiB)"
+	QUIET=1 MEM=${MEM:-12288} T=${T:-3600} "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/guest" "$HERE/guest-scale.sh" &
+	pid=$!
+	touch "$OUT/guest/console.log"
+	tail -n +1 -f --pid="$pid" "$OUT/guest/console.log" | grep --line-buffered -E '^\[[0-9:]+\] |^(PASS|FAIL|SKIP) '
+	wait "$pid" || { echo "scale: the guest run failed (see $OUT/guest/console.log)"; rc=1; }
+	mkdir -p "$OUT/guest/scale"
+	{
+		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+		echo "gotcmu: $("$GOTCMU" --version 2>&1 | head -1), tree ${GOTCMU_REV:-$(git describe --always --dirty 2>/dev/null)}"
+		echo "guest: ${MEM:-12288} MiB, $(cat "$OUT/guest/scale/nproc" 2>/dev/null) CPUs under qemu TCG, kernel $(cat "$OUT/guest/scale/guest-kernel" 2>/dev/null)"
+		echo "run: NS=${NS:-1 16 64 256} DAEMONS=${DAEMONS:-gotcmu:1 gotcmu:8 tcmu-runner} SIZE_MB=${SIZE_MB:-64} FIO_SECS=${FIO_SECS:-10}"
+	} > "$OUT/guest/scale/meta"
+fi
+
+[ "${REPORT:-1}" = 0 ] && exit $rc
+echo "==== scale 2/2: the tables and curves"
+"$HERE/report.sh" "$OUT/guest/scale" "$RESULTS/scale.md" "$RESULTS/scale.png" || rc=1
+exit $rc

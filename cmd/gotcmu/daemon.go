@@ -39,6 +39,8 @@ type options struct {
 	spinWait    time.Duration
 	pollLoop    bool
 	openTimeout time.Duration
+	// busyLock, busyConn and busyTransient are the bounds of BUSY.
+	busyLock, busyConn, busyTransient time.Duration
 	// set holds the names of the flags given on the command line.
 	set map[string]bool
 }
@@ -56,6 +58,15 @@ func (o *options) apply(cfg config.Config) config.Config {
 	}
 	if o.set["open-timeout"] {
 		cfg.OpenTimeout = o.openTimeout
+	}
+	if o.set["busy-bound-lock"] {
+		cfg.BusyBoundLock = o.busyLock
+	}
+	if o.set["busy-bound-connection"] {
+		cfg.BusyBoundConn = o.busyConn
+	}
+	if o.set["busy-bound-transient"] {
+		cfg.BusyBoundTransient = o.busyTransient
 	}
 	if o.debug {
 		cfg.LogLevel = 5
@@ -75,6 +86,9 @@ func (o *options) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.debugAddr, "debug-addr", "", "serve CPU profiles and execution traces of the daemon (net/http/pprof) on this `address`, e.g. 127.0.0.1:9198; off when empty (the default)")
 	fs.DurationVar(&o.shutdown, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for each device's ring to drain")
 	fs.DurationVar(&o.openTimeout, "open-timeout", d.OpenTimeout, "how long opening one device's backend may take (tcmu.conf open_timeout); a device not open by then is blocked (BUSY) and retried in the background")
+	fs.DurationVar(&o.busyLock, "busy-bound-lock", d.BusyBoundLock, "how long a device answers BUSY for a lost lock or fenced client (ESHUTDOWN, EROFS) before it answers NOT READY and, for rbd, takes its TPGs offline and reopens (tcmu.conf busy_bound_lock)")
+	fs.DurationVar(&o.busyConn, "busy-bound-connection", d.BusyBoundConn, "the same for a cluster that does not answer (ETIMEDOUT; tcmu.conf busy_bound_connection)")
+	fs.DurationVar(&o.busyTransient, "busy-bound-transient", d.BusyBoundTransient, "the same for EAGAIN, EBUSY, ENOTCONN and ECONNRESET (tcmu.conf busy_bound_transient)")
 	fs.BoolVar(&o.pollLoop, "poll-loop", true, "serve each rbd device from one loop that sleeps in epoll_wait for commands and librbd completions together (false: a goroutine per image waits for librbd's completions and delivers them to the loop; see test/results/performance.md)")
 	fs.DurationVar(&o.spinWait, "spin-wait", 0, "experimental: how long each device's loop polls its ring after a batch before it sleeps on the uio fd (keeps a CPU busy; 0 sleeps at once; see test/results/bench-spin.md)")
 }
@@ -137,6 +151,7 @@ func run(ctx context.Context, o options) error {
 	mgr.SetSpinWait(o.spinWait)
 	mgr.SetPollLoop(o.pollLoop)
 	mgr.SetOpenTimeout(cfg.OpenTimeout)
+	mgr.SetBusyBounds(busyBounds(cfg))
 
 	// The bus name first: with Type=dbus systemd counts the start until
 	// it is owned, and adopting a device whose cluster does not answer
@@ -219,6 +234,7 @@ func run(ctx context.Context, o options) error {
 			c = o.apply(c)
 			logs.SetLevel(c)
 			mgr.SetOpenTimeout(c.OpenTimeout)
+			mgr.SetBusyBounds(busyBounds(c))
 			if bus != nil {
 				bus.SetCheckTimeout(c.CheckConfigTimeout)
 			}
@@ -246,6 +262,11 @@ func run(ctx context.Context, o options) error {
 	wg.Wait()
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// busyBounds are the bounds of BUSY that cfg sets.
+func busyBounds(cfg config.Config) handler.BusyBounds {
+	return handler.BusyBounds{Lock: cfg.BusyBoundLock, Conn: cfg.BusyBoundConn, Transient: cfg.BusyBoundTransient}
 }
 
 func unblockNetlink(p netlink.ModuleParams, log zerolog.Logger) {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"testing"
+	"time"
 
 	"github.com/gotcmu/gotcmu/cmd/gotcmu/internal/config"
+	"github.com/gotcmu/gotcmu/handler"
 )
 
 func TestOptionsOverrideTheFileOnlyWhenGiven(t *testing.T) {
@@ -25,4 +27,17 @@ func configWith(level int, metrics string) config.Config {
 	c := config.Default()
 	c.LogLevel, c.MetricsAddr = level, metrics
 	return c
+}
+
+// A busy bound given as a flag wins over the file; the others keep the
+// file's.
+func TestBusyBoundFlagsOverrideTheFile(t *testing.T) {
+	fileCfg := config.Default()
+	fileCfg.BusyBoundLock, fileCfg.BusyBoundConn = 90*time.Second, 200*time.Second
+	o := options{busyConn: 45 * time.Second, set: map[string]bool{"busy-bound-connection": true}}
+	got := busyBounds(o.apply(fileCfg))
+	want := handler.BusyBounds{Lock: 90 * time.Second, Conn: 45 * time.Second, Transient: config.Default().BusyBoundTransient}
+	if got != want {
+		t.Errorf("busy bounds %+v, want %+v", got, want)
+	}
 }

@@ -41,6 +41,17 @@ type Config struct {
 	// monitors, opening the image) before the device is blocked and
 	// retried in the background. Other devices never wait for it.
 	OpenTimeout time.Duration
+	// BusyBoundLock, BusyBoundConn and BusyBoundTransient are
+	// busy_bound_lock, busy_bound_connection and busy_bound_transient, in
+	// seconds in the file: how long a device answers BUSY, from the first
+	// BUSY of a run, before it escalates (NOT READY, and for rbd its TPGs
+	// offline and a fresh client), for a lost lock or fenced client
+	// (ESHUTDOWN, EROFS), a cluster that does not answer (ETIMEDOUT) and
+	// the other errors answered BUSY (EAGAIN, EBUSY, ENOTCONN,
+	// ECONNRESET). handler.BusyBounds documents the defaults.
+	BusyBoundLock      time.Duration
+	BusyBoundConn      time.Duration
+	BusyBoundTransient time.Duration
 }
 
 // Default returns the configuration an empty file gives.
@@ -52,6 +63,9 @@ func Default() Config {
 		RBDImagesPerClient: 1,
 		CheckConfigTimeout: 10 * time.Second,
 		OpenTimeout:        30 * time.Second,
+		BusyBoundLock:      60 * time.Second,
+		BusyBoundConn:      120 * time.Second,
+		BusyBoundTransient: 30 * time.Second,
 	}
 }
 
@@ -161,4 +175,19 @@ var options = map[string]option{
 		c.OpenTimeout = time.Duration(v.i) * time.Second
 		return "", nil
 	}},
+	"busy_bound_lock":       busyBound("busy_bound_lock", func(c *Config) *time.Duration { return &c.BusyBoundLock }),
+	"busy_bound_connection": busyBound("busy_bound_connection", func(c *Config) *time.Duration { return &c.BusyBoundConn }),
+	"busy_bound_transient":  busyBound("busy_bound_transient", func(c *Config) *time.Duration { return &c.BusyBoundTransient }),
+}
+
+// busyBound is the option of one bound of BUSY: 1 s to an hour (a bound
+// cannot be off: BUSY must end).
+func busyBound(key string, field func(c *Config) *time.Duration) option {
+	return option{kindInt, func(c *Config, v value) (string, error) {
+		if v.i < 1 || v.i > 3600 {
+			return "", fmt.Errorf("%s %d is out of 1-3600 seconds", key, v.i)
+		}
+		*field(c) = time.Duration(v.i) * time.Second
+		return "", nil
+	}}
 }

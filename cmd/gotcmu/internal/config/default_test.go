@@ -3,6 +3,8 @@ package config
 import (
 	"net"
 	"testing"
+
+	"github.com/gotcmu/gotcmu/handler"
 )
 
 // TestDefaultMetricsOnLoopback: with no configuration file and no flag the
@@ -18,5 +20,15 @@ func TestDefaultMetricsOnLoopback(t *testing.T) {
 	}
 	if port != "9560" {
 		t.Errorf("default metrics port %s, want 9560", port)
+	}
+}
+
+// TestDefaultBusyBoundsAreTheHandlers: an empty file gives the bounds of
+// BUSY the handler documents and uses when nothing sets them.
+func TestDefaultBusyBoundsAreTheHandlers(t *testing.T) {
+	d := Default()
+	got := handler.BusyBounds{Lock: d.BusyBoundLock, Conn: d.BusyBoundConn, Transient: d.BusyBoundTransient}
+	if got != handler.DefaultBusyBounds {
+		t.Errorf("default busy bounds %+v, handler's %+v", got, handler.DefaultBusyBounds)
 	}
 }

@@ -39,6 +39,13 @@ func TestParse(t *testing.T) {
 			c.OpenTimeout = 5 * time.Second
 		})},
 		{name: "open_timeout_zero", text: "open_timeout = 0\n", wantErr: "open_timeout 0 is out of 1-600 seconds"},
+		{name: "busy_bounds", text: "busy_bound_lock = 45\nbusy_bound_connection = 300\nbusy_bound_transient = 10\n", want: with(func(c *Config) {
+			c.BusyBoundLock = 45 * time.Second
+			c.BusyBoundConn = 300 * time.Second
+			c.BusyBoundTransient = 10 * time.Second
+		})},
+		{name: "busy_bound_zero", text: "busy_bound_transient = 0\n", wantErr: "busy_bound_transient 0 is out of 1-3600 seconds"},
+		{name: "busy_bound_too_long", text: "busy_bound_connection = 3601\n", wantErr: "busy_bound_connection 3601 is out of 1-3600 seconds"},
 		{name: "metrics_off", text: `metrics_addr = ""`, want: with(func(c *Config) { c.MetricsAddr = "" })},
 		{name: "unknown_keys_warn", text: "future_key = 3\nsome_flag\nother = \"x\"\n", want: def, wantWarnings: []string{
 			"line 1: unknown key future_key ignored", "line 2: unknown key some_flag ignored", "line 3: unknown key other ignored",

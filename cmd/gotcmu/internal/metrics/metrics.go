@@ -32,6 +32,10 @@ var (
 	descLock   = prometheus.NewDesc("gotcmu_lock_transitions_total", "Exclusive lock acquisitions and losses.", labels, nil)
 	descSize   = prometheus.NewDesc("gotcmu_device_size_bytes", "Device capacity.", labels, nil)
 	descWait   = prometheus.NewDesc("gotcmu_device_waiting", "1 while the device's backend has not opened (the device is blocked, its commands answered BUSY, and the open retried), else 0.", labels, nil)
+	descBusy   = prometheus.NewDesc("gotcmu_busy_seconds", "How long the device has answered BUSY since the first BUSY of the current run, 0 without one; past its bound the device escalates.", labels, nil)
+	descEscal  = prometheus.NewDesc("gotcmu_busy_escalations_total", "Runs of BUSY that lasted their bound: the device answered NOT READY (04/0C) and, with a lock gate, took its TPGs offline and reopened.", labels, nil)
+	descGiven  = prometheus.NewDesc("gotcmu_device_given_up", "1 while the device's command loop has given up (ring broken too often, a fault) and waits for its retry, else 0.", labels, nil)
+	descGiveUp = prometheus.NewDesc("gotcmu_loop_give_ups_total", "Times the device's command loop gave up and was retried after a backoff.", labels, nil)
 )
 
 var senseKeyNames = [16]string{
@@ -47,7 +51,8 @@ type Collector struct{ src Source }
 func NewCollector(src Source) *Collector { return &Collector{src: src} }
 
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descOps, descBytes, descLat, descSense, descStatus, descRing, descIO, descLock, descSize, descWait} {
+	for _, d := range []*prometheus.Desc{descOps, descBytes, descLat, descSense, descStatus, descRing, descIO, descLock, descSize, descWait,
+		descBusy, descEscal, descGiven, descGiveUp} {
 		ch <- d
 	}
 }
@@ -88,6 +93,14 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descIO, prometheus.GaugeValue, float64(d.InFlight), lv...)
 		ch <- prometheus.MustNewConstMetric(descLock, prometheus.CounterValue, float64(d.Snapshot.LockTransitions), lv...)
 		ch <- prometheus.MustNewConstMetric(descSize, prometheus.GaugeValue, float64(d.Size), lv...)
+		ch <- prometheus.MustNewConstMetric(descBusy, prometheus.GaugeValue, d.Snapshot.BusyFor.Seconds(), lv...)
+		ch <- prometheus.MustNewConstMetric(descEscal, prometheus.CounterValue, float64(d.Snapshot.BusyEscalations), lv...)
+		given := 0.0
+		if d.State == "given-up" {
+			given = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descGiven, prometheus.GaugeValue, given, lv...)
+		ch <- prometheus.MustNewConstMetric(descGiveUp, prometheus.CounterValue, float64(d.GiveUps), lv...)
 	}
 }
 

@@ -32,7 +32,8 @@ func TestServeExportsDeviceCounters(t *testing.T) {
 	snap.BySenseKey[5] = 3
 	snap.Busy = 2
 	snap.RingOutstanding = 4
-	src := fakeSource{{DeviceStatus: handler.DeviceStatus{Name: "lun0", Handler: "rbd", Size: 1 << 30, InFlight: 1}, Snapshot: snap},
+	snap.BusyFor, snap.BusyEscalations = 1500*time.Millisecond, 2
+	src := fakeSource{{DeviceStatus: handler.DeviceStatus{Name: "lun0", Handler: "rbd", Size: 1 << 30, InFlight: 1, State: "given-up", GiveUps: 3}, Snapshot: snap},
 		{DeviceStatus: handler.DeviceStatus{Name: "lun1", Handler: "rbd", Size: 1 << 20}, Waiting: true}}
 	srv, err := Serve("127.0.0.1:0", src, zerolog.Nop())
 	if err != nil {
@@ -50,6 +51,10 @@ func TestServeExportsDeviceCounters(t *testing.T) {
 		`gotcmu_backend_inflight{backend="rbd",device="lun0"} 1`,
 		`gotcmu_device_size_bytes{backend="rbd",device="lun0"} 1.073741824e+09`,
 		`gotcmu_device_waiting{backend="rbd",device="lun0"} 0`,
+		`gotcmu_busy_seconds{backend="rbd",device="lun0"} 1.5`,
+		`gotcmu_busy_escalations_total{backend="rbd",device="lun0"} 2`,
+		`gotcmu_device_given_up{backend="rbd",device="lun0"} 1`,
+		`gotcmu_loop_give_ups_total{backend="rbd",device="lun0"} 3`,
 		// A device waiting for its backend: flagged, sized, no counters.
 		`gotcmu_device_waiting{backend="rbd",device="lun1"} 1`,
 		`gotcmu_device_size_bytes{backend="rbd",device="lun1"} 1.048576e+06`,

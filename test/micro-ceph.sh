@@ -1,12 +1,21 @@
 #!/bin/bash
 # A real single-node Ceph cluster on loopback, for tests: 1 monitor, 1 manager
-# (so the service map works: `ceph service dump`), 1 OSD (memstore, in RAM), pool "rbd".
+# (so the service map works: `ceph service dump`), $OSDS OSDs (default 1; memstore, in RAM),
+# pool "rbd" of size $OSDS and min_size size - size/2 (Ceph's own default: 1 for 1 OSD, 2 for 3).
 #
 # Usage:
 #   micro-ceph.sh start DIR [MEMSTORE_BYTES]  -> DIR/ceph.conf, DIR/keyring; prints "ready"
-#   micro-ceph.sh stop-osd DIR                -> stops the OSD (SIGTERM: memstore saves its data)
-#   micro-ceph.sh start-osd DIR               -> starts it again and waits until it is up
+#                                                (MEMSTORE_BYTES is each OSD's)
+#   micro-ceph.sh stop-osd DIR [N]            -> stops osd.N (default 0; SIGTERM: memstore saves
+#                                                its data) and waits until the map has it down
+#   micro-ceph.sh start-osd DIR [N]           -> starts osd.N again and waits until it is up
+#   micro-ceph.sh start-mon DIR               -> starts the monitor again (after a kill) and waits
+#                                                until it answers
 #   micro-ceph.sh stop DIR                    -> stops every daemon of DIR
+# Daemons write their pids to DIR/run/<name>.pid (osd.N, mon.a, mgr.x): a test may signal them.
+# A memstore OSD keeps its objects only in memory and saves them when it stops cleanly: one
+# SIGKILLed comes back with what it had at its last clean stop (an empty store if none) and is
+# backfilled by its peers.
 # Use it with: CEPH_CONF=DIR/ceph.conf rbd create rbd/img --size 1G
 # The monitor listens on $MON_IP (default 127.0.0.1; another address for clients on other machines,
 # as test/ha does) port $MON_PORT_V2 (msgr2, default 3300) and $MON_PORT_V1 (default
@@ -27,8 +36,9 @@ wait_for() {
 	echo "micro-ceph: $what not ready after ${n}s" >&2; return 1
 }
 
-osd_up() { ceph osd stat -f json 2>/dev/null | grep -q '"num_up_osds":1'; }
-osd_down() { ceph osd stat -f json 2>/dev/null | grep -q '"num_up_osds":0'; }
+# osd_up N / osd_down N: the OSD map has osd.N up / down.
+osd_up() { ceph osd dump 2>/dev/null | grep -q "^osd\.$1 up"; }
+osd_down() { ceph osd dump 2>/dev/null | grep -q "^osd\.$1 down"; }
 mgr_up() { ceph mgr stat -f json 2>/dev/null | grep -q '"available": *true'; }
 
 stop_pid() { # stop_pid FILE: SIGTERM the daemon, wait for it to exit
@@ -41,19 +51,25 @@ stop_pid() { # stop_pid FILE: SIGTERM the daemon, wait for it to exit
 	rm -f "$f"
 }
 
+# start_osd N: start osd.N and wait until the map has it up.
 start_osd() {
-	ceph-osd -i 0 --osd-data "$D/osd.0" --keyring "$D/osd.0/keyring" 2>>"$D/osd.0.stderr"
-	wait_for 120 "osd.0" osd_up
+	ceph-osd -i "$1" --osd-data "$D/osd.$1" --keyring "$D/osd.$1/keyring" 2>>"$D/osd.$1.stderr"
+	wait_for 120 "osd.$1" osd_up "$1"
 }
 
+N=${3:-0}
 case $CMD in
 stop-osd)
-	stop_pid "$D/run/osd.0.pid"
+	stop_pid "$D/run/osd.$N.pid"
 	# The OSD reports itself down as it stops; wait until the map says so.
-	wait_for 60 "osd.0 down" osd_down
+	wait_for 60 "osd.$N down" osd_down "$N"
 	exit 0 ;;
 start-osd)
-	start_osd
+	start_osd "$N"
+	exit 0 ;;
+start-mon)
+	ceph-mon -i a
+	wait_for 60 "monitor" ceph mon stat
 	exit 0 ;;
 stop)
 	for f in "$D"/run/osd.*.pid "$D"/run/mgr.*.pid "$D"/run/mon.*.pid; do stop_pid "$f"; done
@@ -63,11 +79,13 @@ start) ;;
 esac
 
 BYTES=${3:-3221225472}
+OSDS=${OSDS:-1}
+case $OSDS in [1-9]) ;; *) echo "micro-ceph: OSDS must be 1 to 9, not $OSDS" >&2; exit 2 ;; esac
 V2=${MON_PORT_V2:-3300}; V1=${MON_PORT_V1:-6789}; IP=${MON_IP:-127.0.0.1}
 if ! command -v ceph-mon >/dev/null || ! command -v ceph-mgr >/dev/null || ! command -v ceph-osd >/dev/null; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ceph-mon ceph-osd ceph-mgr ceph-common >/dev/null
 fi
-rm -rf "$D"; mkdir -p "$D/mon" "$D/run" "$D/mgr.x" "$D/osd.0"
+rm -rf "$D"; mkdir -p "$D/mon" "$D/run" "$D/mgr.x"
 FSID=$(cat /proc/sys/kernel/random/uuid)
 cat > "$D/ceph.conf" <<CONF
 [global]
@@ -81,8 +99,8 @@ run dir = $D/run
 pid file = $D/run/\$name.pid
 log file = $D/\$name.log
 admin socket = $D/run/\$name.\$pid.asok
-osd pool default size = 1
-osd pool default min size = 1
+osd pool default size = $OSDS
+osd pool default min size = $((OSDS - OSDS / 2))
 mon allow pool size one = true
 mon allow pool delete = true
 mon warn on pool no redundancy = false
@@ -119,14 +137,17 @@ wait_for 60 "monitor" ceph mon stat
 ceph auth get-or-create mgr.x mon 'allow profile mgr' osd 'allow *' mds 'allow *' -o "$D/mgr.x/keyring" >/dev/null
 ceph-mgr -i x --keyring "$D/mgr.x/keyring" 2>>"$D/mgr.x.stderr"
 
-OSD=$(ceph osd create)
-[ "$OSD" = 0 ] || { echo "micro-ceph: expected osd.0, got osd.$OSD" >&2; exit 1; }
-ceph-osd -i 0 --no-mon-config --mkfs --mkkey --osd-data "$D/osd.0" --keyring "$D/osd.0/keyring" >/dev/null 2>&1
-ceph auth add osd.0 osd 'allow *' mon 'allow profile osd' -i "$D/osd.0/keyring" >/dev/null 2>&1
 ceph osd crush add-bucket localhost host >/dev/null 2>&1
 ceph osd crush move localhost root=default >/dev/null 2>&1
-ceph osd crush add osd.0 1.0 host=localhost >/dev/null 2>&1
-start_osd
+for i in $(seq 0 $((OSDS - 1))); do
+	OSD=$(ceph osd create)
+	[ "$OSD" = "$i" ] || { echo "micro-ceph: expected osd.$i, got osd.$OSD" >&2; exit 1; }
+	mkdir -p "$D/osd.$i"
+	ceph-osd -i "$i" --no-mon-config --mkfs --mkkey --osd-data "$D/osd.$i" --keyring "$D/osd.$i/keyring" >/dev/null 2>&1
+	ceph auth add "osd.$i" osd 'allow *' mon 'allow profile osd' -i "$D/osd.$i/keyring" >/dev/null 2>&1
+	ceph osd crush add "osd.$i" 1.0 host=localhost >/dev/null 2>&1
+	start_osd "$i"
+done
 ceph osd pool create rbd 8 8 >/dev/null 2>&1
 ceph osd pool application enable rbd rbd >/dev/null 2>&1
 wait_for 120 "manager" mgr_up

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// scsiTrace counts the kernel's scsi_dispatch_cmd_done events of one SCSI
+// host: what the initiator's midlayer got back for each command.
+type scsiTrace struct {
+	dir  string // tracefs
+	host int
+}
+
+const tracefs = "/sys/kernel/tracing"
+
+// newSCSITrace prepares tracing of host's completions (tracefs mounted if
+// need be, a buffer large enough for tens of thousands of BUSY answers).
+func newSCSITrace(host int) (*scsiTrace, error) {
+	if _, err := os.Stat(filepath.Join(tracefs, "events")); err != nil {
+		if out, err := exec.Command("mount", "-t", "tracefs", "nodev", tracefs).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("mount tracefs: %w: %s", err, out)
+		}
+	}
+	t := &scsiTrace{dir: tracefs, host: host}
+	for _, w := range []struct{ file, val string }{
+		{"buffer_size_kb", "16384"},
+		{"events/scsi/scsi_dispatch_cmd_done/filter", fmt.Sprintf("host_no == %d", host)},
+		{"events/scsi/scsi_dispatch_cmd_timeout/filter", fmt.Sprintf("host_no == %d", host)},
+	} {
+		if err := os.WriteFile(filepath.Join(t.dir, w.file), []byte(w.val), 0); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// start clears the buffer and enables the events.
+func (t *scsiTrace) start() error {
+	if err := os.WriteFile(filepath.Join(t.dir, "trace"), nil, 0); err != nil {
+		return err
+	}
+	return t.enable("1")
+}
+
+func (t *scsiTrace) enable(v string) error {
+	for _, ev := range []string{"scsi_dispatch_cmd_done", "scsi_dispatch_cmd_timeout"} {
+		if err := os.WriteFile(filepath.Join(t.dir, "events/scsi", ev, "enable"), []byte(v), 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stop disables the events and counts what was traced.
+func (t *scsiTrace) stop() (traceCounts, error) {
+	t.enable("0")
+	f, err := os.Open(filepath.Join(t.dir, "trace"))
+	if err != nil {
+		return traceCounts{}, err
+	}
+	defer f.Close()
+	return countTrace(f)
+}
+
+// traceCounts is what a trace held: completions by result, other than
+// GOOD, and commands that timed out in the midlayer.
+type traceCounts struct {
+	good     int
+	notGood  map[string]int // "WRITE_10 host=DID_OK status=SAM_STAT_BUSY" -> count
+	timeouts int
+	lost     bool // the buffer overflowed: counts are low
+}
+
+var (
+	reCmd    = regexp.MustCompile(`cmnd=\((\w+)`)
+	reResult = regexp.MustCompile(`result=\(([^)]*)\)`)
+)
+
+// countTrace reads a tracefs trace file.
+func countTrace(r io.Reader) (traceCounts, error) {
+	c := traceCounts{notGood: map[string]int{}}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "#"):
+			if strings.Contains(line, "entries-in-buffer") {
+				// "# entries-in-buffer/entries-written: 100/200   #P:2"
+				var in, written int
+				if _, err := fmt.Sscanf(line[strings.Index(line, ":")+1:], " %d/%d", &in, &written); err == nil && in < written {
+					c.lost = true
+				}
+			}
+		case strings.Contains(line, "scsi_dispatch_cmd_timeout:"):
+			c.timeouts++
+		case strings.Contains(line, "scsi_dispatch_cmd_done:"):
+			res := reResult.FindStringSubmatch(line)
+			if res == nil {
+				continue
+			}
+			// Drop the fields that say nothing (driver and message bytes).
+			var keep []string
+			for _, f := range strings.Fields(res[1]) {
+				if strings.HasPrefix(f, "host=") || strings.HasPrefix(f, "status=") {
+					keep = append(keep, f)
+				}
+			}
+			r := strings.Join(keep, " ")
+			if r == "host=DID_OK status=SAM_STAT_GOOD" {
+				c.good++
+				continue
+			}
+			cmd := "?"
+			if m := reCmd.FindStringSubmatch(line); m != nil {
+				cmd = m[1]
+			}
+			c.notGood[cmd+" "+r]++
+		}
+	}
+	return c, sc.Err()
+}
+
+func (c traceCounts) String() string {
+	var parts []string
+	for _, k := range sortedKeys(c.notGood) {
+		parts = append(parts, fmt.Sprintf("%s x%d", k, c.notGood[k]))
+	}
+	s := "none"
+	if len(parts) > 0 {
+		s = strings.Join(parts, ", ")
+	}
+	s = fmt.Sprintf("%d GOOD; other: %s; midlayer timeouts %d", c.good, s, c.timeouts)
+	if c.lost {
+		s += " (trace buffer overflowed: counts are low)"
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	k := make([]string, 0, len(m))
+	for s := range m {
+		k = append(k, s)
+	}
+	sort.Strings(k)
+	return k
+}
+
+// kmsg follows the kernel log from the moment it is opened.
+type kmsg struct{ f *os.File }
+
+func openKmsg() (*kmsg, error) {
+	fd, err := unix.Open("/dev/kmsg", unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/kmsg: %w", err)
+	}
+	if _, err := unix.Seek(fd, 0, io.SeekEnd); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("seek /dev/kmsg: %w", err)
+	}
+	return &kmsg{os.NewFile(uintptr(fd), "/dev/kmsg")}, nil
+}
+
+// read returns the messages logged since the last read (one record per
+// read(2) on /dev/kmsg: "prio,seq,usec,flags;text").
+func (k *kmsg) read() []string {
+	var lines []string
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Read(int(k.f.Fd()), buf)
+		if err == unix.EPIPE { // records overwritten meanwhile
+			continue
+		}
+		if err != nil || n <= 0 {
+			return lines
+		}
+		rec := string(buf[:n])
+		if i := strings.IndexByte(rec, ';'); i >= 0 {
+			rec = rec[i+1:]
+		}
+		if i := strings.IndexByte(rec, '\n'); i >= 0 {
+			rec = rec[:i]
+		}
+		lines = append(lines, rec)
+	}
+}
+
+func (k *kmsg) close() { k.f.Close() }
+
+// statusCounts scrapes what gotcmu answered other than GOOD for one device:
+// gotcmu_status_total by status ("busy") and gotcmu_check_conditions_total
+// by sense key ("check condition not_ready") -> count.
+func statusCounts(url, device string) (map[string]float64, error) {
+	cl := http.Client{Timeout: 10 * time.Second}
+	resp, err := cl.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return parseStatusCounts(resp.Body, device)
+}
+
+var (
+	reStatus = regexp.MustCompile(`status="([^"]*)"`)
+	reSense  = regexp.MustCompile(`sense_key="([^"]*)"`)
+)
+
+func parseStatusCounts(r io.Reader, device string) (map[string]float64, error) {
+	m := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	dev := `device="` + device + `"`
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, dev) {
+			continue
+		}
+		var key string
+		switch {
+		case strings.HasPrefix(line, "gotcmu_status_total{"):
+			if st := reStatus.FindStringSubmatch(line); st != nil {
+				key = st[1]
+			}
+		case strings.HasPrefix(line, "gotcmu_check_conditions_total{"):
+			if st := reSense.FindStringSubmatch(line); st != nil {
+				key = "check condition " + st[1]
+			}
+		}
+		f := strings.Fields(line)
+		if key == "" || len(f) < 2 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			continue
+		}
+		m[key] += v
+	}
+	return m, sc.Err()
+}
+
+// statusDelta formats after - before.
+func statusDelta(before, after map[string]float64) string {
+	var parts []string
+	for _, k := range sortedKeys(after) {
+		if d := after[k] - before[k]; d != 0 {
+			parts = append(parts, fmt.Sprintf("%s +%.0f", k, d))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing"
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCountTrace(t *testing.T) {
+	trace := `# tracer: nop
+#
+# entries-in-buffer/entries-written: 4/4   #P:2
+#
+ kworker/1:1H-40 [001] ..s1. 10.0: scsi_dispatch_cmd_done: host_no=2 channel=0 id=0 lun=0 data_sgl=1 prot_sgl=0 prot_op=SCSI_PROT_NORMAL driver_tag=3 scheduler_tag=-1 cmnd=(WRITE_10 lba=8 txlen=8 protect=0 raw=2a 00 00 00 00 08 00 00 08 00) result=(driver=DRIVER_OK host=DID_OK message=COMMAND_COMPLETE status=SAM_STAT_GOOD)
+ kworker/1:1H-40 [001] ..s1. 10.1: scsi_dispatch_cmd_done: host_no=2 channel=0 id=0 lun=0 data_sgl=1 prot_sgl=0 prot_op=SCSI_PROT_NORMAL driver_tag=3 scheduler_tag=-1 cmnd=(WRITE_10 lba=8 txlen=8 protect=0 raw=2a 00 00 00 00 08 00 00 08 00) result=(driver=DRIVER_OK host=DID_OK message=COMMAND_COMPLETE status=SAM_STAT_BUSY)
+ kworker/1:1H-40 [001] ..s1. 10.2: scsi_dispatch_cmd_done: host_no=2 channel=0 id=0 lun=0 data_sgl=1 prot_sgl=0 prot_op=SCSI_PROT_NORMAL driver_tag=3 scheduler_tag=-1 cmnd=(WRITE_10 lba=8 txlen=8 protect=0 raw=2a 00 00 00 00 08 00 00 08 00) result=(host=DID_OK status=SAM_STAT_BUSY)
+ kworker/1:1H-40 [001] ..s1. 10.3: scsi_dispatch_cmd_timeout: host_no=2 channel=0 id=0 lun=0 data_sgl=1 cmnd=(WRITE_10 lba=8 txlen=8) result=(host=DID_OK status=SAM_STAT_GOOD)
+`
+	c, err := countTrace(strings.NewReader(trace))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.good != 1 || c.notGood["WRITE_10 host=DID_OK status=SAM_STAT_BUSY"] != 2 || c.timeouts != 1 || c.lost {
+		t.Fatalf("counts = %+v", c)
+	}
+	c, _ = countTrace(strings.NewReader("# entries-in-buffer/entries-written: 4/9   #P:2\n"))
+	if !c.lost {
+		t.Fatal("an overflowed buffer not noticed")
+	}
+}
+
+func TestParseStatusCounts(t *testing.T) {
+	m, err := parseStatusCounts(strings.NewReader(`# HELP gotcmu_status_total x
+gotcmu_status_total{backend="rbd",device="hard0",status="busy"} 12
+gotcmu_status_total{backend="rbd",device="rbd0",status="busy"} 99
+gotcmu_check_conditions_total{backend="rbd",device="hard0",sense_key="not_ready"} 3
+`), "hard0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m) != 2 || m["busy"] != 12 || m["check condition not_ready"] != 3 {
+		t.Fatalf("counts = %v", m)
+	}
+	if d := statusDelta(map[string]float64{"busy": 2}, m); d != "busy +10, check condition not_ready +3" {
+		t.Fatalf("delta = %q", d)
+	}
+}

@@ -23,12 +23,15 @@
 #                  what was acknowledged is in the image, the other LUNs still serve
 #   netlink-kill   gotcmu SIGKILLed while an enable write waits for its netlink reply: the next
 #                  gotcmu unblocks the writer, the retried enable works, nothing left in D state
+#   mon-sigkill, osd-sigkill, below-min-size, osd-freeze
+#                  issue 15 point 1, the hard faults, on a cluster of their own (3 memstore OSDs,
+#                  pool size 3, min_size 2): test/cmd/hardfaults runs them and their checks
 #   caps           gotcmu under setpriv with only the unit's CapabilityBoundingSet serves a LUN
 #                  and answers an unprivileged CheckConfig with the caller's permissions (Status
 #                  refused); without CAP_NET_ADMIN no device can be enabled; without
 #                  CAP_DAC_OVERRIDE another user's 0600 image is refused; without
 #                  CAP_SETUID/SETGID an unprivileged CheckConfig is refused; metrics on loopback
-# Env: GOTCMU, GOTCMU_ARGS, ACKWRITER, FAULTS (a subset of the names above, default all).
+# Env: GOTCMU, GOTCMU_ARGS, ACKWRITER, HARDFAULTS, FAULTS (a subset of the names above, default all).
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
 # shellcheck source=test/vm/lib.sh
@@ -36,7 +39,8 @@ REPO=$(readlink -f "$HERE/../..")
 MODE=gotcmu
 GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
 ACKWRITER=${ACKWRITER:-$REPO/build/bin/ackwriter}
-FAULTS=${FAULTS:-sigkill sigterm osd-restart osd-timeout stale-write reset-ring tiny-data-area delete netlink-kill caps}
+HARDFAULTS=${HARDFAULTS:-$REPO/build/bin/hardfaults}
+FAULTS=${FAULTS:-sigkill sigterm osd-restart osd-timeout stale-write reset-ring tiny-data-area delete netlink-kill mon-sigkill osd-sigkill below-min-size osd-freeze caps}
 select_handler
 OUT=/out/faults
 FIG=$OUT/figures.txt
@@ -53,6 +57,7 @@ finish() {
 	[ -n "${HANDLER_PID:-}" ] && kill -CONT "$HANDLER_PID" 2>/dev/null
 	if [ -n "${HANDLER_PID:-}" ]; then stop_handler || log "gotcmu did not stop cleanly"; fi
 	[ -d "$CEPH" ] && "$REPO/test/micro-ceph.sh" stop "$CEPH" >/dev/null 2>&1
+	[ -d "$CEPH3" ] && "$REPO/test/micro-ceph.sh" stop "$CEPH3" >/dev/null 2>&1
 	log "faults: $FAILED failed"
 	[ -s "$FIG" ] && { echo "==== fault figures"; cat "$FIG"; }
 	[ "$FAILED" -eq 0 ]
@@ -169,6 +174,16 @@ if want sigkill || want sigterm || want osd-restart || want osd-timeout || want 
 	(MON_PORT_V2=3300 MON_PORT_V1=6789 "$REPO/test/micro-ceph.sh" start "$CEPH" $((1 << 30)) &&
 		CEPH_CONF=$CEPH/ceph.conf rbd create rbd/faults --size 256M) > "$OUT/ceph-start.log" 2>&1 &
 	CEPH_PID=$!
+fi
+
+# The hard faults' cluster (3 OSDs, pool size 3, min_size 2), started now beside the other.
+CEPH3=/tmp/ceph3 CEPH3_PID="" HARD_WANT=""
+for f in mon-sigkill osd-sigkill below-min-size osd-freeze; do want "$f" && HARD_WANT+=" $f"; done
+if [ -n "$HARD_WANT" ]; then
+	CEPH3_T0=$(date +%s)
+	(OSDS=3 MON_PORT_V2=3310 MON_PORT_V1=6790 "$REPO/test/micro-ceph.sh" start "$CEPH3" $((384 << 20)) &&
+		CEPH_CONF=$CEPH3/ceph.conf rbd create rbd/hard --size 128M) > "$OUT/ceph3-start.log" 2>&1 &
+	CEPH3_PID=$!
 fi
 
 truncate -s $((256 << 20)) /tmp/file0.img
@@ -470,6 +485,28 @@ if want stale-write; then
 		fail "stale-write: no rbd LUN"
 	fi
 fi
+if [ -n "$HARD_WANT" ]; then
+	log "===${HARD_WANT}: hard faults on 3 OSDs (test/cmd/hardfaults)"
+	if wait "$CEPH3_PID"; then
+		pass "hard faults: micro Ceph with 3 OSDs up and rbd/hard created ($(($(date +%s) - CEPH3_T0)) s after its start)"
+		HARD_BS=$(make_lun 7 hard0 "rbd/rbd/hard;osd_op_timeout=10;conf=$CEPH3/ceph.conf" $((128 << 20)))
+		HARD_DEV=""
+		[ -n "$HARD_BS" ] && HARD_DEV=$(loop_export "$(wwn 7)" "$HARD_BS")
+		if check "hard faults: user:rbd LUN on tcm_loop (${HARD_DEV:-none})" test -b "$HARD_DEV"; then
+			# Every step inside is bounded; this bounds the whole.
+			# shellcheck disable=SC2086 # HARD_WANT is a list of names
+			timeout -k 10 1200 "$HARDFAULTS" -dev "$HARD_DEV" -ceph "$CEPH3" -micro-ceph "$REPO/test/micro-ceph.sh" \
+				-ackwriter "$ACKWRITER" -device hard0 -out "$OUT" -summary "$SUMMARY" -figures "$FIG" \
+				-osd-op-timeout 10s -handler-pid "$HANDLER_PID" $HARD_WANT
+			HRC=$?
+			[ "$HRC" -le 1 ] || fail "hard faults: hardfaults did not complete (exit $HRC)"
+		fi
+	else
+		fail "hard faults: micro Ceph with 3 OSDs did not start (see $OUT/ceph3-start.log)"
+		tail -20 "$OUT/ceph3-start.log"
+	fi
+fi
+
 if want caps; then
 	log "=== caps: gotcmu with only the capabilities the unit grants"
 	stop_handler

@@ -46,11 +46,13 @@ case $GOTCMU in /tmp/*|/run/*) echo "test-vm: the guest cannot see $GOTCMU (its 
 echo "test-vm: building test tools into $TOOLS"
 (cd "$REPO" && CGO_ENABLED=0 go build -o "$TOOLS/ackwriter" ./test/cmd/ackwriter &&
 	CGO_ENABLED=0 go build -o "$TOOLS/cucompare" ./test/cmd/cucompare &&
+	CGO_ENABLED=0 go build -o "$TOOLS/hardfaults" ./test/cmd/hardfaults &&
 	CGO_ENABLED=0 go test -c -o "$TOOLS/netlink.test" ./netlink) || exit 2
 G=$("$HERE/build-guest.sh") || exit 2
 
 rm -rf "$OUT"; mkdir -p "$OUT"
 ENVS=(-e "MODE=$MODE" -e "GOTCMU=$GOTCMU" -e "ACKWRITER=$TOOLS/ackwriter" -e "NETLINK_TEST=$TOOLS/netlink.test"
+	-e "HARDFAULTS=$TOOLS/hardfaults"
 	-e "SUITES=$SUITES")
 [ -n "${GOTCMU_ARGS:-}" ] && ENVS+=(-e "GOTCMU_ARGS=$GOTCMU_ARGS")
 [ -n "${CU_TESTS:-}" ] && ENVS+=(-e "CU_TESTS=$CU_TESTS")

@@ -9,6 +9,8 @@
 #        xcopy (EXTENDED COPY between two iSCSI tenants' LUNs refused; gotcmu only),
 #        stall (one LUN's silent Ceph monitor holds up no other LUN, nor the bus name; gotcmu only),
 #        faults (guest-faults.sh, gotcmu only: `make test-faults`; FAULTS picks a subset)
+#        hard (guest-hard.sh: issue 15's hard faults on 3 OSDs against the mode's handler, run by
+#        `make test-faults` for gotcmu; this suite is for -m tcmu-runner, the comparison)
 #   -m gotcmu       (default) test bin/gotcmu: user:file LUNs served by the daemon.
 #   -m tcmu-runner  the same steps with Debian's tcmu-runner (user:qcow on a raw file): the
 #                   reference handler's figures, and a check of the harness's user-backstore path.
@@ -26,7 +28,7 @@ MODE=${MODE:-gotcmu}
 while getopts m: opt; do
 	case $opt in
 	m) MODE=$OPTARG ;;
-	*) sed -n '4,20p' "$0" >&2; exit 2 ;;
+	*) sed -n '4,22p' "$0" >&2; exit 2 ;;
 	esac
 done
 shift $((OPTIND - 1))

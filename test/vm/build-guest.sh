@@ -124,6 +124,12 @@ ip link set lo up; hostname guest
 # the console, where target_core's per-command warnings would bury the script's output.
 dmesg -n 1
 dmesg -w > /out/dmesg.log 2>&1 &
+# gotcmu.init=PATH on the kernel command line (run-guest.sh -s): PATH takes over as PID 1 from here
+# (test/vm/systemd-init.sh prepares the overlay root and execs systemd).
+init=$(sed -n 's/.*gotcmu\.init=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$init" ] && [ -x "$init" ]; then
+	exec "$init"
+fi
 if [ -f /out/.guest/run ]; then
 	/bin/sh /out/.guest/run
 	rc=$?

@@ -2,12 +2,15 @@
 # Boot the guest made by build-guest.sh and run one script inside it as root; exit with the
 # script's own exit status.
 #
-# Usage: run-guest.sh [-e NAME=VALUE]... GUESTDIR OUTDIR SCRIPT [ARG...]
+# Usage: run-guest.sh [-s] [-e NAME=VALUE]... GUESTDIR OUTDIR SCRIPT [ARG...]
 #   GUESTDIR  what build-guest.sh printed.
 #   OUTDIR    a writable directory on this machine, /out in the guest (results come back here).
 #   SCRIPT    an absolute path on this machine outside /tmp and /run (those are the guest's own
 #             tmpfs); the guest sees this machine's root read-only, so e.g. /work/main/test/...
 #   -e        exports NAME=VALUE into the script's environment (repeatable).
+#   -s        systemd as PID 1 (test/vm/systemd-init.sh): SCRIPT runs twice, with GUEST_PHASE=boot
+#             before systemd starts (to prepare the overlay root) and with GUEST_PHASE=run as a
+#             service after multi-user.target.
 # Env: MEM (MiB, default 4096), CPUS (default 2), T (seconds before qemu is killed, default 1800),
 #      QUIET=1 (console only to OUTDIR/console.log, not also to stdout), KVM=1 (see below),
 #      NIC (qemu network arguments instead of "-nic none", split on spaces: test/ha joins two
@@ -21,13 +24,16 @@
 # otherwise, the guest has no network card, only its own loopback.
 # Serialise guests on a shared machine: flock /tmp/gotcmu-vm.lock run-guest.sh ...
 set -euo pipefail
-usage() { sed -n '5,12p' "$0" >&2; exit 2; }
+usage() { sed -n '5,15p' "$0" >&2; exit 2; }
+HERE=$(dirname "$(readlink -f "$0")")
 ENVS=()
+INIT=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	-e) [ $# -ge 2 ] || usage
 		case $2 in [A-Za-z_]*=*) ;; *) echo "run-guest: bad -e '$2' (want NAME=VALUE)" >&2; exit 2 ;; esac
 		ENVS+=("$2"); shift 2 ;;
+	-s) INIT=" gotcmu.init=$HERE/systemd-init.sh systemd.unit=multi-user.target"; shift ;;
 	-h|--help) usage ;;
 	--) shift; break ;;
 	-*) echo "run-guest: unknown option $1" >&2; usage ;;
@@ -67,7 +73,7 @@ set +e
 timeout --kill-after=10 "${T:-1800}" qemu-system-x86_64 -machine q35 "${ACCEL[@]}" -cpu max \
 	-smp "${CPUS:-2}" -m "${MEM:-4096}" -nographic -no-reboot \
 	-kernel "$G/vmlinuz" -initrd "$G/initrd.gz" \
-	-append "console=ttyS0 quiet panic=-1 guestmods=$G/modules/lib/modules" \
+	-append "console=ttyS0 quiet panic=-1 guestmods=$G/modules/lib/modules$INIT" \
 	-fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
 	-device virtio-9p-pci,fsdev=root,mount_tag=hostroot \
 	-fsdev local,id=out,path="$O",security_model=none \

@@ -622,6 +622,59 @@ func TestConnectionLossDuringAcquisition(t *testing.T) {
 	}
 }
 
+// A device that answered Busy past its bound escalates: the gate
+// recovers as from a lost connection, at once when no worker runs, after
+// the worker when one does (here a lock acquisition), and not twice when
+// it recovers already.
+func TestEscalate(t *testing.T) {
+	t.Run("locked", func(t *testing.T) {
+		sw := &fakeSwitch{}
+		h := newHarness(t, options{ports: localPorts(), sw: sw})
+		h.expect(t, write, Busy)
+		h.settled(t)
+		h.g.Escalate()
+		st := h.settled(t)
+		if st.State != "unlocked" || st.Escalations != 1 || st.ConnLosses != 1 {
+			t.Fatalf("after the escalation: %+v", st)
+		}
+		if got := sw.switchesAfter(t, 2); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
+			t.Errorf("TPG switches %v, want the local TPG offline then back", got)
+		}
+		if calls := h.lk.callList(); !slices.Equal(calls, []string{"acquire", "reopen"}) {
+			t.Errorf("calls %v, want a reopen after the acquisition", calls)
+		}
+	})
+	t.Run("during_acquisition", func(t *testing.T) {
+		h := newHarness(t, options{ports: localPorts(), sw: &fakeSwitch{}})
+		hold := make(chan struct{})
+		h.lk.acquireHold = hold
+		h.expect(t, write, Busy)
+		h.g.Escalate()
+		if st := h.g.Status(); st.State != "locking" {
+			t.Fatalf("state %q while the acquisition runs, want locking", st.State)
+		}
+		close(hold)
+		st := h.settled(t)
+		if st.Escalations != 1 || st.ConnLosses != 1 || st.State != "unlocked" {
+			t.Fatalf("after the acquisition: %+v", st)
+		}
+	})
+	t.Run("recovering", func(t *testing.T) {
+		h := newHarness(t, options{ports: localPorts(), sw: &fakeSwitch{}})
+		h.io.add(1)
+		h.g.NoteError(syscall.ETIMEDOUT)
+		h.g.Escalate()
+		h.io.add(-1)
+		st := h.settled(t)
+		if st.Escalations != 1 || st.ConnLosses != 1 {
+			t.Fatalf("after recovering: %+v, want one recovery", st)
+		}
+		if calls := h.lk.callList(); !slices.Equal(calls, []string{"reopen"}) {
+			t.Errorf("calls %v, want one reopen", calls)
+		}
+	})
+}
+
 // A TPG shared by the devices of two gates stays offline until both
 // reopened.
 func TestSharedTPGBackWhenLastGateRecovered(t *testing.T) {

@@ -17,6 +17,7 @@ for suite in ${SUITES:-skeleton cu rbd targetcli xcopy stall}; do
 	targetcli) script=$HERE/guest-targetcli.sh ;;
 	xcopy) script=$HERE/guest-xcopy.sh ;; # issue 12 point 1: EXTENDED COPY between tenants
 	stall) script=$HERE/guest-stall.sh ;; # issue 12 point 3: one LUN never holds up another
+	switch) script=$HERE/guest-switch.sh ;; # issue 14 point 6: tcmu-runner to gotcmu and back under load
 	faults) script=$HERE/guest-faults.sh ;; # issue 8: faults under load, capabilities (make test-faults)
 	hard) script=$HERE/guest-hard.sh ;; # issue 15 point 1: the hard faults against MODE's handler (tcmu-runner comparison)
 	*) fail "unknown suite $suite"; rc=1; continue ;;

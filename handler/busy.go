@@ -31,8 +31,10 @@ import (
 //     (lockgate.Gate.Escalate).
 //
 // The run ends, and BUSY is answered again for a new error, at the first
-// medium access answered otherwise (GOOD, a medium error, a standby
-// refusal).
+// medium access of its kind answered otherwise (GOOD, a medium error, a
+// standby refusal). Reads and writes have a run each: a filesystem
+// remounted read-only under user:file still serves reads, which must not
+// restart the bound of the writes it fails with EROFS.
 
 // busyClass groups the errors answered BUSY by what ends them.
 type busyClass uint8
@@ -120,15 +122,22 @@ func (b BusyBounds) withDefaults() BusyBounds {
 	return d
 }
 
-// busyRun is a device's current run of BUSY answers.
+// busyRuns are a device's runs of BUSY answers, one per kind of medium
+// access, and their bounds.
+type busyRuns struct {
+	bounds atomic.Pointer[BusyBounds]
+	// now is the clock of runs; time.Now unless a test sets it.
+	now func() time.Time
+	// runs are the reads' (0) and the writes' (1): see busyKind.
+	runs [2]busyRun
+}
+
+// busyRun is one run of BUSY answers.
 type busyRun struct {
 	// since is when the run's first BUSY was answered (UnixNano), 0
 	// with no run: every completion loads it, nothing else is touched
 	// on the path of a healthy device.
-	since  atomic.Int64
-	bounds atomic.Pointer[BusyBounds]
-	// now is the clock of runs; time.Now unless a test sets it.
-	now func() time.Time
+	since atomic.Int64
 
 	mu        sync.Mutex
 	class     busyClass
@@ -136,6 +145,15 @@ type busyRun struct {
 	escalated bool
 	// escalations counts the runs that passed their bound, by class.
 	escalations [numBusyClasses]atomic.Uint64
+}
+
+// busyKind is the run c belongs to: 1 for a command that changes the
+// medium, 0 for any other.
+func (c *Cmd) busyKind() int {
+	if c.row != nil && c.row.medium == mediumChanges {
+		return 1
+	}
+	return 0
 }
 
 // SetBusyBounds sets how long the device answers BUSY before it escalates
@@ -161,21 +179,21 @@ func (d *Device) busyNow() time.Time {
 }
 
 // busy answers BUSY for an error of class (errno 0: the lock gate's
-// verdict), or the escalation's hard error once the device's run of BUSY
-// has lasted the class's bound.
+// verdict), or the escalation's hard error once the run of BUSY c belongs
+// to has lasted the class's bound.
 func (c *Cmd) busy(class busyClass, errno syscall.Errno) result {
-	if !c.dev.answerBusy(class, errno) {
+	if !c.dev.answerBusy(c.busyKind(), class, errno) {
 		return c.status(statusBusy)
 	}
 	c.escalated = true
 	return c.check(keyNotReady, ascLUNotReadyUnavailable)
 }
 
-// answerBusy adds one BUSY to the device's run and reports whether the
-// run has passed its bound: the command gets the hard error instead. The
-// first command past the bound escalates.
-func (d *Device) answerBusy(class busyClass, errno syscall.Errno) (escalated bool) {
-	r := &d.busy
+// answerBusy adds one BUSY to the device's run of kind and reports
+// whether the run has passed its bound: the command gets the hard error
+// instead. The first command past the bound escalates.
+func (d *Device) answerBusy(kind int, class busyClass, errno syscall.Errno) (escalated bool) {
+	r := &d.busy.runs[kind]
 	now := d.busyNow()
 	bound := d.busyBounds().of(class)
 	r.mu.Lock()
@@ -191,7 +209,9 @@ func (d *Device) answerBusy(class busyClass, errno syscall.Errno) (escalated boo
 	}
 	r.class, r.errno = class, errno
 	lasted := now.Sub(time.Unix(0, since))
-	if lasted < bound {
+	if lasted < bound && !r.escalated {
+		// An escalated run stays escalated until it ends, also when
+		// its last BUSY is of a class with a longer bound.
 		r.mu.Unlock()
 		return false
 	}
@@ -201,7 +221,7 @@ func (d *Device) answerBusy(class busyClass, errno syscall.Errno) (escalated boo
 	if first {
 		r.escalations[class].Add(1)
 		d.log.Error().Str("class", class.String()).Str("errno", errnoName(errno)).Dur("busy_for", lasted).Dur("bound", bound).
-			Bool("recover", d.gate != nil).
+			Bool("writes", kind == 1).Bool("recover", d.gate != nil).
 			Msg("BUSY past its bound: answering NOT READY (04/0C) until the device serves again")
 		if d.gate != nil {
 			// TPGs offline and a fresh client, unless already recovering.
@@ -211,16 +231,19 @@ func (d *Device) answerBusy(class busyClass, errno syscall.Errno) (escalated boo
 	return true
 }
 
-// endBusy ends the device's run of BUSY after c, a command that accesses
-// the medium, was answered something else. Called on every completion;
-// costs one atomic load without a run.
+// endBusy ends c's run of BUSY after c, a command that accesses the
+// medium, was answered something else. Called on every completion; costs
+// one atomic load without a run.
 func (d *Device) endBusy(c *Cmd) {
 	escalated := c.escalated
 	c.escalated = false
-	if d.busy.since.Load() == 0 || escalated || c.Status == statusBusy || c.row == nil || c.row.flags&flagIO == 0 {
+	if c.row == nil || c.row.flags&flagIO == 0 {
 		return
 	}
-	r := &d.busy
+	r := &d.busy.runs[c.busyKind()]
+	if r.since.Load() == 0 || escalated || c.Status == statusBusy {
+		return
+	}
 	r.mu.Lock()
 	since := r.since.Swap(0)
 	was, class, errno := r.escalated, r.class, r.errno
@@ -234,7 +257,7 @@ func (d *Device) endBusy(c *Cmd) {
 		lvl = zerolog.InfoLevel
 	}
 	d.log.WithLevel(lvl).Str("class", class.String()).Str("errno", errnoName(errno)).Bool("escalated", was).
-		Dur("busy_for", d.busyNow().Sub(time.Unix(0, since))).Msg("serving again after BUSY")
+		Bool("writes", c.busyKind() == 1).Dur("busy_for", d.busyNow().Sub(time.Unix(0, since))).Msg("serving again after BUSY")
 }
 
 // SetBusyBounds sets the bounds of BUSY (Device.SetBusyBounds) of every
@@ -263,23 +286,28 @@ type BusyState struct {
 	Escalations uint64
 }
 
-// BusyState reports the device's run of BUSY answers.
+// BusyState reports the device's longer run of BUSY answers (reads' or
+// writes').
 func (d *Device) BusyState() BusyState {
-	r := &d.busy
 	var s BusyState
-	for i := range r.escalations {
-		s.Escalations += r.escalations[i].Load()
+	now := d.busyNow()
+	for i := range d.busy.runs {
+		r := &d.busy.runs[i]
+		for j := range r.escalations {
+			s.Escalations += r.escalations[j].Load()
+		}
+		r.mu.Lock()
+		since := r.since.Load()
+		if since != 0 {
+			if lasted := max(now.Sub(time.Unix(0, since)), 0); s.For == 0 || lasted > s.For {
+				s.For = lasted
+				s.Class, s.Errno = r.class.String(), errnoName(r.errno)
+				s.Bound = d.busyBounds().of(r.class)
+				s.Escalated = r.escalated
+			}
+		}
+		r.mu.Unlock()
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	since := r.since.Load()
-	if since == 0 {
-		return s
-	}
-	s.For = max(d.busyNow().Sub(time.Unix(0, since)), 0)
-	s.Class, s.Errno = r.class.String(), errnoName(r.errno)
-	s.Bound = d.busyBounds().of(r.class)
-	s.Escalated = r.escalated
 	return s
 }
 

@@ -34,17 +34,22 @@ func (c *busyClock) now() time.Time                       { return time.Unix(0, 
 func (c *busyClock) advance(d time.Duration)              { c.ns.Add(int64(d)) }
 func (c *busyClock) set(start time.Time, d time.Duration) { c.ns.Store(start.Add(d).UnixNano()) }
 
-// failingBackend fails every IO with err while it is set; it has no lock
+// failingBackend fails every IO (with writesOnly, every write) with err
+// while it is set, and completes the others at once; it has no lock
 // (user:file, user:mem).
 type failingBackend struct {
-	mu  sync.Mutex
-	err error
+	writesOnly bool
+	mu         sync.Mutex
+	err        error
 }
 
 func (b *failingBackend) Submit(io *IO) {
 	b.mu.Lock()
 	err := b.err
 	b.mu.Unlock()
+	if b.writesOnly && io.Op != OpWrite {
+		err = nil
+	}
 	io.Done(err)
 }
 
@@ -98,9 +103,9 @@ var turCDB = []byte{0, 0, 0, 0, 0, 0}
 
 // A device without a lock (user:file, user:mem) answers each error
 // mapped to BUSY with BUSY until its class's bound has passed since the
-// first BUSY, whatever commands came between; then NOT READY / 04/0C
-// until a medium access succeeds, after which the next error starts a
-// new run.
+// first BUSY of the run, whatever commands came between; then NOT READY
+// / 04/0C until a medium access of the same kind (reads, writes) is
+// answered otherwise, after which the next error starts a new run.
 func TestBusyBoundWithoutGate(t *testing.T) {
 	for _, tc := range []struct {
 		errno syscall.Errno
@@ -122,7 +127,7 @@ func TestBusyBoundWithoutGate(t *testing.T) {
 			if gd.d.gate != nil {
 				t.Fatal("a gate for a backend without a lock")
 			}
-			be.failWith(fmt.Errorf("write: %w", tc.errno))
+			be.failWith(fmt.Errorf("io: %w", tc.errno))
 			start := clock.now()
 			gd.expect(t, write10, busy)
 			// Other commands in between neither end the run nor restart
@@ -131,12 +136,12 @@ func TestBusyBoundWithoutGate(t *testing.T) {
 			if c := gd.run(t, turCDB); c.Status != statusGood {
 				t.Fatalf("TEST UNIT READY: status %#x", c.Status)
 			}
-			// ... nor further BUSY answers.
+			// ... nor further BUSY answers; a read starts the reads' run.
 			gd.expect(t, read10, busy)
 			clock.set(start, tc.bound-time.Nanosecond)
 			gd.expect(t, write10, busy)
 			st := gd.d.BusyState()
-			if st.Class != tc.class || st.Errno == "" || st.Escalated || st.Bound != tc.bound {
+			if st.Class != tc.class || st.Errno == "" || st.Escalated || st.Bound != tc.bound || st.For != tc.bound-time.Nanosecond {
 				t.Fatalf("before the bound: %+v", st)
 			}
 			if s := st.String(); !strings.Contains(s, "answering BUSY") || !strings.Contains(s, "escalates after "+tc.bound.String()) {
@@ -144,7 +149,9 @@ func TestBusyBoundWithoutGate(t *testing.T) {
 			}
 			clock.set(start, tc.bound)
 			gd.expect(t, write10, unavail)
-			gd.expect(t, read10, unavail)
+			gd.expect(t, write10, unavail)
+			// The reads' run is younger.
+			gd.expect(t, read10, busy)
 			st = gd.d.BusyState()
 			if !st.Escalated || st.Escalations != 1 || st.For != tc.bound {
 				t.Fatalf("at the bound: %+v", st)
@@ -152,25 +159,51 @@ func TestBusyBoundWithoutGate(t *testing.T) {
 			if s := st.String(); !strings.Contains(s, "answering NOT READY") {
 				t.Errorf("status line %q", s)
 			}
-			if s := gd.d.snapshot(); s.BusyEscalations != 1 || s.BusyFor != tc.bound {
+			clock.set(start, tc.bound/2+tc.bound)
+			gd.expect(t, read10, unavail)
+			if s := gd.d.snapshot(); s.BusyEscalations != 2 || s.BusyFor != tc.bound+tc.bound/2 {
 				t.Errorf("snapshot: escalations %d, busy for %v", s.BusyEscalations, s.BusyFor)
 			}
 
-			// The backend serves again: the first medium access ends
-			// the run, and the next error is BUSY again.
+			// The backend serves again: the first medium access of each
+			// kind ends its run, and the next error is BUSY again.
 			be.failWith(nil)
 			gd.expect(t, write10, admitted)
-			if st := gd.d.BusyState(); st.For != 0 || st.Escalated {
-				t.Fatalf("after a GOOD write: %+v", st)
+			if st := gd.d.BusyState(); st.For != tc.bound || !st.Escalated {
+				t.Fatalf("after a GOOD write, the reads' run: %+v", st)
 			}
-			be.failWith(fmt.Errorf("read: %w", tc.errno))
+			gd.expect(t, read10, admitted)
+			if st := gd.d.BusyState(); st.For != 0 || st.Escalated {
+				t.Fatalf("after a GOOD read: %+v", st)
+			}
+			be.failWith(fmt.Errorf("io: %w", tc.errno))
 			clock.advance(time.Hour)
 			gd.expect(t, read10, busy)
-			if st := gd.d.BusyState(); st.Escalations != 1 || st.Escalated {
-				t.Errorf("a new run: %+v", st)
+			gd.expect(t, write10, busy)
+			if st := gd.d.BusyState(); st.Escalations != 2 || st.Escalated {
+				t.Errorf("new runs: %+v", st)
 			}
 		})
 	}
+}
+
+// A filesystem remounted read-only under user:file fails writes with
+// EROFS and serves reads: the reads do not end the writes' run, which
+// escalates at its bound.
+func TestBusyReadsDoNotEndTheWritesRun(t *testing.T) {
+	clock := newBusyClock()
+	be := &failingBackend{writesOnly: true}
+	gd := runWithClock(t, be, nil, clock)
+	be.failWith(fmt.Errorf("pwritev2: %w", syscall.EROFS))
+	gd.expect(t, write10, busy)
+	for range 3 {
+		clock.advance(testBounds.Lock / 4)
+		gd.expect(t, read10, admitted)
+		gd.expect(t, write10, busy)
+	}
+	clock.advance(testBounds.Lock / 4)
+	gd.expect(t, read10, admitted)
+	gd.expect(t, write10, unavail)
 }
 
 // Errors not mapped to BUSY, answered with a medium error, end a run.
@@ -230,10 +263,17 @@ func TestBusyBoundEscalatesThroughTheGate(t *testing.T) {
 		if !slices.Contains(gd.be.callList(), "reopen") {
 			t.Errorf("backend calls %v, want a reopen", gd.be.callList())
 		}
-		// The recovered client serves a read, which ends the run.
+		// The recovered client serves reads. The fresh client holds no
+		// lock: the writes' run goes on while the gate takes it, and the
+		// first write that passes ends it.
 		gd.expect(t, read10, admitted)
+		gd.expect(t, write10, unavail)
+		if st := gd.settled(t); st.State != "locked" {
+			t.Fatalf("gate after the write: %+v", st)
+		}
+		gd.expect(t, write10, admitted)
 		if st := gd.d.BusyState(); st.For != 0 {
-			t.Errorf("after the read: %+v", st)
+			t.Errorf("after the write: %+v", st)
 		}
 	})
 
@@ -255,7 +295,7 @@ func TestBusyBoundEscalatesThroughTheGate(t *testing.T) {
 			t.Errorf("run of the recovering gate: %+v", st)
 		}
 		clock.advance(time.Nanosecond)
-		gd.expect(t, write10, unavail)
+		gd.expect(t, read10, unavail)
 		gd.expect(t, read10, unavail)
 		close(be.reopenHold)
 		if st := gd.settled(t); st.State != "unlocked" {
@@ -282,6 +322,10 @@ func TestBusyBoundEscalatesThroughTheGate(t *testing.T) {
 		be.setOwner("other")
 		be.failNext(fmt.Errorf("write: %w", syscall.ESHUTDOWN))
 		gd.expect(t, write10, busy)
+		// Writes are refused as standby for the hold-down; reads wait
+		// for the reopen, BUSY.
+		gd.expect(t, write10, standby)
+		gd.expect(t, read10, busy)
 		clock.advance(testBounds.Lock - time.Nanosecond)
 		gd.expect(t, read10, busy)
 		clock.advance(time.Nanosecond)

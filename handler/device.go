@@ -133,8 +133,9 @@ type Device struct {
 	noPoll atomic.Bool
 	stats  deviceStats
 	cstats commandStats
-	// busy is the run of BUSY answers going on, and its bounds (busy.go).
-	busy busyRun
+	// busy are the runs of BUSY answers going on, and their bounds
+	// (busy.go).
+	busy busyRuns
 
 	// sbc is the state of the block commands (sbc.go).
 	sbc sbcDevice

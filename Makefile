@@ -34,14 +34,14 @@ RACE ?= -race
 # Every package but the Ceph backend's, whose tests need a cluster (test-ceph runs them).
 UNIT_PKGS = $(shell $(GO) list -tags '$(CEPH_TAG)' ./... | grep -v '/rbd\(/\|$$\)')
 
-.PHONY: all build test deps deb test-deb test-unit test-vm test-faults test-ceph test-ha demo bench scale soak fuzz check install \
+.PHONY: all build test deps deb test-deb test-unit test-vm test-faults test-systemd test-ceph test-ha test-gateway demo bench scale soak fuzz check install \
 	install-extra check-extra clean distclean help
 
 all: build
 
 help:
 	@echo "make build      bin/gotcmu (go-ceph tag: $(CEPH_TAG))"
-	@echo "make test       deps, check, test-unit, test-deb, test-ceph, test-vm, test-faults: what CI runs"
+	@echo "make test       deps, check, test-unit, test-deb, test-ceph, test-vm, test-faults, test-systemd: what CI runs"
 	@echo "make deps       install missing Debian packages (test/deps.sh), check Go"
 	@echo "make test-unit  go test $(RACE) on every package but rbd, then every fuzz target for $(FUZZTIME);"
 	@echo "                a skip test/expected-skips.txt does not list fails it (as in test-ceph)"
@@ -49,7 +49,9 @@ help:
 	@echo "make test-vm    boot the real kernel under qemu: walking skeleton + iscsi-test-cu comparison"
 	@echo "                (VM_MODE=tcmu-runner or fileio: the same harness without gotcmu)"
 	@echo "make test-faults  faults under a verifying write load in the VM, and capabilities (issue 8)"
+	@echo "make test-systemd  the .deb installed in a guest booted with systemd: the unit as on a gateway (issue 14)"
 	@echo "make test-ha    two gateways and dm-multipath in two guests: failover, failback (10 min)"
+	@echo "make test-gateway  ceph-iscsi (gwcli, rbd-target-api) on two gateways; HANDLER=tcmu-runner for the reference"
 	@echo "make soak       4 LUNs at QD 128 for 10 minutes in the VM; goroutines, fds, RSS bounded"
 	@echo "make demo       Ceph, gotcmu, targetcli, an iSCSI initiator and ext4 in the VM, step by step"
 	@echo "make bench      the performance table (issue 7)"
@@ -66,7 +68,7 @@ build:
 # Runs every part even when one fails, then fails if any did; prints how long each took.
 test:
 	@$(MAKE) --no-print-directory deps
-	@failed=""; for t in check test-unit test-deb test-ceph test-vm test-faults; do \
+	@failed=""; for t in check test-unit test-deb test-ceph test-vm test-faults test-systemd; do \
 		start=$$(date +%s); \
 		echo "==== make $$t"; \
 		if $(MAKE) --no-print-directory $$t; then r=ok; else r=FAILED; failed="$$failed $$t"; fi; \
@@ -96,10 +98,24 @@ test-vm: $(if $(filter gotcmu,$(VM_MODE)),build)
 test-faults: build
 	OUT=$(BUILD)/test-faults flock $(VM_LOCK) test/vm/test-vm.sh -m gotcmu faults
 
+# Issue 14 point 2: the package, built into a directory of its own (bin/ keeps `make deb`'s one),
+# installed by dpkg into a guest that boots with systemd as PID 1 (test/vm/test-systemd.sh).
+test-systemd:
+	rm -rf $(BUILD)/systemd-deb
+	$(MAKE) --no-print-directory deb DEB_DIR=$(BUILD)/systemd-deb
+	flock $(VM_LOCK) test/vm/test-systemd.sh $(BUILD)/systemd-deb/gotcmu_*.deb
+
 # Issue 6 point 4: two guests, two gateways, dm-multipath failover and failback; not part of
 # `make test` (about 10 minutes; test/ha/test-ha.sh).
 test-ha: deps build
 	flock $(VM_LOCK) test/ha/test-ha.sh
+
+# Issue 14 points 3-4: ceph-iscsi's gwcli and rbd-target-api on two gateways (two guests, as
+# test-ha), HANDLER=gotcmu (default) or HANDLER=tcmu-runner; not part of `make test` (about 15
+# minutes); the table goes to test/results/gateway-$(HANDLER).md.
+HANDLER ?= gotcmu
+test-gateway: deps $(if $(filter gotcmu,$(HANDLER)),build)
+	HANDLER=$(HANDLER) RESULTS=test/results flock $(VM_LOCK) test/gateway/test-gateway.sh
 
 # Issue 8 point 3: not part of `make test` (10 minutes of load).
 soak: deps build

@@ -23,6 +23,9 @@ PKGS=(
 	gcc libc6-dev pkg-config make gnuplot-nox systemd shellcheck
 	# make deb and test-deb: dpkg-shlibdeps, strip, lintian (apt-get, unshare and chroot are always here)
 	dpkg-dev binutils lintian
+	# test-systemd: ceph-iscsi's rbd-target-api.service, ordered After=tcmu-runner.service (the
+	# unit's alias); the guest boots this machine's root, so it must be installed here
+	ceph-iscsi
 )
 
 # Installed = dpkg knows it as "install ok installed"; unknown packages are simply missing.

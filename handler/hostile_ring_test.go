@@ -434,7 +434,7 @@ func (r retryTimers) next(t *testing.T) retryTimer {
 func givenUp(t *testing.T, m *handler.Manager, name string, giveUps uint64, next time.Duration) {
 	t.Helper()
 	st := state(m, name)
-	if st.State != "given-up" || st.GiveUps != giveUps || !strings.Contains(st.Reason, "next in "+next.String()) {
+	if st.State != "given-up" || st.GiveUps != giveUps || !strings.Contains(st.Reason, "next retry in "+next.String()) {
 		t.Fatalf("status %+v, want given-up %d times, next retry in %v", st, giveUps, next)
 	}
 	for _, s := range m.Stats() {

@@ -41,9 +41,8 @@ const (
 type loopState struct {
 	mu      sync.Mutex
 	givenUp bool
-	since   time.Time // the first give-up of this episode
+	at      time.Time // the last give-up
 	next    time.Time // the next retry
-	retries int       // retries made in this episode
 	lastErr error
 	// giveUps counts the times the loop gave up, over the device's life.
 	giveUps uint64
@@ -56,8 +55,8 @@ func (s *loopState) reason(now time.Time) (givenUp bool, reason string, giveUps 
 	if !s.givenUp {
 		return false, "", s.giveUps
 	}
-	return true, fmt.Sprintf("command loop given up %s ago, %d retries, next in %s: %v",
-		now.Sub(s.since).Round(time.Second), s.retries, max(s.next.Sub(now), 0).Round(time.Second), s.lastErr), s.giveUps
+	return true, fmt.Sprintf("command loop given up %s ago (%d times so far), next retry in %s: %v",
+		now.Sub(s.at).Round(time.Second), s.giveUps, max(s.next.Sub(now), 0).Round(time.Second), s.lastErr), s.giveUps
 }
 
 // serve runs a device's command loop until ctx is cancelled or the device
@@ -132,11 +131,8 @@ func (m *Manager) serve(ctx context.Context, md *managed) error {
 func (s *loopState) giveUp(err error, now time.Time, delay time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.givenUp {
-		s.givenUp, s.since, s.retries = true, now, 0
-	}
+	s.givenUp, s.at, s.next, s.lastErr = true, now, now.Add(delay), err
 	s.giveUps++
-	s.lastErr, s.next = err, now.Add(delay)
 }
 
 // retried records a retry that serves again.
@@ -144,7 +140,6 @@ func (s *loopState) retried() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.givenUp = false
-	s.retries++
 }
 
 // isGivenUp reports whether the loop waits for a retry.

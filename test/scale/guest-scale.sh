@@ -2,15 +2,17 @@
 # Runs INSIDE the guest (test/scale/scale.sh boots it): issue 16, N user:rbd LUNs per daemon.
 # One boot, Ceph inside the guest, one tcm_loop target; for each N of NS and each daemon of
 # DAEMONS, one daemon at a time (both want the TCM-USER netlink family):
-#   1. start the daemon; create N user:rbd backstores on images scale0.. (SIZE_MB each),
-#      one after the other as targetcli would, and export each as a LUN of the target:
-#      create_s; then lunready reads 4 KiB from every LUN at once: ready_s (both from the
-#      first mkdir);
+#   1. N fresh images <daemon>-n<N>-0.. (SIZE_MB each); start the daemon; create N user:rbd
+#      backstores on them, one after the other as targetcli would, and export each as a LUN
+#      of the target: create_s; then lunready reads 4 KiB from every LUN at once: ready_s
+#      (both from the first mkdir); then writes 4 KiB to every LUN at once (the exclusive
+#      locks taken): first_write_s;
 #   2. idle: the daemon's RssAnon/RssFile/RssShmem (/proc/PID/status), OS threads, fds,
 #      RADOS clients (threads named msgr-worker-0: each librados client starts one set of
 #      messenger workers), and for gotcmu its goroutines and the cost of one metrics scrape
 #      (series, ms) and of one `gotcmu status` (ms);
-#   3. fio, one job per LUN, 4k random 70/30 read/write at iodepth 4 each for FIO_SECS:
+#   3. fio, one job per LUN, 4k random 70/30 read/write at iodepth 4 each for FIO_SECS after
+#      a 2 s ramp:
 #      total IOPS, p99 read and write latency (fio's group report), RSS after the load;
 #   4. SIGKILL, start again, lunready from the start: adopt_s (first read answered on every
 #      LUN; a read needs no exclusive lock, so no lock takeover is in this figure);
@@ -18,8 +20,10 @@
 #      devices open; then the backstores are removed with no daemon running.
 # One line per (daemon, N) in /out/scale/rows.tsv (header in its first line); logs beside it.
 # Env: GOTCMU, NS (default "1 16"), DAEMONS (default "gotcmu:1 gotcmu:8 tcmu-runner"; gotcmu:K
-#      runs gotcmu with rbd_images_per_client = K), SIZE_MB (default 64), FIO_SECS (default 10),
-#      TOOLS (lunready's directory, default $REPO/build/bin).
+#      runs gotcmu with rbd_images_per_client = K; a spec ending in @N,N... runs at those N
+#      only), SIZE_MB (default 64), FIO_SECS (default 10), TOOLS (lunready's directory,
+#      default $REPO/build/bin), PROFILE_SECS (default 5: gotcmu's CPU profile, --debug-addr,
+#      under a second fio run of the same load; 0 skips it).
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
 OUT=/out/scale
@@ -33,15 +37,13 @@ NS=${NS:-1 16}
 DAEMONS=${DAEMONS:-gotcmu:1 gotcmu:8 tcmu-runner}
 SIZE_MB=${SIZE_MB:-64}
 FIO_SECS=${FIO_SECS:-10}
+PROFILE_SECS=${PROFILE_SECS:-5}
 WWN=naa.5001405000005ca1
 : > "$SUMMARY"
 ROWS=$OUT/rows.tsv
-printf 'daemon\tn\tcreate_s\tready_s\trss_anon_kib\trss_file_kib\trss_shmem_kib\tthreads\tgoroutines\tfds\trados_clients\tscrape_series\tscrape_ms\tstatus_ms\tiops\tp99_read_us\tp99_write_us\trss_load_kib\tadopt_s\tdrain_s\n' > "$ROWS"
+printf 'daemon\tn\tcreate_s\tready_s\trss_anon_kib\trss_file_kib\trss_shmem_kib\tthreads\tgoroutines\tfds\trados_clients\tscrape_series\tscrape_ms\tstatus_ms\tiops\tp99_read_us\tp99_write_us\trss_load_kib\tadopt_s\tdrain_s\tfirst_write_s\n' > "$ROWS"
 # 256 librados clients hold some 13 fds each: above the default soft limit of 1024.
 ulimit -n 1048576
-
-max_n=0
-for n in $NS; do [ "$n" -gt "$max_n" ] && max_n=$n; done
 
 log "scale: Ceph"
 mkdir -p /etc/ceph
@@ -50,18 +52,23 @@ export CEPH_CONF=/tmp/ceph/ceph.conf
 ln -sf /tmp/ceph/ceph.conf /etc/ceph/ceph.conf
 cp /tmp/ceph/keyring /etc/ceph/ceph.client.admin.keyring
 printf '[client]\nrbd cache = false\n' >> /tmp/ceph/ceph.conf
-# One process creates every image (an rbd(8) per image costs a second or more under TCG).
-/usr/bin/python3 - "$max_n" "$SIZE_MB" <<'PY' || { fail "rbd images not created"; exit 1; }
-import sys, rados, rbd
-n, mb = int(sys.argv[1]), int(sys.argv[2])
-with rados.Rados(conffile="/etc/ceph/ceph.conf") as c, c.open_ioctx("rbd") as io:
-    for i in range(n):
-        rbd.RBD().create(io, "scale%d" % i, mb << 20)
-PY
-pass "Ceph up, $max_n images of $SIZE_MB MiB"
+pass "Ceph up"
 nproc > "$OUT/nproc"
 free -m > "$OUT/free"
 uname -r > "$OUT/guest-kernel"
+
+# mkimages PREFIX N: images PREFIX0 .. PREFIX<N-1> of SIZE_MB, in one process (an rbd(8) per
+# image costs a second or more under TCG). Every (daemon, N) gets images of its own, so that no
+# run inherits an exclusive lock the previous daemon's SIGKILLed client still holds.
+mkimages() {
+	/usr/bin/python3 - "$1" "$2" "$SIZE_MB" <<'PY'
+import sys, rados, rbd
+prefix, n, mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+with rados.Rados(conffile="/etc/ceph/ceph.conf") as c, c.open_ioctx("rbd") as io:
+    for i in range(n):
+        rbd.RBD().create(io, "%s%d" % (prefix, i), mb << 20)
+PY
+}
 
 # proc_field PID FIELD: a kB field of /proc/PID/status, as a number.
 proc_field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
@@ -74,7 +81,7 @@ start_daemon() {
 	case $1 in
 	gotcmu)
 		printf 'rbd_images_per_client = %s\n' "$2" > /tmp/scale-tcmu.conf
-		"$GOTCMU" --config /tmp/scale-tcmu.conf -l "" --metrics-addr 127.0.0.1:9560 > "$3" 2>&1 & ;;
+		"$GOTCMU" --config /tmp/scale-tcmu.conf -l "" --metrics-addr 127.0.0.1:9560 --debug-addr 127.0.0.1:9198 > "$3" 2>&1 & ;;
 	tcmu-runner)
 		mkdir -p "$3.d"
 		tcmu-runner --tcmu-log-dir="$3.d" > "$3" 2>&1 & ;;
@@ -97,12 +104,13 @@ secs_since() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a
 
 # one NAME IPC N: the five steps for one daemon at N LUNs; appends its row.
 one() {
-	local name=$1 ipc=$2 n=$3 label i dir t0 create ready adopt drain addr devs=() d
+	local name=$1 ipc=$2 n=$3 label i dir t0 create ready lock adopt drain addr devs=() d
 	local anon file shmem threads gor=- fds clients series=- scrape=- status=- iops=- p99r=- p99w=- rssload=-
 	label=$name; [ "$name" = gotcmu ] && label=gotcmu-ipc$ipc
 	local L=$OUT/$label-n$n
 	mkdir -p "$L"
 	log "scale: $label, N=$n"
+	mkimages "$label-n$n-" "$n" || { fail "$label N=$n: rbd images not created"; return 1; }
 	start_daemon "$name" "$ipc" "$L/daemon.log"
 	# Started before any device exists: give it the time to join the netlink family, as
 	# start_handler does (an ADDED event nobody hears would block its enable write).
@@ -114,7 +122,7 @@ one() {
 		{ fail "$label N=$n: tcm_loop target"; return 1; }
 	for ((i = 0; i < n; i++)); do
 		dir=$CFG/core/user_1/s$i
-		if ! { mkdir -p "$dir" && put "dev_config=rbd/rbd/scale$i" "$dir/control" && put "dev_size=$((SIZE_MB << 20))" "$dir/control" &&
+		if ! { mkdir -p "$dir" && put "dev_config=rbd/rbd/$label-n$n-$i" "$dir/control" && put "dev_size=$((SIZE_MB << 20))" "$dir/control" &&
 			bounded 120 put 1 "$dir/enable" && put "$(new_uuid)" "$dir/wwn/vpd_unit_serial" &&
 			mkdir "$CFG/loopback/$WWN/tpgt_1/lun/lun_$i" && ln -s "$dir" "$CFG/loopback/$WWN/tpgt_1/lun/lun_$i/s$i"; }; then
 			fail "$label N=$n: LUN $i not created"; break
@@ -130,6 +138,10 @@ one() {
 	ready=$("$TOOLS/lunready" -since "$t0" -timeout 300s "${devs[@]}" 2> "$L/ready.err" | cut -d' ' -f1)
 	[ -s "$L/ready.err" ] && fail "$label N=$n: $(cat "$L/ready.err")"
 	log "$label N=$n: created in $create s, all answered at $ready s"
+	# Every LUN's first write (user:rbd: the image's exclusive lock taken), all at once.
+	lock=$("$TOOLS/lunready" -write -timeout 300s "${devs[@]}" 2> "$L/lock.err" | cut -d' ' -f1)
+	[ -s "$L/lock.err" ] && fail "$label N=$n: first writes: $(cat "$L/lock.err")"
+	log "$label N=$n: every LUN written once after $lock s"
 	# 2. idle
 	sleep 2
 	anon=$(proc_field "$DPID" RssAnon); file=$(proc_field "$DPID" RssFile); shmem=$(proc_field "$DPID" RssShmem)
@@ -151,7 +163,7 @@ one() {
 	local jobs=()
 	for d in "${devs[@]}"; do jobs+=(--name="${d#/dev/}" --filename="$d"); done
 	if fio --thread --ioengine=libaio --direct=1 --rw=randrw --rwmixread=70 --bs=4k --iodepth=4 \
-		--size=$((SIZE_MB << 20)) --time_based --runtime="$FIO_SECS" --randrepeat=0 --norandommap \
+		--size=$((SIZE_MB << 20)) --time_based --runtime="$FIO_SECS" --ramp_time=2 --randrepeat=0 --norandommap \
 		--lat_percentiles=1 --group_reporting --output-format=json --output="$L/fio.json" "${jobs[@]}" \
 		> /dev/null 2> "$L/fio.err"; then
 		iops=$(jq -r '.jobs[0] | (.read.iops + .write.iops) | floor' "$L/fio.json")
@@ -163,6 +175,18 @@ one() {
 	rssload=$(proc_field "$DPID" VmRSS)
 	cat /proc/"$DPID"/status > "$L/status-load"
 	log "$label N=$n: $iops IOPS, p99 read $p99r us, write $p99w us"
+	# gotcmu's CPU profile under the same load, in a run of its own (PROFILE_SECS, 0: none) so
+	# that the profiler's cost is in no figure above.
+	if [ "$name" = gotcmu ] && [ "$PROFILE_SECS" -gt 0 ]; then
+		fio --thread --ioengine=libaio --direct=1 --rw=randrw --rwmixread=70 --bs=4k --iodepth=4 \
+			--size=$((SIZE_MB << 20)) --time_based --runtime=$((PROFILE_SECS + 2)) --randrepeat=0 --norandommap \
+			"${jobs[@]}" > /dev/null 2>&1 &
+		local fpid=$!
+		sleep 1
+		curl -s -o "$L/cpu.pprof" "http://127.0.0.1:9198/debug/pprof/profile?seconds=$PROFILE_SECS" ||
+			log "$label N=$n: no CPU profile"
+		wait "$fpid"
+	fi
 	# 4. SIGKILL, restart, every LUN answers again
 	kill -KILL "$DPID"; wait "$DPID" 2>/dev/null
 	t0=$(date +%s%N)
@@ -183,19 +207,25 @@ one() {
 		drain=-; fail "$label N=$n: still running 120 s after SIGTERM"; kill -KILL "$DPID"; wait "$DPID" 2>/dev/null
 	fi
 	log "$label N=$n: SIGTERM to exit $drain s"
+	# Not timed: 8 at a time (with no daemon the kernel waits for no reply).
+	for ((i = 0; i < n; i++)); do echo "$CFG/core/user_1/s$i"; done | timeout 120 xargs -r -P 8 rmdir
 	for ((i = 0; i < n; i++)); do
 		[ -d "$CFG/core/user_1/s$i" ] && { bounded 30 rmdir "$CFG/core/user_1/s$i" || fail "$label N=$n: backstore $i not removed"; }
 	done
-	handler_log "$L/daemon.log" > /dev/null
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
 		"$anon" "$file" "$shmem" "$threads" "$gor" "$fds" "$clients" "$series" "$scrape" "$status" "$iops" "$p99r" "$p99w" \
-		"$rssload" "$adopt" "$drain" >> "$ROWS"
+		"$rssload" "$adopt" "$drain" "$lock" >> "$ROWS"
 	pass "$label N=$n"
 }
 
 start_dbus || log "no system D-Bus: gotcmu status is not measured"
 for n in $NS; do
 	for spec in $DAEMONS; do
+		# name[:K][@N,N...]: only at those N when given
+		if [[ $spec == *@* ]]; then
+			[[ ",${spec#*@}," == *",$n,"* ]] || continue
+			spec=${spec%%@*}
+		fi
 		one "${spec%%:*}" "${spec#*:}" "$n"
 	done
 done

@@ -32,13 +32,15 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 	echo
 	echo "create: every backstore enabled and linked as a LUN, one after the other as targetcli does;"
 	echo "answer: from the same start until every LUN has answered a 4 KiB read (test/cmd/lunready);"
+	echo "first write: then 4 KiB written to every LUN at once, until the last answered (user:rbd takes"
+	echo "each image's exclusive lock on its first write; every daemon and N has fresh images);"
 	echo "adopt: from starting the daemon again after SIGKILL until every LUN has answered a read (no"
 	echo "exclusive lock is taken over for a read); SIGTERM: until the daemon exited, with its N devices"
 	echo "open and idle (the LUNs already out of the target)."
 	echo
-	echo "| daemon | N | create s | all answer s | adopt after SIGKILL s | SIGTERM to exit s |"
-	echo "|---|---:|---:|---:|---:|---:|"
-	awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $19, $20 }' "$W/rows"
+	echo "| daemon | N | create s | all answer s | first write s | adopt after SIGKILL s | SIGTERM to exit s |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, ($21 == "" ? "-" : $21), $19, $20 }' "$W/rows"
 	echo
 	echo "## Resources, idle, all LUNs served"
 	echo
@@ -66,7 +68,7 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 	echo "## Aggregate load"
 	echo
 	echo "fio, one job per LUN (libaio, O_DIRECT), 4 KiB random 70 % read / 30 % write, iodepth 4 each,"
-	echo "the run's FIO_SECS seconds; IOPS read + write of all jobs, p99 completion latency of fio's group"
+	echo "the run's FIO_SECS seconds after a 2 s ramp; IOPS read + write of all jobs, p99 completion latency of fio's group"
 	echo "report; RSS (VmRSS) right after."
 	echo
 	echo "| daemon | N | IOPS | p99 read ms | p99 write ms | RSS after load MiB |"

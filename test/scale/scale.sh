@@ -33,7 +33,7 @@ if [ "${GUEST:-1}" != 0 ]; then
 	G=$("$REPO/test/vm/build-guest.sh") || exit 2
 	rm -rf "$OUT/guest"; mkdir -p "$OUT/guest"
 	ENVS=(-e "GOTCMU=$GOTCMU" -e "NS=${NS:-1 16 64 256}")
-	for v in DAEMONS SIZE_MB FIO_SECS; do
+	for v in DAEMONS SIZE_MB FIO_SECS PROFILE_SECS; do
 		[ -n "${!v:-}" ] && ENVS+=(-e "$v=${!v}")
 	done
 	echo "==== scale 1/2: one guest boot (MEM ${MEM:-12288} MiB)"

@@ -6,7 +6,11 @@
 // -since (a time the caller took, e.g. just before it started the daemon)
 // to the last completion.
 //
-// Usage: lunready [-since UNIX-NANOSECONDS] [-timeout DURATION] DEVICE...
+// With -write it writes 4 KiB of zeros at 1 MiB instead: on user:rbd the
+// first write takes the image's exclusive lock, so the figure is the time
+// until every LUN can be written.
+//
+// Usage: lunready [-write] [-since UNIX-NANOSECONDS] [-timeout DURATION] DEVICE...
 // Output: one line "SECONDS N" (seconds with millisecond precision, N the
 // devices that answered); exit status 1 if any device did not answer in
 // time (the line names them on stderr).
@@ -26,20 +30,24 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, readOnce))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, readOnce, writeOnce))
 }
 
-// readFunc reads one block from a device; tests replace it.
-type readFunc func(path string) error
+// ioFunc reads or writes one block of a device; tests replace them.
+type ioFunc func(path string) error
 
-func run(args []string, stdout, stderr io.Writer, read readFunc) int {
+func run(args []string, stdout, stderr io.Writer, read, write ioFunc) int {
 	fs := flag.NewFlagSet("lunready", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	since := fs.Int64("since", 0, "count from this time (Unix nanoseconds; default: when lunready starts)")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
 	retry := fs.Duration("retry", 50*time.Millisecond, "wait between a failed read and the next")
+	doWrite := fs.Bool("write", false, "write 4 KiB of zeros at 1 MiB instead of reading at 0")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *doWrite {
+		read = write
 	}
 	devs := fs.Args()
 	if len(devs) == 0 {
@@ -91,26 +99,45 @@ func run(args []string, stdout, stderr io.Writer, read readFunc) int {
 	return 0
 }
 
-// readOnce reads the device's first 4 KiB with O_DIRECT into an aligned
-// buffer, so the read reaches the handler rather than the page cache.
+const blockSize = 4096
+
+// aligned returns a zeroed 4 KiB buffer aligned for O_DIRECT.
+func aligned() []byte {
+	raw := make([]byte, 2*blockSize)
+	off := int(uintptr(unsafe.Pointer(&raw[0])) & (blockSize - 1))
+	if off != 0 {
+		off = blockSize - off
+	}
+	return raw[off : off+blockSize]
+}
+
+// readOnce reads the device's first 4 KiB with O_DIRECT, so the read
+// reaches the handler rather than the page cache.
 func readOnce(path string) error {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_DIRECT, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	const bs = 4096
-	raw := make([]byte, 2*bs)
-	off := int(uintptr(unsafe.Pointer(&raw[0])) & (bs - 1))
-	if off != 0 {
-		off = bs - off
-	}
-	n, err := f.ReadAt(raw[off:off+bs], 0)
+	n, err := f.ReadAt(aligned(), 0)
 	if err != nil {
 		return err
 	}
-	if n != bs {
+	if n != blockSize {
 		return errors.New("short read")
 	}
 	return nil
+}
+
+// writeOnce writes 4 KiB of zeros at 1 MiB with O_DIRECT.
+func writeOnce(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(aligned(), 1<<20); err != nil {
+		return err
+	}
+	return f.Close()
 }

@@ -26,7 +26,7 @@ func TestRun(t *testing.T) {
 		return nil
 	}
 	var out, errb bytes.Buffer
-	if rc := run([]string{"-retry", "1ms", "-timeout", "1s", "ok", "late"}, &out, &errb, read); rc != 0 {
+	if rc := run([]string{"-retry", "1ms", "-timeout", "1s", "ok", "late"}, &out, &errb, read, nil); rc != 0 {
 		t.Fatalf("rc %d, stderr %q", rc, errb.String())
 	}
 	if !strings.HasSuffix(out.String(), " 2\n") || tries["late"] != 3 {
@@ -34,10 +34,23 @@ func TestRun(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	if rc := run([]string{"-retry", "1ms", "-timeout", "50ms", "ok", "never"}, &out, &errb, read); rc != 1 {
+	if rc := run([]string{"-retry", "1ms", "-timeout", "50ms", "ok", "never"}, &out, &errb, read, nil); rc != 1 {
 		t.Errorf("rc %d with a device that never answers", rc)
 	}
 	if !strings.HasSuffix(out.String(), " 1\n") || !strings.Contains(errb.String(), "never") {
 		t.Errorf("output %q, stderr %q", out.String(), errb.String())
+	}
+}
+
+// -write writes where a run without it reads.
+func TestRunWrite(t *testing.T) {
+	var reads, writes int
+	var mu sync.Mutex
+	count := func(n *int) ioFunc {
+		return func(string) error { mu.Lock(); *n++; mu.Unlock(); return nil }
+	}
+	var out, errb bytes.Buffer
+	if rc := run([]string{"-write", "a", "b"}, &out, &errb, count(&reads), count(&writes)); rc != 0 || reads != 0 || writes != 2 {
+		t.Errorf("rc %d, %d reads, %d writes; want 0, 0, 2", rc, reads, writes)
 	}
 }

@@ -84,6 +84,34 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 	echo "| daemon | N | metrics series | scrape ms | gotcmu status ms |"
 	echo "|---|---:|---:|---:|---:|"
 	awk -F'\t' '$1 ~ /^gotcmu/ { printf "| %s | %s | %s | %s | %s |\n", $1, $2, $12, $13, $14 }' "$W/rows"
+	if command -v go > /dev/null && compgen -G "$DIR/gotcmu*/cpu.pprof" > /dev/null; then
+		echo
+		echo "## Where gotcmu's CPU time goes under the load"
+		echo
+		echo "A CPU profile (--debug-addr, net/http/pprof) of each gotcmu row during a second fio run of the"
+		echo "same load, so that the profiler is in no figure above. Busy: the profile's samples over its"
+		echo "duration (1.00 = one CPU). Each sample is put on the function it was in (its own frame):"
+		echo "gotcmu's handler and uio packages (the command path), its rbd package (the cgo glue), the Go"
+		echo "runtime and system calls, and C (librbd, librados, libceph-common, libc, libstdc++)."
+		echo
+		echo "| daemon | N | busy CPUs | handler + uio | rbd (Go) | Go runtime, syscalls | C libraries | other |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		while IFS=$'\t' read -r d n _; do
+			f=$DIR/$d-n$n/cpu.pprof
+			[ -s "$f" ] || continue
+			go tool pprof -top -nodecount=100000 "$f" 2> /dev/null | awk -v d="$d" -v n="$n" '
+				/^Duration:/ { dur = $2 + 0; tot = $6; sub(/s$/, "", tot); tot += 0 }
+				$1 ~ /s$/ && $2 ~ /%$/ && NF >= 6 { v = $1; u = 1; if (v ~ /ms$/) u = 0.001; sub(/m?s$/, "", v); v *= u
+					f = $6; for (i = 7; i <= NF; i++) f = f " " $i
+					if (f ~ /gotcmu\/gotcmu\/(handler|uio)/) c["hu"] += v
+					else if (f ~ /gotcmu\/gotcmu\/rbd/) c["rbd"] += v
+					else if (f ~ /^\[/) c["c"] += v
+					else if (f ~ /^(runtime|internal|syscall|golang.org\/x\/sys)/) c["rt"] += v
+					else c["o"] += v }
+				function pc(x) { return tot > 0 ? sprintf("%.0f %%", 100 * x / tot) : "-" }
+				END { if (dur > 0) printf "| %s | %s | %.2f | %s | %s | %s | %s | %s |\n", d, n, tot / dur, pc(c["hu"]), pc(c["rbd"]), pc(c["rt"]), pc(c["c"]), pc(c["o"]) }'
+		done < "$W/rows"
+	fi
 	echo
 	echo "The curves: $(basename "$PNG")."
 } > "$MD"

@@ -55,7 +55,7 @@ help:
 	@echo "make soak       4 LUNs at QD 128 for 10 minutes in the VM; goroutines, fds, RSS bounded"
 	@echo "make demo       Ceph, gotcmu, targetcli, an iSCSI initiator and ext4 in the VM, step by step"
 	@echo "make bench      the performance table (issue 7)"
-	@echo "make scale      1 to 256 user:rbd LUNs per daemon in the VM, gotcmu and tcmu-runner (issue 16)"
+	@echo "make scale      1 to 64 user:rbd LUNs per daemon in the VM, gotcmu and tcmu-runner (issue 16)"
 	@echo "make fuzz       every fuzz target for $(FUZZTIME_LONG)"
 	@echo "make check      gofmt, go vet, staticcheck, shellcheck"
 	@echo "make install    bin/gotcmu and the system files into \$$DESTDIR\$$PREFIX"
@@ -130,9 +130,9 @@ demo: deps $(if $(filter gotcmu,$(VM_MODE)),build)
 bench: deps build
 	flock $(VM_LOCK) test/bench/bench.sh
 
-# Issue 16: N = 1, 16, 64, 256 user:rbd LUNs for gotcmu and tcmu-runner in one guest boot: memory,
+# Issue 16: N = 1, 16, 64 user:rbd LUNs for gotcmu and tcmu-runner in one guest boot: memory,
 # threads, start-up, adoption, drain and aggregate IOPS (test/scale/scale.sh); writes
-# test/results/scale.md and scale.png. Not part of `make test`.
+# test/results/scale.md and scale.png. About 20 minutes; not part of `make test`.
 scale: deps build
 	flock $(VM_LOCK) test/scale/scale.sh
 

@@ -6,10 +6,13 @@
 #      adoption after SIGKILL and the SIGTERM drain (one line per daemon and N in rows.tsv).
 #   2. test/results/scale.md (the tables) and scale.png (the curves), from that file (gnuplot).
 # Usage: test/scale/scale.sh      (make scale runs it under flock /tmp/gotcmu-vm.lock)
+#        The default takes about 20 minutes under TCG: every LUN costs some 6 s of each daemon's
+#        turn (created one after the other, adopted, removed). NS may name 256 too (never run: at
+#        that rate some 25 minutes per daemon; give T and MEM room).
 # Env:   OUT (default build/scale), RESULTS (default test/results), GOTCMU (default bin/gotcmu),
-#        NS (default "1 16 64 256"), DAEMONS (default "gotcmu:1 gotcmu:8 tcmu-runner"), SIZE_MB
-#        (default 64), FIO_SECS (default 10), MEM (guest MiB, default 12288), T (guest seconds,
-#        default 3600), GOTCMU_REV (the commit GOTCMU was built from, for the record; default
+#        NS (default "1 16 64"), DAEMONS (default "gotcmu:1 gotcmu:8@1,16 tcmu-runner": gotcmu at
+#        rbd_images_per_client 1 and 8, the second at N = 1 and 16 only), SIZE_MB (default 64),
+#        FIO_SECS (default 10), MEM (guest MiB, default 10240), T (guest seconds, default 2400), GOTCMU_REV (the commit GOTCMU was built from, for the record; default
 #        git describe of this tree), REPORT=0 (only the guest run), GUEST=0 (only the report, from OUT).
 # Exit status: 0 when every measurement ran; 1 if one failed (the tables show what there is).
 set -uo pipefail
@@ -32,12 +35,12 @@ if [ "${GUEST:-1}" != 0 ]; then
 	CGO_ENABLED=0 go build -o "$REPO/build/bin/lunready" ./test/cmd/lunready || exit 2
 	G=$("$REPO/test/vm/build-guest.sh") || exit 2
 	rm -rf "$OUT/guest"; mkdir -p "$OUT/guest"
-	ENVS=(-e "GOTCMU=$GOTCMU" -e "NS=${NS:-1 16 64 256}")
-	for v in DAEMONS SIZE_MB FIO_SECS PROFILE_SECS; do
+	ENVS=(-e "GOTCMU=$GOTCMU" -e "NS=${NS:-1 16 64}" -e "DAEMONS=${DAEMONS:-gotcmu:1 gotcmu:8@1,16 tcmu-runner}")
+	for v in SIZE_MB FIO_SECS PROFILE_SECS; do
 		[ -n "${!v:-}" ] && ENVS+=(-e "$v=${!v}")
 	done
-	echo "==== scale 1/2: one guest boot (MEM ${MEM:-12288} MiB)"
-	QUIET=1 MEM=${MEM:-12288} T=${T:-3600} "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/guest" "$HERE/guest-scale.sh" &
+	echo "==== scale 1/2: one guest boot (MEM ${MEM:-10240} MiB)"
+	QUIET=1 MEM=${MEM:-10240} T=${T:-2400} "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/guest" "$HERE/guest-scale.sh" &
 	pid=$!
 	touch "$OUT/guest/console.log"
 	tail -n +1 -f --pid="$pid" "$OUT/guest/console.log" | grep --line-buffered -E '^\[[0-9:]+\] |^(PASS|FAIL|SKIP) '
@@ -46,8 +49,8 @@ if [ "${GUEST:-1}" != 0 ]; then
 	{
 		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "gotcmu: $("$GOTCMU" --version 2>&1 | head -1), tree ${GOTCMU_REV:-$(git describe --always --dirty 2>/dev/null)}"
-		echo "guest: ${MEM:-12288} MiB, $(cat "$OUT/guest/scale/nproc" 2>/dev/null) CPUs under qemu TCG, kernel $(cat "$OUT/guest/scale/guest-kernel" 2>/dev/null)"
-		echo "run: NS=${NS:-1 16 64 256} DAEMONS=${DAEMONS:-gotcmu:1 gotcmu:8 tcmu-runner} SIZE_MB=${SIZE_MB:-64} FIO_SECS=${FIO_SECS:-10}"
+		echo "guest: ${MEM:-10240} MiB, $(cat "$OUT/guest/scale/nproc" 2>/dev/null) CPUs under qemu TCG, kernel $(cat "$OUT/guest/scale/guest-kernel" 2>/dev/null)"
+		echo "run: NS=${NS:-1 16 64} DAEMONS=${DAEMONS:-gotcmu:1 gotcmu:8@1,16 tcmu-runner} SIZE_MB=${SIZE_MB:-64} FIO_SECS=${FIO_SECS:-10}"
 	} > "$OUT/guest/scale/meta"
 fi
 

@@ -5,21 +5,23 @@
 # GUEST_PHASE=boot (PID 1, before systemd; systemd-init.sh): dpkg -i the package into the overlay
 #   root, over this machine's tcmu-runner, as an operator would; its postinst enables
 #   gotcmu.service and the alias tcmu-runner.service, so systemd starts gotcmu at boot.
-# GUEST_PHASE=run (a service after multi-user.target): the checks, each PASS or FAIL:
+# GUEST_PHASE=run (a service after multi-user.target): the checks, each PASS or FAIL, in order:
 #   unit        started at boot; Type=dbus and gotcmu's MainPID owns org.kernel.TCMUService1;
 #               ExecStartPre loads target_core_user (the module removed, the unit started again)
-#   serve       user:rbd (micro Ceph in the guest, librbd and librados in the process) and
-#               user:file LUNs on tcm_loop, a data round trip on each, `gotcmu status` over D-Bus
-#   hardening   while it serves: capabilities, NoNewPrivs, LimitNOFILE and the seccomp mode from
-#               /proc/<pid>/status and limits; ProtectSystem, ReadWritePaths, ProtectKernelModules,
-#               ProtectKernelLogs, ProtectControlGroups from gotcmu's mount namespace (nsenter);
-#               ProtectHostname from its UTS namespace; each seccomp line (RestrictNamespaces,
-#               RestrictRealtime, RestrictSUIDSGID, LockPersonality, RestrictAddressFamilies,
-#               SystemCallFilter, SystemCallErrorNumber, SystemCallArchitectures) by
-#               sandbox-probe.py under a copy of the installed unit, against the same probe as
-#               plain root; the probe's filter count equal to gotcmu's
 #   reload      `systemctl reload` reopens the log file (logrotate's case); log_level in
 #               /etc/tcmu/tcmu.conf applied live (a debug line appears at 4, none at 3)
+#   seccomp     each seccomp line (RestrictNamespaces, RestrictRealtime, RestrictSUIDSGID,
+#               LockPersonality, RestrictAddressFamilies, SystemCallFilter, SystemCallErrorNumber,
+#               SystemCallArchitectures) by sandbox-probe.py under a copy of the installed unit,
+#               against the same probe as plain root (seccomp filters cannot be read from outside)
+#   serve       user:rbd (micro Ceph in the guest, librbd and librados in the process) and
+#               user:file LUNs on tcm_loop, a data round trip on each, `gotcmu status` over D-Bus
+#               (Ceph starts in the background at the beginning of this phase)
+#   hardening   while it serves: capabilities, NoNewPrivs, LimitNOFILE and the seccomp mode from
+#               /proc/<pid>/status and limits, with the probe's filter count equal to gotcmu's;
+#               ProtectSystem, ReadWritePaths, ProtectKernelModules, ProtectKernelLogs,
+#               ProtectControlGroups from gotcmu's mount namespace (nsenter), each against the
+#               same path outside it; ProtectHostname from its UTS namespace
 #   stop        `systemctl stop` under a verifying write load on both LUNs: exit 0, devices
 #               drained, the devices stay; the next start serves them, every acked write intact
 #   kill        `systemctl kill -s KILL` twice under load: Restart= starts a new gotcmu, which

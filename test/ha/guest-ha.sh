@@ -21,6 +21,8 @@ HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
 # shellcheck source=test/vm/lib.sh
 . "$REPO/test/vm/lib.sh"
+# shellcheck source=test/vm/lib-pair.sh
+. "$REPO/test/vm/lib-pair.sh"
 ROLE=${1:?usage: guest-ha.sh a|b}
 GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
 IP_A=10.99.0.1
@@ -46,23 +48,6 @@ case $ROLE in a) ME=$IP_A PEER=$IP_B ;; b) ME=$IP_B PEER=$IP_A ;; *) echo "role 
 : > "$SUMMARY"
 mkdir -p "$SHARE"
 
-# say NAME [CONTENT]: publish a flag file for the peer.
-say() { printf '%s\n' "${2:-}" > "$SHARE/$1.tmp" && mv "$SHARE/$1.tmp" "$SHARE/$1"; }
-# heard NAME: the peer has published NAME (its content on stdout).
-heard() {
-	python3 -c 'import sys, urllib.request; sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1], timeout=5).read())' \
-		"http://$PEER:8080/$1" 2>/dev/null
-}
-# await NAME SECONDS: wait for the peer's NAME; fails early when b has finished (given up).
-await() {
-	local deadline=$(($(date +%s) + $2))
-	until heard "$1" > /dev/null; do
-		[ "$(date +%s)" -lt "$deadline" ] || { log "no '$1' from $PEER after $2 s"; return 1; }
-		[ "$ROLE" = a ] && heard b-done > /dev/null && { log "b finished while a waited for '$1'"; return 1; }
-		sleep 1
-	done
-}
-
 finish() {
 	[ -n "${HANDLER_PID:-}" ] && kill -TERM "$HANDLER_PID" 2>/dev/null
 	[ "$ROLE" = b ] && say b-done
@@ -71,18 +56,6 @@ finish() {
 	log "ha ($ROLE): $FAILED failed"
 	[ "$FAILED" -eq 0 ]
 	exit
-}
-
-net_up() {
-	local dev="" d
-	for d in /sys/class/net/*; do
-		[ "${d##*/}" = lo ] || { dev=${d##*/}; break; }
-	done
-	[ -n "$dev" ] || { log "no network card"; return 1; }
-	ip addr add "$ME/24" dev "$dev" && ip link set "$dev" up || return 1
-	hostname "gw-$ROLE"
-	python3 -m http.server 8080 --bind "$ME" --directory "$SHARE" > /out/http.log 2>&1 &
-	wait_until 60 busybox ping -c 1 -W 1 "$PEER" >/dev/null
 }
 
 # gotcmu_start: the daemon, logging to $GLOG (appended across restarts).

@@ -1,0 +1,318 @@
+#!/bin/bash
+# Runs INSIDE one of the two guests test-gateway.sh boots: issue 14 point 3, ceph-iscsi driving the
+# handler under test (HANDLER: gotcmu or Debian's tcmu-runner) on two gateways.
+#   a  10.99.0.1, host gw-a: Ceph (micro-ceph, with a manager: ceph-iscsi reads the service map),
+#      the handler, rbd-target-api; and gwcli, which builds everything through the two APIs;
+#   b  10.99.0.2, host gw-b: the handler, rbd-target-api, and the initiator (open-iscsi with CHAP,
+#      dm-multipath with the LIO-ORG stanza of Ceph's iscsi-initiator-linux.rst).
+# gwcli (never targetcli or configfs) creates the target, both gateways, disk1 (made by gwcli) and
+# disk2 (an image that exists already), a host with CHAP, and maps both disks. Checked: the LUNs'
+# INQUIRY (LIO-ORG / TCMU device) and ALUA states on both paths (one active/optimized, one
+# active/non-optimized, as ceph-iscsi lays them out); a verifying fio load through dm-multipath;
+# `gwcli ls` with both disks Online; the service map entries ceph-iscsi reads (ceph service
+# status: tcmu-runner entries <gw>:rbd/<image> with lock_owner, lock_lost_cnt, conn_lost_cnt,
+# cmd_timed_out_cnt) from both gateways; a gwcli resize seen by the initiator; and a failover:
+# gw-a's handler SIGKILLed and started again 5 s later (what systemd's Restart= does) while the
+# load runs, after which the load still verifies, nothing acknowledged is lost, and ceph-iscsi
+# does not report the disk Degraded.
+# Usage: guest-gateway.sh a|b      Env: HANDLER, GOTCMU
+set -uo pipefail
+HERE=$(dirname "$(readlink -f "$0")")
+REPO=$(readlink -f "$HERE/../..")
+# shellcheck source=test/vm/lib.sh
+. "$REPO/test/vm/lib.sh"
+# shellcheck source=test/vm/lib-pair.sh
+. "$REPO/test/vm/lib-pair.sh"
+ROLE=${1:?usage: guest-gateway.sh a|b}
+HANDLER=${HANDLER:-gotcmu}
+GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
+IP_A=10.99.0.1
+IP_B=10.99.0.2
+IQN=iqn.2003-01.org.gotcmu:gateway
+CLIENT=iqn.1994-05.org.gotcmu:client
+CHAP_USER=gotcmuinit
+CHAP_PASS=gotcmupass1234
+SHARE=/tmp/gw-share
+CEPH_DIR=/tmp/gw-ceph
+HLOG=/out/handler.log
+FIO_SECS=${FIO_SECS:-240}
+case $ROLE in a) ME=$IP_A PEER=$IP_B ;; b) ME=$IP_B PEER=$IP_A ;; *) echo "role must be a or b" >&2; exit 2 ;; esac
+: > "$SUMMARY"
+HANDLER_PID=""
+API_PID=""
+
+finish() {
+	[ -n "$HANDLER_PID" ] && kill -TERM "$HANDLER_PID" 2>/dev/null
+	[ -n "$API_PID" ] && kill -TERM "$API_PID" 2>/dev/null
+	[ "$ROLE" = b ] && say b-done
+	dmesg > /out/dmesg.txt 2>&1
+	log "gateway ($ROLE, $HANDLER): $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+	exit
+}
+
+# handler_start: the handler under test, logging to $HLOG (appended across restarts).
+handler_start() {
+	case $HANDLER in
+	gotcmu) "$GOTCMU" --no-dbus -l "" >> "$HLOG" 2>&1 & ;;
+	tcmu-runner) mkdir -p /out/tcmu-runner; tcmu-runner --tcmu-log-dir=/out/tcmu-runner >> "$HLOG" 2>&1 & ;;
+	esac
+	HANDLER_PID=$!
+	sleep 2
+	kill -0 "$HANDLER_PID"
+}
+
+# api_start: ceph-iscsi's rbd-target-api with this gateway's iscsi-gateway.cfg.
+api_start() {
+	cat > /etc/ceph/iscsi-gateway.cfg <<CFG
+[config]
+cluster_name = ceph
+gateway_keyring = ceph.client.admin.keyring
+api_secure = false
+api_user = admin
+api_password = admin
+api_port = 5000
+trusted_ip_list = $IP_A,$IP_B
+log_to_stderr = true
+log_to_file = false
+CFG
+	printf '%s gw-a\n%s gw-b\n' "$IP_A" "$IP_B" >> /etc/hosts
+	rbd-target-api > /out/rbd-target-api.log 2>&1 &
+	API_PID=$!
+	wait_until 120 curl -sf -u admin:admin "http://127.0.0.1:5000/api/config" -o /dev/null
+}
+
+# gw CMD...: one gwcli command, its output in /out/gwcli.log.
+gw() {
+	echo "\$ gwcli $*" >> /out/gwcli.log
+	gwcli "$@" >> /out/gwcli.log 2>&1
+}
+
+# controls_set: this gateway's disk1 backstore carries the reconfigured controls.
+controls_set() {
+	local d
+	d=$(ls -d "$CFG"/core/user_*/rbd.disk1 2>/dev/null | head -1)
+	[ -n "$d" ] && [ "$(cat "$d/attrib/max_data_area_mb")" = 16 ] && [ "$(cat "$d/attrib/hw_max_sectors")" = 512 ]
+}
+
+# ceph_conf_from_a: b's copy of a's Ceph configuration.
+ceph_conf_from_a() {
+	mkdir -p "$CEPH_DIR/run" /etc/ceph
+	heard ceph.conf > "$CEPH_DIR/ceph.conf" && heard keyring > "$CEPH_DIR/keyring" || return 1
+	ln -sf "$CEPH_DIR/ceph.conf" /etc/ceph/ceph.conf
+	cp "$CEPH_DIR/keyring" /etc/ceph/ceph.client.admin.keyring
+	timeout 60 ceph health > /dev/null
+}
+
+if [ "$ROLE" = a ]; then
+	check "gw-a: network up" net_up || finish
+	mkdir -p /out/ceph /etc/ceph
+	if ! MON_IP=$IP_A "$REPO/test/micro-ceph.sh" start "$CEPH_DIR" $((1 << 30)) > /out/ceph/start.log 2>&1; then
+		fail "gw-a: micro Ceph on $IP_A"; tail -20 /out/ceph/start.log; finish
+	fi
+	pass "gw-a: micro Ceph on $IP_A"
+	ln -sf "$CEPH_DIR/ceph.conf" /etc/ceph/ceph.conf
+	cp "$CEPH_DIR/keyring" /etc/ceph/ceph.client.admin.keyring
+	cp "$CEPH_DIR/ceph.conf" "$SHARE/ceph.conf"; cp "$CEPH_DIR/keyring" "$SHARE/keyring"
+	check "gw-a: an existing image rbd/disk2" rbd create rbd/disk2 --size 128M || finish
+	check "gw-a: $HANDLER starts" handler_start || finish
+	check "gw-a: rbd-target-api answers" api_start || { tail -30 /out/rbd-target-api.log; finish; }
+	say a-ready
+	await b-api 900 || { fail "gw-a: gw-b's rbd-target-api"; finish; }
+	check "gwcli: target $IQN created" gw /iscsi-targets create "$IQN" || finish
+	check "gwcli: gateway gw-a ($IP_A) created" gw "/iscsi-targets/$IQN/gateways" create gw-a "$IP_A" skipchecks=true || finish
+	check "gwcli: gateway gw-b ($IP_B) created" gw "/iscsi-targets/$IQN/gateways" create gw-b "$IP_B" skipchecks=true || finish
+	check "gwcli: disk rbd/disk1 created (a new image)" gw /disks create pool=rbd image=disk1 size=256M || finish
+	check "gwcli: disk rbd/disk2 created (the existing image)" gw /disks create pool=rbd image=disk2 || finish
+	check "gwcli: host $CLIENT created" gw "/iscsi-targets/$IQN/hosts" create "$CLIENT" || finish
+	check "gwcli: CHAP for the host" gw "/iscsi-targets/$IQN/hosts/$CLIENT" auth "username=$CHAP_USER" "password=$CHAP_PASS" || finish
+	for d in disk1 disk2; do
+		check "gwcli: rbd/$d mapped to the host" gw "/iscsi-targets/$IQN/hosts/$CLIENT" disk add "rbd/$d" || finish
+	done
+	gwcli ls > /out/gwcli-ls-configured.txt 2>&1
+	say configured
+	await io-running 900 || { fail "gw-a: the initiator's load"; finish; }
+	sleep 20
+	gwcli ls > /out/gwcli-ls-load.txt 2>&1
+	online() { [ "$(grep -cE 'rbd/disk[12] \(Online' /out/gwcli-ls-load.txt)" -eq 2 ]; }
+	check "gwcli ls: both disks Online under load" online
+	ceph service status -f json > /out/service-status.json 2>&1
+	# Every image on both gateways, with the four keys ceph-iscsi reads.
+	entries() {
+		python3 - /out/service-status.json <<'PY'
+import json, sys
+svc = json.load(open(sys.argv[1])).get("tcmu-runner", {})
+want = {f"gw-{g}:rbd/disk{d}" for g in "ab" for d in "12"}
+keys = {"lock_owner", "lock_lost_cnt", "conn_lost_cnt", "cmd_timed_out_cnt"}
+missing = [n for n in want if n not in svc or not keys <= set(svc[n].get("status", {}))]
+print("missing or incomplete:", missing) if missing else print("all", len(want), "entries complete")
+owners = [n for n in svc if svc[n].get("status", {}).get("lock_owner") == "true" and n.endswith("disk1")]
+print("disk1 lock owners:", owners)
+sys.exit(1 if missing or len(owners) != 1 else 0)
+PY
+	}
+	check "ceph service status: tcmu-runner entries for both disks on both gateways, one lock owner of disk1" entries
+	check "gwcli: disk1 resized to 320M" gw /disks resize rbd/disk1 320M
+	say resized
+	# ceph-iscsi's view of disk1 every 2 s from here to the end (rbd-target-api's disk status,
+	# which gwcli ls shows).
+	( while :; do
+		printf '%s ' "$(date +%T)"
+		curl -s -u admin:admin "http://127.0.0.1:5000/api/disk/rbd/disk1" |
+			python3 -c 'import json,sys; print(json.load(sys.stdin).get("status",{}).get("state"))' 2>&1
+		sleep 2
+	done ) > /out/disk1-states.txt &
+	WATCH=$!
+	await kill-a 600 || { fail "gw-a: b never asked for the failover"; finish; }
+	kill -KILL "$HANDLER_PID"; wait "$HANDLER_PID" 2>/dev/null
+	log "$HANDLER SIGKILLed"
+	sleep 5
+	check "gw-a: $HANDLER started again 5 s after SIGKILL" handler_start
+	say a-restarted
+	await fio-done 900
+	back_online() { gwcli ls /disks > /out/gwcli-ls-end.txt 2>&1; [ "$(grep -cE 'rbd/disk[12] \(Online' /out/gwcli-ls-end.txt)" -eq 2 ]; }
+	check "gwcli ls: both disks Online again after the failover" wait_until 90 back_online
+	kill "$WATCH" 2>/dev/null
+	cut -d' ' -f2- /out/disk1-states.txt | sort | uniq -c > /out/disk1-state-counts.txt
+	log "disk1's states seen every 2 s through the failover: $(tr '\n' ';' < /out/disk1-state-counts.txt)"
+	seen() { [ "$(grep -c Online /out/disk1-states.txt)" -ge 10 ]; }
+	check "rbd-target-api's disk1 status sampled through the failover ($(wc -l < /out/disk1-states.txt) samples)" seen
+	check "ceph-iscsi never reported disk1 Degraded for excessive failovers" sh -c "! grep -q 'excessive failovers' /out/disk1-states.txt"
+	check "gwcli: disk1 reconfigured, max_data_area_mb 16" gw /disks reconfigure rbd/disk1 max_data_area_mb 16
+	check "gwcli: disk1 reconfigured, hw_max_sectors 512" gw /disks reconfigure rbd/disk1 hw_max_sectors 512
+	check "gw-a: disk1's backstore has max_data_area_mb 16 and hw_max_sectors 512" wait_until 60 controls_set
+	say reconfigured
+	await b-reconfigured 300 || fail "gw-a: gw-b's view of the reconfigure"
+	check "gwcli: disk2 unmapped and deleted while disk1 serves" sh -c "gwcli /iscsi-targets/$IQN/hosts/$CLIENT disk remove rbd/disk2 >> /out/gwcli.log 2>&1 && gwcli /disks delete rbd/disk2 >> /out/gwcli.log 2>&1"
+	say a-done
+	await b-done 600
+	"$REPO/test/micro-ceph.sh" stop "$CEPH_DIR" >/dev/null 2>&1
+	cp "$CEPH_DIR"/*.log /out/ceph/ 2>/dev/null
+	finish
+fi
+
+# Role b: gateway gw-b and the initiator.
+check "gw-b: network up" net_up || finish
+await a-ready 900 || { fail "gw-b: gateway gw-a ready"; finish; }
+check "gw-b: Ceph on $IP_A reachable" ceph_conf_from_a || finish
+check "gw-b: $HANDLER starts" handler_start || finish
+check "gw-b: rbd-target-api answers" api_start || { tail -30 /out/rbd-target-api.log; finish; }
+say b-api
+await configured 1200 || { fail "gw-b: gwcli configuration on gw-a"; finish; }
+
+for m in scsi_dh_alua dm_multipath dm_queue_length iscsi_tcp; do modprobe "$m" || log "modprobe $m failed"; done
+/lib/systemd/systemd-udevd --daemon || log "udevd did not start"
+# Ceph's stanza (doc/rbd/iscsi-initiator-linux.rst).
+cat > /etc/multipath.conf <<'CONF'
+defaults {
+	user_friendly_names yes
+	find_multipaths no
+	polling_interval 5
+}
+devices {
+	device {
+		vendor "LIO-ORG"
+		product ".*"
+		hardware_handler "1 alua"
+		path_grouping_policy "failover"
+		path_selector "queue-length 0"
+		failback 60
+		path_checker tur
+		prio alua
+		prio_args exclusive_pref_bit
+		fast_io_fail_tmo 25
+		no_path_retry queue
+	}
+}
+CONF
+mkdir -p /etc/multipath /etc/iscsi /run/lock/iscsi
+multipathd || log "multipathd did not start"
+echo "InitiatorName=$CLIENT" > /etc/iscsi/initiatorname.iscsi
+iscsid || log "iscsid did not start"
+sleep 1
+check "initiator: discovery at $IP_A" sh -c "iscsiadm -m discovery -t st -p $IP_A:3260 > /out/discovery.txt 2>&1"
+for p in $IP_A $IP_B; do
+	for kv in node.session.auth.authmethod=CHAP node.session.auth.username=$CHAP_USER \
+		node.session.auth.password=$CHAP_PASS node.session.timeo.replacement_timeout=15; do
+		iscsiadm -m node -T "$IQN" -p "$p:3260" -o update -n "${kv%%=*}" -v "${kv#*=}"
+	done
+	check "initiator: CHAP login to $p" sh -c "iscsiadm -m node -T $IQN -p $p:3260 --login > /out/login-$p.txt 2>&1"
+done
+udevadm settle -t 60
+two_maps() { [ "$(dmsetup ls --target multipath 2>/dev/null | grep -c mpath)" -eq 2 ]; }
+check "initiator: two multipath devices (disk1, disk2)" wait_until 120 two_maps || { multipath -ll > /out/multipath.txt 2>&1; finish; }
+sleep 10
+multipath -ll > /out/multipath-start.txt 2>&1
+# Every path: LIO-ORG / TCMU device, and per LUN one path active/optimized, one not.
+inq_ok=1
+for sd in /sys/class/scsi_disk/*; do
+	dev=$(ls "$sd/device/block" 2>/dev/null | head -1)
+	[ -n "$dev" ] || continue
+	vendor=$(cat "$sd/device/vendor"); model=$(cat "$sd/device/model")
+	echo "$dev: '$vendor' '$model'" >> /out/inquiry.txt
+	[ "$(echo "$vendor" | xargs)" = LIO-ORG ] && [ "$(echo "$model" | xargs)" = "TCMU device" ] || inq_ok=0
+	sg_rtpg -d "/dev/$dev" >> /out/rtpg-$dev.txt 2>&1
+done
+check "initiator: every path's INQUIRY is LIO-ORG / TCMU device" [ "$inq_ok" -eq 1 ]
+alua_layout() {
+	# multipath -ll: per map, one path group with prio 50 (active/optimized, ceph-iscsi's "ao"
+	# group) and one with prio 10 (active/non-optimized, "ano<tag>").
+	python3 - /out/multipath-start.txt <<'PY'
+import re, sys
+maps, cur = {}, None
+for line in open(sys.argv[1]):
+    m = re.match(r"^(mpath\w+)", line)
+    if m:
+        cur = m.group(1); maps[cur] = []
+    m = re.search(r"policy='[^']*' prio=(\d+)", line)
+    if m and cur:
+        maps[cur].append(int(m.group(1)))
+print(maps)
+sys.exit(0 if len(maps) == 2 and all(sorted(v) == [10, 50] for v in maps.values()) else 1)
+PY
+}
+check "initiator: ALUA as ceph-iscsi lays it out, per LUN one path active/optimized and one active/non-optimized" alua_layout
+# disk1 is the larger map (256M against 128M).
+MP=$(for m in $(dmsetup ls --target multipath | awk '{print $1}'); do echo "$(blockdev --getsize64 "/dev/mapper/$m") $m"; done | sort -n | tail -1 | cut -d' ' -f2)
+log "disk1 is /dev/mapper/$MP"
+fio --name=gw --filename="/dev/mapper/$MP" --ioengine=libaio --direct=1 --rw=randwrite --bs=4k \
+	--iodepth=8 --size=64M --time_based --runtime="$FIO_SECS" --verify=crc32c --verify_backlog=256 \
+	--verify_fatal=1 --output=/out/fio.txt > /out/fio.out 2>&1 &
+FIO=$!
+say io-running
+await resized 600 || fail "initiator: gw-a's resize"
+grown() {
+	iscsiadm -m session --rescan > /dev/null 2>&1
+	multipathd resize map "$MP" > /dev/null 2>&1
+	[ "$(blockdev --getsize64 "/dev/mapper/$MP")" -eq $((320 << 20)) ]
+}
+check "initiator: sees disk1 resized to 320M" wait_until 120 grown
+DM=$(basename "$(readlink -f "/dev/mapper/$MP")")
+# path_writes: "disk:writes" for each path of disk1's map.
+path_writes() { for p in /sys/block/"$DM"/slaves/*; do printf '%s:%s ' "${p##*/}" "$(awk '{print $5}' "/sys/block/${p##*/}/stat")"; done; }
+( while kill -0 $FIO 2>/dev/null; do echo "$(date +%s) $(awk '{print $5}' "/sys/block/$DM/stat")"; sleep 1; done ) > /out/progress.txt &
+sleep 10
+BEFORE=$(path_writes)
+KILL_AT=$(date +%s)
+say kill-a
+await a-restarted 120 || fail "initiator: gw-a restarted its handler"
+wait $FIO; FIO_RC=$?
+say fio-done
+AFTER=$(path_writes)
+multipath -ll > /out/multipath-end.txt 2>&1
+check "initiator: fio with verify through the failover ($FIO_SECS s) succeeded, nothing lost" [ "$FIO_RC" -eq 0 ]
+STALL=$(awk -v k="$KILL_AT" '$1 >= k { if (last != "" && $2 == lastw) { if ($1 - since > max) max = $1 - since } else { since = $1 }; lastw = $2; last = $1 } END { print max + 0 }' /out/progress.txt)
+echo "FAILOVER $HANDLER: longest write stall after gw-a's SIGKILL ${STALL} s; writes per path (sdX:count) before the kill: $BEFORE; at the end: $AFTER" | tee /out/failover.txt
+check "initiator: writes stalled ${STALL} s after gw-a's handler was killed, at most 60 s" [ "$STALL" -le 60 ]
+await reconfigured 600 || fail "initiator: gw-a's reconfigure"
+check "gw-b: disk1's backstore has max_data_area_mb 16 and hw_max_sectors 512" wait_until 60 controls_set
+still_io() {
+	dd if=/dev/urandom of=/tmp/chunk bs=1M count=4 status=none &&
+		dd if=/tmp/chunk of="/dev/mapper/$MP" bs=1M seek=100 oflag=direct status=none &&
+		dd if="/dev/mapper/$MP" of=/tmp/chunk.back bs=1M skip=100 count=4 iflag=direct status=none &&
+		cmp -s /tmp/chunk /tmp/chunk.back
+}
+check "initiator: disk1 reads back what it wrote after the reconfigure" still_io
+say b-reconfigured
+await a-done 600
+finish

@@ -263,6 +263,11 @@ check "systemctl start after stop: active" active
 PID=$(mainpid)
 stream_end stop-file "$FILE_DEV" "$MF"
 stream_end stop-rbd "$RBD_DEV" "$MR"
+# A drain fails nothing: every write in flight at the stop completed, none was retried.
+for n in stop-file stop-rbd; do
+	E=$(grep -o 'errors=[0-9]*' "$OUT/$n-write.txt" | tail -1)
+	check "$n: no write failed across the stop (${E:-no count})" test "$E" = errors=0
+done
 
 log "=== kill: systemctl kill -s KILL, Restart= brings gotcmu back"
 stream kill-file "$FILE_DEV" $((32 << 20)) 4096; stream kill-rbd "$RBD_DEV" $((32 << 20)) 1024

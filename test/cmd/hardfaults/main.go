@@ -386,7 +386,8 @@ func (s *suite) run(f fault, offset int64) {
 		ackedAt(samples, end)-ackedAt(samples, from))
 	res := fmt.Sprintf("not within %.0f s of the fault's end", resumeWait.Seconds())
 	if resumed {
-		res = fmt.Sprintf("%.1f s after the fault's end", tr.Sub(t1).Seconds())
+		res = fmt.Sprintf("%.1f s after the fault's end (the first %.1f s after it)", tr.Sub(t1).Seconds(),
+			(firstAt(samples, ackedAt(samples, end)+1) - end).Seconds())
 	}
 	fs := fmt.Sprintf("not within %.0f s", speedWait.Seconds())
 	if fullOK {

@@ -21,7 +21,7 @@
 # One line per (daemon, N) in /out/scale/rows.tsv (header in its first line); logs beside it.
 # Env: GOTCMU, NS (default "1 16"), DAEMONS (default "gotcmu:1 gotcmu:8 tcmu-runner"; gotcmu:K
 #      runs gotcmu with rbd_images_per_client = K; a spec ending in @N,N... runs at those N
-#      only), SIZE_MB (default 64), FIO_SECS (default 10), TOOLS (lunready's directory,
+#      only), SIZE_MB (default 16), MEMSTORE_MB (default 4096), FIO_SECS (default 10), TOOLS (lunready's directory,
 #      default $REPO/build/bin), PROFILE_SECS (default 5: gotcmu's CPU profile, --debug-addr,
 #      under a second fio run of the same load; 0 skips it).
 HERE=$(dirname "$(readlink -f "$0")")
@@ -35,9 +35,14 @@ GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
 TOOLS=${TOOLS:-$REPO/build/bin}
 NS=${NS:-1 16}
 DAEMONS=${DAEMONS:-gotcmu:1 gotcmu:8 tcmu-runner}
-SIZE_MB=${SIZE_MB:-64}
+SIZE_MB=${SIZE_MB:-16}
 FIO_SECS=${FIO_SECS:-10}
 PROFILE_SECS=${PROFILE_SECS:-5}
+# memstore keeps every object written to as long as its highest byte written (a 4 KiB write
+# near an object's end holds the whole 4 MiB): random writes fill it at N objects per image.
+# A full OSD stops every write (and then tcmu-runner's commands time out after 30 s): each
+# (daemon, N)'s images are removed after its turn, and the store is given room.
+MEMSTORE_MB=${MEMSTORE_MB:-4096}
 WWN=naa.5001405000005ca1
 : > "$SUMMARY"
 ROWS=$OUT/rows.tsv
@@ -47,7 +52,7 @@ ulimit -n 1048576
 
 log "scale: Ceph"
 mkdir -p /etc/ceph
-"$REPO/test/micro-ceph.sh" start /tmp/ceph $((2048 << 20)) > "$OUT/ceph-start.log" 2>&1 || { fail "micro Ceph did not start"; exit 1; }
+"$REPO/test/micro-ceph.sh" start /tmp/ceph $((MEMSTORE_MB << 20)) > "$OUT/ceph-start.log" 2>&1 || { fail "micro Ceph did not start"; exit 1; }
 export CEPH_CONF=/tmp/ceph/ceph.conf
 ln -sf /tmp/ceph/ceph.conf /etc/ceph/ceph.conf
 cp /tmp/ceph/keyring /etc/ceph/ceph.client.admin.keyring
@@ -67,6 +72,17 @@ prefix, n, mb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 with rados.Rados(conffile="/etc/ceph/ceph.conf") as c, c.open_ioctx("rbd") as io:
     for i in range(n):
         rbd.RBD().create(io, "%s%d" % (prefix, i), mb << 20)
+PY
+}
+
+# rmimages PREFIX N: remove them (memstore frees their objects).
+rmimages() {
+	/usr/bin/python3 - "$1" "$2" <<'PY'
+import sys, rados, rbd
+prefix, n = sys.argv[1], int(sys.argv[2])
+with rados.Rados(conffile="/etc/ceph/ceph.conf") as c, c.open_ioctx("rbd") as io:
+    for i in range(n):
+        rbd.RBD().remove(io, "%s%d" % (prefix, i))
 PY
 }
 
@@ -212,6 +228,8 @@ one() {
 	for ((i = 0; i < n; i++)); do
 		[ -d "$CFG/core/user_1/s$i" ] && { bounded 30 rmdir "$CFG/core/user_1/s$i" || fail "$label N=$n: backstore $i not removed"; }
 	done
+	rmimages "$label-n$n-" "$n" > "$L/rmimages.log" 2>&1 || log "$label N=$n: images not removed: $(tail -1 "$L/rmimages.log")"
+	ceph df > "$L/ceph-df.txt" 2>&1
 	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
 		"$anon" "$file" "$shmem" "$threads" "$gor" "$fds" "$clients" "$series" "$scrape" "$status" "$iops" "$p99r" "$p99w" \
 		"$rssload" "$adopt" "$drain" "$lock" >> "$ROWS"

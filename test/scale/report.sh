@@ -2,7 +2,8 @@
 # The tables and curves of `make scale` from the guest's rows.tsv (test/scale/guest-scale.sh).
 # Usage: report.sh DIR MD PNG   DIR holds rows.tsv (and meta); writes MD and PNG (gnuplot).
 # Several runs can feed one report: every DIR/rows*.tsv is read, and a (daemon, N) pair
-# measured twice keeps the last file's line; each file's meta*.txt is listed under "Runs".
+# measured twice keeps the last file's line; each file's meta* is listed under "Runs". A
+# notes.md there (written by hand after the run) goes in as "Notes on this run".
 set -uo pipefail
 [ $# -eq 3 ] || { echo "usage: $0 DIR MD PNG" >&2; exit 2; }
 DIR=$1 MD=$2 PNG=$3
@@ -28,6 +29,31 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 	echo "## Runs"
 	echo
 	for m in "$DIR"/meta*; do sed 's/^/    /' "$m"; echo; done
+	# What the run was asked for and has no line for, and what failed.
+	missing=$(for m in "$DIR"/meta*; do sed -n 's/^run: NS=\(.*\) DAEMONS=\(.*\) SIZE_MB=.*/\1|\2/p' "$m"; done |
+		while IFS='|' read -r ns daemons; do
+			for n in $ns; do
+				for spec in $daemons; do
+					if [[ $spec == *@* ]]; then [[ ",${spec#*@}," == *",$n,"* ]] || continue; spec=${spec%%@*}; fi
+					d=${spec%%:*}; [ "$d" = gotcmu ] && d=gotcmu-ipc${spec#*:}
+					awk -F'\t' -v d="$d" -v n="$n" '$1 == d && $2 == n { f = 1 } END { exit !f }' "$W/rows" || echo "$d N=$n"
+				done
+			done
+		done)
+	fails=$(cat "$DIR"/summary*.txt 2>/dev/null | grep '^FAIL' | cut -c1-300)
+	# notes.md beside rows.tsv: what the person who ran it found out about this run.
+	if [ -s "$DIR/notes.md" ]; then
+		echo "## Notes on this run"
+		echo
+		cat "$DIR/notes.md"
+		echo
+	fi
+	if [ -n "$missing$fails" ]; then
+		echo "## Not measured"
+		echo
+		[ -n "$missing" ] && { echo "Asked for and without a line below:"; echo; sed 's/^/- /' <<< "$missing"; echo; }
+		[ -n "$fails" ] && { echo "Failures the run reported (a figure shown as - is one of these):"; echo; sed 's/^/- /' <<< "$fails"; echo; }
+	fi
 	echo "## Start-up and recovery"
 	echo
 	echo "create: every backstore enabled and linked as a LUN, one after the other as targetcli does;"

@@ -1,13 +1,13 @@
 #!/bin/bash
 # Runs INSIDE the guest: the test-vm entry point. Runs each suite in $SUITES (default
-# "skeleton cu rbd targetcli xcopy stall") as its own script, in this order, in one boot; exits 1 if any failed.
+# "skeleton cu rbd targetcli xcopy stall switch") as its own script, in this order, in one boot; exits 1 if any failed.
 # Env passed through to the suites: MODE, GOTCMU, GOTCMU_ARGS, ACKWRITER, CU_TESTS, ...
 HERE=$(dirname "$(readlink -f "$0")")
 # shellcheck source=test/vm/lib.sh
 . "$HERE/lib.sh"
 : > "$SUMMARY"
 rc=0
-for suite in ${SUITES:-skeleton cu rbd targetcli xcopy stall}; do
+for suite in ${SUITES:-skeleton cu rbd targetcli xcopy stall switch}; do
 	case $suite in
 	skeleton) script=$HERE/guest-skeleton.sh ;;
 	cu) script=$HERE/guest-iscsi-cu.sh ;;

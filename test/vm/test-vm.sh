@@ -3,11 +3,12 @@
 # iscsi-test-cu runs on this machine and print the summary.
 #
 # Usage: test-vm.sh [-m gotcmu|tcmu-runner|fileio] [SUITE...]
-#        suites (default: skeleton cu rbd targetcli xcopy stall): skeleton, cu (file LUN vs LIO fileio),
+#        suites (default: skeleton cu rbd targetcli xcopy stall switch): skeleton, cu (file LUN vs LIO fileio),
 #        rbd (user:rbd on Ceph in the guest: round trip, its own iscsi-test-cu comparison),
 #        targetcli (targetcli/D-Bus/status/metrics; gotcmu only),
 #        xcopy (EXTENDED COPY between two iSCSI tenants' LUNs refused; gotcmu only),
 #        stall (one LUN's silent Ceph monitor holds up no other LUN, nor the bus name; gotcmu only),
+#        switch (tcmu-runner to gotcmu and back under a verifying write load; gotcmu only),
 #        faults (guest-faults.sh, gotcmu only: `make test-faults`; FAULTS picks a subset)
 #        hard (guest-hard.sh: issue 15's hard faults on 3 OSDs against the mode's handler, run by
 #        `make test-faults` for gotcmu; this suite is for -m tcmu-runner, the comparison)
@@ -33,7 +34,7 @@ while getopts m: opt; do
 done
 shift $((OPTIND - 1))
 case $MODE in gotcmu|tcmu-runner|fileio) ;; *) echo "test-vm: mode must be gotcmu, tcmu-runner or fileio, not $MODE" >&2; exit 2 ;; esac
-SUITES=${*:-skeleton cu rbd targetcli xcopy stall}
+SUITES=${*:-skeleton cu rbd targetcli xcopy stall switch}
 OUT=$(realpath -m "${OUT:-$REPO/build/test-vm}")
 GOTCMU=$(realpath -m "${GOTCMU:-$REPO/bin/gotcmu}")
 TOOLS=$REPO/build/bin

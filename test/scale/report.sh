@@ -71,7 +71,8 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 	echo "## Resources, idle, all LUNs served"
 	echo
 	echo "RSS from /proc/PID/status: anonymous (heaps, thread stacks), file (the program and its"
-	echo "libraries), shmem (the touched pages of the TCMU data areas, shared with the kernel). Threads:"
+	echo "libraries, and whatever of the uio mappings is counted: the rings and data areas are kernel"
+	echo "pages mapped through /dev/uioN, not tmpfs), shmem (RssShmem, as the issue asked). Threads:"
 	echo "the daemon's OS threads; RADOS clients: its threads named msgr-worker-0 (one per librados"
 	echo "client). Goroutines from gotcmu's metrics endpoint (go_goroutines)."
 	echo

@@ -277,8 +277,8 @@ for i in 1 2; do
 	systemctl kill -s KILL "$U"
 	log "SIGKILL $i with $(acked kill-file)/$(acked kill-rbd) writes acknowledged (file/rbd)"
 	restarted() { active && [ "$(mainpid)" != "$OLD" ] && [ "$(mainpid)" != 0 ]; }
-	check "SIGKILL $i: systemd restarted gotcmu (NRestarts $NR -> $(prop NRestarts), MainPID $OLD -> $(mainpid))" \
-		wait_until 30 restarted
+	check "SIGKILL $i: systemd restarted gotcmu (NRestarts was $NR, MainPID was $OLD)" wait_until 30 restarted
+	log "SIGKILL $i: now NRestarts $(prop NRestarts), MainPID $(mainpid)"
 done
 PID=$(mainpid)
 MF=$(acked kill-file); MR=$(acked kill-rbd)

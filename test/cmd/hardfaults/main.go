@@ -396,10 +396,7 @@ func (s *suite) run(f fault, offset int64) {
 	s.figure(f.name, "200 writes acknowledged again %s; full speed (%.0f%% of the rate before, over %.0f s) %s",
 		res, speedFraction*100, speedWindow.Seconds(), fs)
 	if s.trace != nil {
-		tc, err := s.trace.stop()
-		if err != nil {
-			s.logf("trace: %v", err)
-		} else {
+		if tc, ok := s.trace.stop(); ok {
 			s.figure(f.name, "SCSI completions the initiator got during the fault and recovery: %s", tc)
 		}
 	}

@@ -53,23 +53,25 @@ func newSCSITrace(host int) (*scsiTrace, error) {
 	return t, nil
 }
 
-// start clears the buffer, enables the events and consumes them.
+// start discards what the pipe holds, enables the events and consumes
+// them. The pipe stays open from one fault to the next: opened again after
+// a close, trace_pipe answered EBUSY.
 func (t *scsiTrace) start() error {
-	if err := os.WriteFile(filepath.Join(t.dir, "trace"), nil, 0); err != nil {
-		return err
+	if t.pipe == 0 {
+		fd, err := unix.Open(filepath.Join(t.dir, "trace_pipe"), unix.O_RDONLY|unix.O_NONBLOCK, 0)
+		if err != nil {
+			return fmt.Errorf("open trace_pipe: %w", err)
+		}
+		t.pipe = fd
 	}
-	fd, err := unix.Open(filepath.Join(t.dir, "trace_pipe"), unix.O_RDONLY|unix.O_NONBLOCK, 0)
-	if err != nil {
-		return fmt.Errorf("open trace_pipe: %w", err)
-	}
-	t.pipe, t.part = fd, nil
+	t.drain()
+	t.part = nil
 	t.counts = traceCounts{notGood: map[string]int{}}
 	t.over0 = t.overruns()
-	t.stopc, t.done = make(chan struct{}), make(chan struct{})
 	if err := t.enable("1"); err != nil {
-		unix.Close(fd)
 		return err
 	}
+	t.stopc, t.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(t.done)
 		for {
@@ -128,17 +130,21 @@ func (t *scsiTrace) overruns() int64 {
 	return n
 }
 
-// stop disables the events and returns what was traced.
-func (t *scsiTrace) stop() (traceCounts, error) {
+// stop disables the events and returns what was traced; false if start
+// did not succeed.
+func (t *scsiTrace) stop() (traceCounts, bool) {
 	t.enable("0")
+	if t.stopc == nil {
+		return traceCounts{}, false
+	}
 	close(t.stopc)
 	<-t.done
+	t.stopc = nil
 	t.drain()
-	unix.Close(t.pipe)
 	if t.overruns() > t.over0 {
 		t.counts.lost = true
 	}
-	return t.counts, nil
+	return t.counts, true
 }
 
 // traceCounts is what a trace held: completions by result, other than

@@ -36,6 +36,8 @@ HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
 # shellcheck source=test/vm/lib.sh
 . "$HERE/lib.sh"
+# shellcheck source=test/vm/lib-stream.sh
+. "$HERE/lib-stream.sh"
 MODE=gotcmu
 GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
 ACKWRITER=${ACKWRITER:-$REPO/build/bin/ackwriter}
@@ -48,7 +50,6 @@ CEPH=/tmp/ceph
 METRICS=http://127.0.0.1:9560/metrics
 mkdir -p "$OUT"
 : > "$FIG"
-declare -A WPID
 NLOG=0
 
 want() { [[ " $FAULTS " == *" $1 "* ]]; }
@@ -94,46 +95,6 @@ make_lun() {
 # wwn N: a tcm_loop WWN of its own for LUN number N.
 wwn() { printf 'naa.50014050000fa%03x' "$1"; }
 
-acked() { grep -c '^A ' "/tmp/$1.ack" 2>/dev/null || echo 0; }
-acked_at_least() { [ "$(acked "$1")" -ge "$2" ]; }
-
-# stream NAME DEV [ACKWRITER ARGS...]: a verifying write stream in the background. It runs until
-# stream_end stops it (SIGTERM: in-flight writes finish, nothing new starts), at most 10 minutes.
-stream() {
-	local name=$1 dev=$2
-	shift 2
-	"$ACKWRITER" write -dev "$dev" -log "/tmp/$name.ack" -duration 600s -give-up 180s "$@" \
-		> "$OUT/$name-write.txt" 2>&1 &
-	WPID[$name]=$!
-}
-
-# recovered NAME MARK [SECONDS]: wait (default up to 120 s) until the stream has 200 more
-# acknowledged writes than MARK, the count when the fault ended; prints how long it took.
-recovered() {
-	local name=$1 mark=$2 t0
-	t0=$(date +%s%N)
-	wait_until "${3:-120}" acked_at_least "$name" $((mark + 200))
-	local rc=$?
-	echo "$name: $(($(acked "$name") - mark)) writes acknowledged $((($(date +%s%N) - t0) / 1000000)) ms after the fault ended"
-	return $rc
-}
-
-# stream_end NAME DEV MARK [VERIFY ARGS...]: stop the stream, verify every acknowledged write,
-# print the figures; MARK is the acknowledged count when the fault ended.
-stream_end() {
-	local name=$1 dev=$2 mark=$3 wrc vrc line end
-	shift 3
-	kill -TERM "${WPID[$name]}" 2>/dev/null
-	wait "${WPID[$name]}"; wrc=$?
-	end=$(acked "$name")
-	"$ACKWRITER" verify -dev "$dev" -log "/tmp/$name.ack" "$@" > "$OUT/$name-verify.txt" 2>&1; vrc=$?
-	line=$(grep -o 'acknowledged=.*' "$OUT/$name-verify.txt" | tail -1)
-	echo "FAULT $name: ${line:-verify failed} acknowledged-after-fault=$((end - mark)) write-$(grep -o 'errors=[0-9]*' "$OUT/$name-write.txt" | tail -1)" | tee -a "$FIG"
-	check "$name: write stream ended without a write failing for good" test "$wrc" -eq 0
-	check "$name: writes acknowledged after the fault ($((end - mark)))" test "$end" -gt "$mark"
-	check "$name: every acknowledged write read back intact (lost=0)" test "$vrc" -eq 0
-}
-
 # metric REGEX: the sum of the samples whose name and labels match REGEX.
 metric() {
 	curl -s --max-time 10 "$METRICS" | awk -v re="$1" '$0 !~ /^#/ && $1 ~ re { s += $2 } END { print s + 0 }'
@@ -156,8 +117,11 @@ quick_io() {
 		cmp -s /tmp/qio /tmp/qio.back
 }
 
-# d_state: processes in uninterruptible sleep (D), one "pid comm" per line.
-d_state() { awk '$3 == "D" { print $1, $2 }' /proc/[0-9]*/stat 2>/dev/null; }
+# d_state: processes in uninterruptible sleep (D), one "pid comm" per line; Ceph's own daemons
+# and tools are left out (the hard faults' cluster starts in the background meanwhile, and under
+# TCG its I/O puts them in D for moments).
+d_state() { awk '$3 == "D" && $2 !~ /^\((ceph|ceph-[a-z]+|rados|rbd)\)$/ { print $1, $2 }' /proc/[0-9]*/stat 2>/dev/null; }
+no_d_state() { [ -z "$(d_state)" ]; }
 
 log "faults: $FAULTS"
 handler_present || { fail "gotcmu starts: $GOTCMU not found (make build)"; finish; }
@@ -320,7 +284,8 @@ if want netlink-kill; then
 	fi
 	served() { gotcmu_log | grep -q '"dev":"nl0".*"serving device"'; }
 	check "netlink-kill: gotcmu serves the device" wait_until 10 served
-	check "netlink-kill: no process left in D state ($(d_state | tr '\n' ' '))" test -z "$(d_state)"
+	# A writer left blocked stays in D; one caught in passing (I/O) leaves it within seconds.
+	check "netlink-kill: no process left in D state" wait_until 15 no_d_state || log "in D state: $(d_state | tr '\n' ' ')"
 	bounded 30 rmdir "$NL"
 fi
 

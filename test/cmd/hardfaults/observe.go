@@ -64,6 +64,9 @@ func (t *scsiTrace) start() error {
 		}
 		t.pipe = fd
 	}
+	// What the pipe holds from before is read into counts that are then
+	// dropped.
+	t.counts = traceCounts{notGood: map[string]int{}}
 	t.drain()
 	t.part = nil
 	t.counts = traceCounts{notGood: map[string]int{}}
@@ -211,6 +214,9 @@ func (c *traceCounts) add(o traceCounts) {
 	c.good += o.good
 	c.timeouts += o.timeouts
 	c.lost = c.lost || o.lost
+	if c.notGood == nil && len(o.notGood) > 0 {
+		c.notGood = map[string]int{}
+	}
 	for k, v := range o.notGood {
 		c.notGood[k] += v
 	}

@@ -44,3 +44,14 @@ gotcmu_check_conditions_total{backend="rbd",device="hard0",sense_key="not_ready"
 		t.Fatalf("delta = %q", d)
 	}
 }
+
+// TestTraceCountsAddToZero: counts that were never made (the zero value)
+// take a sample with non-GOOD completions without panicking (the first run
+// in the guest died on the nil map).
+func TestTraceCountsAddToZero(t *testing.T) {
+	var c traceCounts
+	c.add(traceCounts{good: 2, notGood: map[string]int{"WRITE_10 BUSY": 3}})
+	if c.good != 2 || c.notGood["WRITE_10 BUSY"] != 3 {
+		t.Fatalf("got %+v", c)
+	}
+}

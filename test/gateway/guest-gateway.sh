@@ -200,36 +200,7 @@ check "gw-b: rbd-target-api answers" api_start || { tail -30 /out/rbd-target-api
 say b-api
 await configured 1200 || { fail "gw-b: gwcli configuration on gw-a"; finish; }
 
-for m in scsi_dh_alua dm_multipath dm_queue_length iscsi_tcp; do modprobe "$m" || log "modprobe $m failed"; done
-/lib/systemd/systemd-udevd --daemon || log "udevd did not start"
-# Ceph's stanza (doc/rbd/iscsi-initiator-linux.rst).
-cat > /etc/multipath.conf <<'CONF'
-defaults {
-	user_friendly_names yes
-	find_multipaths no
-	polling_interval 5
-}
-devices {
-	device {
-		vendor "LIO-ORG"
-		product ".*"
-		hardware_handler "1 alua"
-		path_grouping_policy "failover"
-		path_selector "queue-length 0"
-		failback 60
-		path_checker tur
-		prio alua
-		prio_args exclusive_pref_bit
-		fast_io_fail_tmo 25
-		no_path_retry queue
-	}
-}
-CONF
-mkdir -p /etc/multipath /etc/iscsi /run/lock/iscsi
-multipathd || log "multipathd did not start"
-echo "InitiatorName=$CLIENT" > /etc/iscsi/initiatorname.iscsi
-iscsid || log "iscsid did not start"
-sleep 1
+initiator_up "$CLIENT"
 check "initiator: discovery at $IP_A" sh -c "iscsiadm -m discovery -t st -p $IP_A:3260 > /out/discovery.txt 2>&1"
 for p in $IP_A $IP_B; do
 	for kv in node.session.auth.authmethod=CHAP node.session.auth.username=$CHAP_USER \

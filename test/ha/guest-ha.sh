@@ -147,37 +147,9 @@ check "B: Ceph on $IP_A reachable" timeout 60 ceph health || finish
 check "B: gotcmu starts" gotcmu_start || finish
 check "B: gateway configured" gateway || finish
 
-# The initiator: udev (multipath finds paths through it), iSCSI sessions to both portals,
-# dm-multipath with Ceph's recommended device stanza (doc/rbd/iscsi-initiator-linux.rst).
-for m in scsi_dh_alua dm_multipath dm_queue_length iscsi_tcp; do modprobe "$m" || log "modprobe $m failed"; done
-/lib/systemd/systemd-udevd --daemon || log "udevd did not start"
-cat > /etc/multipath.conf <<'CONF'
-defaults {
-	user_friendly_names yes
-	find_multipaths no
-	polling_interval 5
-}
-devices {
-	device {
-		vendor "LIO-ORG"
-		product ".*"
-		hardware_handler "1 alua"
-		path_grouping_policy "failover"
-		path_selector "queue-length 0"
-		failback 60
-		path_checker tur
-		prio alua
-		prio_args exclusive_pref_bit
-		fast_io_fail_tmo 25
-		no_path_retry queue
-	}
-}
-CONF
-mkdir -p /etc/multipath
-multipathd || log "multipathd did not start"
-mkdir -p /run/lock/iscsi
-iscsid || log "iscsid did not start"
-sleep 1
+# The initiator: udev, dm-multipath with Ceph's stanza, iscsid (lib-pair.sh), then iSCSI sessions
+# to both portals.
+initiator_up
 for p in $IP_A $IP_B; do
 	iscsiadm -m discovery -t st -p "$p:3260" > /out/discovery-$p.txt 2>&1 || fail "B: discovery at $p"
 done

@@ -34,3 +34,39 @@ net_up() {
 	python3 -m http.server 8080 --bind "$ME" --directory "$SHARE" > /out/http.log 2>&1 &
 	wait_until 60 busybox ping -c 1 -W 1 "$PEER" >/dev/null
 }
+
+# initiator_up [INITIATOR_NAME]: the initiator's side on this guest: the ALUA and multipath
+# modules, udev (multipath finds paths through it), dm-multipath with Ceph's recommended device
+# stanza (doc/rbd/iscsi-initiator-linux.rst) and iscsid, with INITIATOR_NAME if given.
+initiator_up() {
+	local m
+	for m in scsi_dh_alua dm_multipath dm_queue_length iscsi_tcp; do modprobe "$m" || log "modprobe $m failed"; done
+	/lib/systemd/systemd-udevd --daemon || log "udevd did not start"
+	cat > /etc/multipath.conf <<'CONF'
+defaults {
+	user_friendly_names yes
+	find_multipaths no
+	polling_interval 5
+}
+devices {
+	device {
+		vendor "LIO-ORG"
+		product ".*"
+		hardware_handler "1 alua"
+		path_grouping_policy "failover"
+		path_selector "queue-length 0"
+		failback 60
+		path_checker tur
+		prio alua
+		prio_args exclusive_pref_bit
+		fast_io_fail_tmo 25
+		no_path_retry queue
+	}
+}
+CONF
+	mkdir -p /etc/multipath /etc/iscsi /run/lock/iscsi
+	multipathd || log "multipathd did not start"
+	[ -n "${1:-}" ] && echo "InitiatorName=$1" > /etc/iscsi/initiatorname.iscsi
+	iscsid || log "iscsid did not start"
+	sleep 1
+}

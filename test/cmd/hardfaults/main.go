@@ -175,6 +175,15 @@ func (s *suite) faults() map[string]fault {
 		}
 		return nil
 	}
+	// restartOSD starts OSD n again and waits until it is up, noting both.
+	restartOSD := func(r *faultRun, n int) error {
+		r.event("osd.%d started again", n)
+		if err := s.c.startOSD(n); err != nil {
+			return err
+		}
+		r.event("osd.%d up", n)
+		return nil
+	}
 	return map[string]fault{
 		"osd-sigkill": {
 			what: "one OSD SIGKILLed, restarted 20 s later",
@@ -186,12 +195,7 @@ func (s *suite) faults() map[string]fault {
 				r.waitUp(s.cfg.osds-1, 30*time.Second)
 				sleepUntil(r.t0.Add(20 * time.Second))
 				t1 := time.Now()
-				r.event("osd.1 started again")
-				if err := s.c.startOSD(1); err != nil {
-					return t1, err
-				}
-				r.event("osd.1 up")
-				return t1, nil
+				return t1, restartOSD(r, 1)
 			},
 		},
 		"below-min-size": {
@@ -204,20 +208,10 @@ func (s *suite) faults() map[string]fault {
 				r.waitUp(s.cfg.osds-2, 30*time.Second)
 				sleepUntil(r.t0.Add(3 * s.cfg.opTimeout))
 				t1 := time.Now()
-				r.event("osd.1 started again")
-				if err := s.c.startOSD(1); err != nil {
-					return t1, err
-				}
-				r.event("osd.1 up")
-				return t1, nil
+				return t1, restartOSD(r, 1)
 			},
 			after: func(r *faultRun) error {
-				r.event("osd.2 started again")
-				if err := s.c.startOSD(2); err != nil {
-					return err
-				}
-				r.event("osd.2 up")
-				return nil
+				return restartOSD(r, 2)
 			},
 		},
 		"mon-sigkill": {

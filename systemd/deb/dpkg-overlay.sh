@@ -5,10 +5,10 @@
 # /run is empty in the chroot, so the maintainer scripts find no running systemd and start
 # nothing, as in a chroot or an image build.
 #
-# MODE fresh: tcmu-runner, if installed, is purged first (a gateway without it); dpkg -i installs
-# gotcmu and enables gotcmu.service with its alias tcmu-runner.service (deb-systemd-helper's
-# symlinks); dpkg --purge leaves nothing of it in /etc, /lib/systemd, /usr, /var/lib/systemd or
-# /var/log.
+# MODE fresh: tcmu-runner, if installed, is purged first with ceph-iscsi (a gateway without it);
+# dpkg -i installs gotcmu and enables gotcmu.service with its alias tcmu-runner.service
+# (deb-systemd-helper's symlinks); dpkg --purge leaves nothing of it in /etc, /lib/systemd, /usr,
+# /var/lib/systemd or /var/log.
 # MODE switch (tcmu-runner installed here): dpkg -i replaces tcmu-runner without a question, takes
 # over /etc/tcmu/tcmu.conf, enables the alias; purging tcmu-runner afterwards (what an operator
 # does next) keeps the alias and tcmu.conf.
@@ -50,8 +50,13 @@ if [ "$mode" = switch ]; then
 fi
 
 if inroot dpkg-query -W -f='${db:Status-Abbrev}' tcmu-runner 2>/dev/null | grep -q '^ii'; then
-	inroot dpkg --purge tcmu-runner >/dev/null 2>&1
-	echo "dpkg-overlay: tcmu-runner purged first"
+	# ceph-iscsi depends on tcmu-runner: a gateway without tcmu-runner has neither.
+	if ! out=$(inroot dpkg --purge ceph-iscsi tcmu-runner 2>&1); then
+		sed 's/^/    /' <<<"$out"
+		echo "dpkg-overlay: FAIL: could not purge tcmu-runner first (above)"
+		exit 1
+	fi
+	echo "dpkg-overlay: tcmu-runner (and ceph-iscsi, which depends on it) purged first"
 fi
 # What gotcmu may touch; after the purge it must be as before.
 snapshot() {

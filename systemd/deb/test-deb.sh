@@ -5,8 +5,9 @@
 #      libraries (libc6, librados2, librbd1), the conffile, md5sums that match, and the packaged
 #      binary's --version equal to the package's version; its man page lists every flag.
 #   3. apt: `apt-get install --simulate ceph-iscsi ./gotcmu_*.deb` resolves without installing
-#      tcmu-runner, on a machine without it (a copy of dpkg's status with tcmu-runner dropped)
-#      and, if it is installed here, on this machine (tcmu-runner is then removed).
+#      tcmu-runner, on a machine without it (a copy of dpkg's status with tcmu-runner and
+#      ceph-iscsi dropped) and, if tcmu-runner is installed here, on this machine without
+#      ceph-iscsi (tcmu-runner is then removed).
 #   4. The package's file list is `make install PREFIX=/usr`'s plus /usr/share/doc/gotcmu.
 #   5. As root: dpkg -i and dpkg --purge in a throwaway overlay of this machine's root (a mount
 #      namespace; nothing here changes): the unit and its tcmu-runner.service alias enabled the
@@ -70,10 +71,15 @@ else
 		grep -q '^Inst ceph-iscsi ' <<<"$out" || fail "$1: apt does not install ceph-iscsi"
 		if grep -q '^Inst tcmu-runner ' <<<"$out"; then fail "$1: apt installs tcmu-runner"; else ok "$1: ceph-iscsi resolves with gotcmu, without tcmu-runner"; fi
 	}
-	awk -v RS= -v ORS='\n\n' '!/^Package: tcmu-runner\n/' /var/lib/dpkg/status >"$tmp/status"
+	# dpkg's status without the named packages: ceph-iscsi always goes (make test's set-up may
+	# have installed it, and apt must plan it here), tcmu-runner for a machine without it.
+	status_without() { awk -v RS= -v ORS='\n\n' -v drop="$*" 'BEGIN { n = split(drop, d, " ") }
+		{ for (i = 1; i <= n; i++) if (index($0, "Package: " d[i] "\n") == 1) next; print }' /var/lib/dpkg/status; }
+	status_without ceph-iscsi tcmu-runner >"$tmp/status"
 	simulate "a machine without tcmu-runner" "$tmp/status"
 	if dpkg-query -W -f='${db:Status-Abbrev}' tcmu-runner 2>/dev/null | grep -q '^ii'; then
-		simulate "this machine (tcmu-runner installed)" /var/lib/dpkg/status
+		status_without ceph-iscsi >"$tmp/status-here"
+		simulate "this machine (tcmu-runner installed)" "$tmp/status-here"
 	fi
 fi
 

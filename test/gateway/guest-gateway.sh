@@ -40,6 +40,10 @@ case $ROLE in a) ME=$IP_A PEER=$IP_B ;; b) ME=$IP_B PEER=$IP_A ;; *) echo "role 
 : > "$SUMMARY"
 HANDLER_PID=""
 API_PID=""
+# gwcli keeps its preferences and its log (the only place it reports a refusal) under ~.
+export HOME=/tmp/gwcli-home
+GWCLI_LOG=$HOME/gwcli.log
+mkdir -p "$HOME" && : >> "$GWCLI_LOG"
 
 finish() {
 	[ -n "$HANDLER_PID" ] && kill -TERM "$HANDLER_PID" 2>/dev/null
@@ -55,7 +59,11 @@ finish() {
 handler_start() {
 	case $HANDLER in
 	gotcmu) "$GOTCMU" --no-dbus -l "" >> "$HLOG" 2>&1 & ;;
-	tcmu-runner) mkdir -p /out/tcmu-runner; tcmu-runner --tcmu-log-dir=/out/tcmu-runner >> "$HLOG" 2>&1 & ;;
+	tcmu-runner)
+		# On a gateway it owns org.kernel.TCMUService1 on the system bus.
+		start_dbus || log "no system D-Bus; tcmu-runner runs without it"
+		mkdir -p /out/tcmu-runner
+		tcmu-runner --tcmu-log-dir=/out/tcmu-runner >> "$HLOG" 2>&1 & ;;
 	esac
 	HANDLER_PID=$!
 	sleep 2
@@ -82,10 +90,17 @@ CFG
 	wait_until 120 curl -sf -u admin:admin "http://127.0.0.1:5000/api/config" -o /dev/null
 }
 
-# gw CMD...: one gwcli command, its output in /out/gwcli.log.
+# gw CMD...: one gwcli command, its output and its log lines in /out/gwcli.log. gwcli given a
+# command exits 0 even when rbd-target-api refused it and logs the refusal (ERROR) only to
+# ~/gwcli.log, so that log decides; the command's new lines stay in /tmp/gwcli-new.log.
 gw() {
+	local seen rc=0
+	seen=$(wc -l < "$GWCLI_LOG")
 	echo "\$ gwcli $*" >> /out/gwcli.log
-	gwcli "$@" >> /out/gwcli.log 2>&1
+	gwcli "$@" >> /out/gwcli.log 2>&1 || rc=$?
+	tail -n +"$((seen + 1))" "$GWCLI_LOG" > /tmp/gwcli-new.log
+	sed 's/^/  | /' /tmp/gwcli-new.log >> /out/gwcli.log
+	[ "$rc" -eq 0 ] && ! grep -qE ' (ERROR|CRITICAL) ' /tmp/gwcli-new.log
 }
 
 # controls_set: this gateway's disk1 backstore carries the reconfigured controls.
@@ -178,12 +193,32 @@ PY
 	seen() { [ "$(grep -c Online /out/disk1-states.txt)" -ge 10 ]; }
 	check "rbd-target-api's disk1 status sampled through the failover ($(wc -l < /out/disk1-states.txt) samples)" seen
 	check "ceph-iscsi never reported disk1 Degraded for excessive failovers" sh -c "! grep -q 'excessive failovers' /out/disk1-states.txt"
-	check "gwcli: disk1 reconfigured, max_data_area_mb 16" gw /disks reconfigure rbd/disk1 max_data_area_mb 16
-	check "gwcli: disk1 reconfigured, hw_max_sectors 512" gw /disks reconfigure rbd/disk1 hw_max_sectors 512
-	check "gw-a: disk1's backstore has max_data_area_mb 16 and hw_max_sectors 512" wait_until 60 controls_set
+	# A reconfigure deletes and re-creates the backstore on every gateway (rbd-target-api's
+	# deactivate, then activate with the new controls). ceph-iscsi's LUN.deactivate refuses while
+	# an initiator has a session on the LUN ("LUN disk1 in-use", HTTP 500): the operator logs
+	# the initiators out first. Both, as an operator meets them.
+	in_use_refused() { ! gw /disks reconfigure rbd/disk1 max_data_area_mb 16 && grep -q 'in-use' /tmp/gwcli-new.log; }
+	check "gwcli: disk1 reconfigure refused while the initiator is logged in (ceph-iscsi: LUN in-use)" in_use_refused
+	say try-logout
+	if await logged-out 1200; then
+		check "gwcli: disk1 reconfigured with the initiator logged out, max_data_area_mb 16" gw /disks reconfigure rbd/disk1 max_data_area_mb 16
+		check "gwcli: disk1 reconfigured with the initiator logged out, hw_max_sectors 512" gw /disks reconfigure rbd/disk1 hw_max_sectors 512
+		check "gw-a: disk1's backstore has max_data_area_mb 16 and hw_max_sectors 512" wait_until 60 controls_set
+	else
+		fail "gw-a: the initiator logged out for the reconfigure"
+	fi
 	say reconfigured
-	await b-reconfigured 300 || fail "gw-a: gw-b's view of the reconfigure"
-	check "gwcli: disk2 unmapped and deleted while disk1 serves" sh -c "gwcli /iscsi-targets/$IQN/hosts/$CLIENT disk remove rbd/disk2 >> /out/gwcli.log 2>&1 && gwcli /disks delete rbd/disk2 >> /out/gwcli.log 2>&1"
+	await b-reconfigured 600 || fail "gw-a: gw-b's view of the reconfigure"
+	# Removing a mapped disk takes three steps in ceph-iscsi: off the host, off the target (which
+	# deletes the backstore on every gateway), then the disk and its image.
+	check "gwcli: disk2 unmapped from the host while disk1 serves" gw "/iscsi-targets/$IQN/hosts/$CLIENT" disk remove rbd/disk2
+	check "gwcli: disk2 removed from the target" gw "/iscsi-targets/$IQN/disks" delete rbd/disk2
+	check "gwcli: disk2 deleted" gw /disks delete rbd/disk2
+	disk2_gone() { ! ls -d "$CFG"/core/user_*/rbd.disk2 > /dev/null 2>&1 && ! rbd info rbd/disk2 > /dev/null 2>&1; }
+	check "gw-a: disk2's backstore and image gone" disk2_gone
+	gwcli ls > /out/gwcli-ls-final.txt 2>&1
+	say disk2-removed
+	await b-final 300 || fail "gw-a: the initiator's last check"
 	# b needs nothing of this guest after a-done (it may power off before a hears b-done).
 	say a-done
 	"$REPO/test/micro-ceph.sh" stop "$CEPH_DIR" >/dev/null 2>&1
@@ -294,15 +329,39 @@ while read -r name result; do
 	fi
 done < /tmp/cu-results.txt
 check "iscsi-test-cu: the MultipathIO tests ran ($cu_ran)" [ "$cu_ran" -gt 0 ]
-await reconfigured 600 || fail "initiator: gw-a's reconfigure"
+# gw-a's reconfigure (ceph-iscsi refuses it while a session is on the LUN): log out of both
+# portals once gw-a has seen the refusal, back in once it has reconfigured.
+await try-logout 900 || fail "initiator: gw-a's first reconfigure"
+check "initiator: logged out of both portals for the reconfigure" sh -c "iscsiadm -m node -T $IQN --logout > /out/logout.txt 2>&1"
+say logged-out
+await reconfigured 900 || fail "initiator: gw-a's reconfigure"
 check "gw-b: disk1's backstore has max_data_area_mb 16 and hw_max_sectors 512" wait_until 60 controls_set
+for p in $IP_A $IP_B; do
+	check "initiator: CHAP login to $p after the reconfigure" sh -c "iscsiadm -m node -T $IQN -p $p:3260 --login >> /out/login-$p.txt 2>&1"
+done
+udevadm settle -t 60
+# disk1_two_paths: disk1's map (the larger) is back, with both paths; MP names it.
+disk1_two_paths() {
+	MP=$(for m in $(dmsetup ls --target multipath | awk '{print $1}'); do echo "$(blockdev --getsize64 "/dev/mapper/$m") $m"; done | sort -n | tail -1 | cut -d' ' -f2)
+	[ -n "$MP" ] && [ "$(blockdev --getsize64 "/dev/mapper/$MP")" -eq $((320 << 20)) ] &&
+		[ "$(ls "/sys/block/$(basename "$(readlink -f "/dev/mapper/$MP")")/slaves" 2>/dev/null | wc -l)" -eq 2 ]
+}
+check "initiator: disk1's multipath device back with both paths" wait_until 120 disk1_two_paths
+multipath -ll > /out/multipath-reconfigured.txt 2>&1
+# still_io: 4 MiB written to disk1 and read back (a minute at most: the map queues without paths).
 still_io() {
 	dd if=/dev/urandom of=/tmp/chunk bs=1M count=4 status=none &&
-		dd if=/tmp/chunk of="/dev/mapper/$MP" bs=1M seek=100 oflag=direct status=none &&
-		dd if="/dev/mapper/$MP" of=/tmp/chunk.back bs=1M skip=100 count=4 iflag=direct status=none &&
+		timeout 60 dd if=/tmp/chunk of="/dev/mapper/$MP" bs=1M seek=100 oflag=direct status=none &&
+		timeout 60 dd if="/dev/mapper/$MP" of=/tmp/chunk.back bs=1M skip=100 count=4 iflag=direct status=none &&
 		cmp -s /tmp/chunk /tmp/chunk.back
 }
 check "initiator: disk1 reads back what it wrote after the reconfigure" still_io
 say b-reconfigured
+if await disk2-removed 900; then
+	check "initiator: disk1 reads back what it wrote after disk2's removal" still_io
+else
+	fail "initiator: gw-a's removal of disk2"
+fi
+say b-final
 await a-done 600
 finish

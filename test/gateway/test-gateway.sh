@@ -43,14 +43,31 @@ wait $A
 A_RC=$?
 SECS=$(($(date +%s) - START))
 echo "test-gateway: guest a rc=$A_RC, guest b rc=$B_RC, $SECS s"
+case $HANDLER in
+gotcmu) VERSION=$("$GOTCMU" --version 2>&1 | head -1) ;;
+tcmu-runner) VERSION="tcmu-runner $(dpkg-query -W -f '${Version}' tcmu-runner 2>/dev/null)" ;;
+esac
+COMMIT=$(git -C "$REPO" describe --always --dirty 2>/dev/null)
 {
 	echo "## ceph-iscsi on two gateways: $HANDLER ($(date -u +%F), $SECS s, test/gateway/test-gateway.sh)"
+	echo
+	echo "Harness at commit $COMMIT; $VERSION; ceph-iscsi $(dpkg-query -W -f '${Version}' ceph-iscsi 2>/dev/null)."
 	echo
 	echo "| guest | check | result |"
 	echo "|---|---|---|"
 	for g in a b; do
 		sed -n 's/^\(PASS\|FAIL\|SKIP\) \(.*\)$/| '"$g"' | \2 | \1 |/p' "$OUT/$g/summary.txt" 2>/dev/null
 	done
+	echo
+	echo '```'
+	cat "$OUT/b/failover.txt" 2>/dev/null
+	echo
+	echo "iscsi-test-cu SCSI.MultipathIO, disk2 through $HANDLER on both gateways (the first failure of each test):"
+	grep -E '^ *Test: |^ +tests +[0-9]' "$OUT/b/cu-multipath.txt" 2>/dev/null
+	echo
+	echo "gwcli's errors (~/gwcli.log on gw-a):"
+	grep -E ' (ERROR|CRITICAL) ' "$OUT/a/gwcli.log" 2>/dev/null | sed 's/^  | //'
+	echo '```'
 } > "$OUT/table.md"
 for g in a b; do
 	echo "--- guest $g"

@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/gotcmu/gotcmu/uio"
 )
 
 // Op is the kind of operation an IO asks a Backend to perform.
@@ -82,7 +85,18 @@ type IO struct {
 	// MiscompareOffset is set by the backend for OpCompareAndWrite.
 	MiscompareOffset int64
 
-	done func(*IO, error)
+	// Fast, when its Ring is set, names the command this IO completes,
+	// for a backend that can answer it from a thread of its own without
+	// entering Go: on success it writes GOOD to the ring and rings the
+	// doorbell (uio/cring.h's gotcmu_ring_complete and gotcmu_ring_kick on
+	// Fast), and later, from a goroutine, calls Answered instead of Done.
+	// The handler sets it only for a read or write whose success needs
+	// nothing more from it; a backend may ignore it and call Done.
+	Fast uio.FastAnswer
+
+	done     func(*IO, error)
+	answered bool
+	at       time.Time
 }
 
 // NewIO returns an IO whose Done calls done. The handler makes one per
@@ -93,7 +107,25 @@ func NewIO(done func(*IO, error)) *IO { return &IO{done: done} }
 // once per Submit, from any goroutine, possibly before Submit returns.
 // Errors keep their errno (wrap a syscall.Errno): the handler turns them
 // into SCSI status and sense, nothing below it does.
-func (io *IO) Done(err error) { io.done(io, err) }
+func (io *IO) Done(err error) { io.answered = false; io.done(io, err) }
+
+// Answered is Done(nil) for an IO whose command the backend has answered
+// through Fast at time at: the handler does its bookkeeping (the command's
+// latency up to at) and writes nothing to the ring.
+func (io *IO) Answered(at time.Time) {
+	io.answered, io.at = true, at
+	io.done(io, nil)
+}
+
+// AnswerWaker is a Backend that answers commands on threads of its own
+// (IO.Fast) and hands the answered IOs to the handler lazily, when the
+// device's loop wakes for something else. While any WakeOnAnswer(true) is
+// in force (counted: each is undone by one WakeOnAnswer(false)) it hands
+// over each one at once, so that a device waiting for its IO to drain does
+// not wait for the loop's periodic wake-up.
+type AnswerWaker interface {
+	WakeOnAnswer(on bool)
+}
 
 // Backend serves one device's data. Submit starts an operation and must
 // not block for long: a backend runs the operation asynchronously (librbd

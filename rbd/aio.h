@@ -1,16 +1,27 @@
 // C side of gotcmu's rbd_aio_* calls. Every helper creates the completion
-// itself with the IO's slot id as its argument and no callback: librbd
-// queues the finished completion to the image's eventfd
-// (rbd_set_image_notification) and gotcmu_poll collects it, so no librbd
-// thread ever calls into Go. A helper that fails to start an operation
-// releases the completion and returns the negative errno.
+// itself, with the IO's slot as its argument and gotcmu_done_cb as its
+// callback, which runs on a librbd thread when the operation finishes and
+// never calls into Go:
 //
-// The exception is compare-and-write: librbd 16 starts it with
-// native_async=false (librbd.cc rbd_aio_compare_and_write), so its
-// completion never reaches the event queue. It gets a C callback instead,
-// gotcmu_cb, which runs on a librbd thread, releases the completion as
-// librbd's documentation expects, links the slot into the image's callback
-// queue and signals the same eventfd. Still no call into Go.
+//   - a successful read or write whose slot names a command to answer
+//     (slot.ring, set by the handler through uio.FastAnswer) is answered
+//     there: GOOD in the TCMU ring and the doorbell (uio/cring.h), as
+//     tcmu-runner completes on librbd's thread. The slot is then linked
+//     into the image's answered list, which the device's loop takes the
+//     next time it wakes anyway (its bookkeeping: the slot, the in-flight
+//     count, the latency), so such an IO wakes no Go thread at all; the
+//     eventfd is written only while someone waits for it (cbq.wake: the
+//     loop is not running, or the device waits for its IO to drain).
+//   - every other completion (a failure, which fencing and the lock gate
+//     handle in Go; the other operations; a slot without a command) is
+//     linked into the callback queue and the eventfd is written.
+//
+// Completions never go through librbd's event queue
+// (rbd_set_image_notification is not used): librbd would queue a
+// completion there as well as call its callback.
+//
+// A helper that fails to start an operation releases the completion and
+// returns the negative errno.
 
 #ifndef GOTCMU_AIO_H
 #define GOTCMU_AIO_H
@@ -18,9 +29,12 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/uio.h>
 #include <rbd/librbd.h>
+
+#include "../uio/cring.h"
 
 // gotcmu_slot is the C memory of one IO in flight, reused across IOs: the
 // iovec array handed to librbd (pointing into the TCMU data area), the
@@ -29,12 +43,22 @@
 // data is split over several iovecs.
 typedef struct gotcmu_slot gotcmu_slot;
 
-// gotcmu_cbq is an image's queue of slots completed through gotcmu_cb.
+// gotcmu_cbq is an image's queues of finished slots.
 typedef struct {
 	pthread_mutex_t mu;
-	gotcmu_slot *head;
+	gotcmu_slot *head;     // completions for Go (the eventfd is written)
+	gotcmu_slot *answered; // answered in C, waiting for Go's bookkeeping
 	int efd;
+	uint32_t wake; // > 0: write the eventfd for answered slots too
 } gotcmu_cbq;
+
+// Slot states, for a slot that names a command to answer.
+enum {
+	GOTCMU_SLOT_GO = 0,       // Go answers (no command named, or not yet)
+	GOTCMU_SLOT_FAST = 1,     // in flight; C answers it if it succeeds
+	GOTCMU_SLOT_ANSWERED = 2, // C answered it
+	GOTCMU_SLOT_ABANDONED = 3 // Go failed it as stuck; C must not answer
+};
 
 struct gotcmu_slot {
 	struct iovec *iov;
@@ -42,30 +66,61 @@ struct gotcmu_slot {
 	uint64_t mismatch_off;
 	char *bounce;
 	size_t bounce_cap;
-	// For gotcmu_cb.
+	// For gotcmu_done_cb.
 	uint64_t id;
 	gotcmu_cbq *q;
 	gotcmu_slot *cb_next;
 	int64_t cb_ret;
+	// The command to answer on success (ring NULL: none), its state
+	// (GOTCMU_SLOT_*, atomic) and when it was answered (CLOCK_MONOTONIC).
+	gotcmu_ring *ring;
+	uint16_t cmd_id;
+	uint64_t gen;
+	uint32_t state;
+	int64_t done_ns;
 };
 
-static void gotcmu_cb(rbd_completion_t c, void *arg) {
+static inline int64_t gotcmu_now_ns(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void gotcmu_done_cb(rbd_completion_t c, void *arg) {
 	gotcmu_slot *s = arg;
 	gotcmu_cbq *q = s->q;
 	s->cb_ret = (int64_t)rbd_aio_get_return_value(c);
 	rbd_aio_release(c);
+	int answered = 0, broken = 0;
+	uint32_t fast = GOTCMU_SLOT_FAST;
+	if (s->cb_ret >= 0 && s->ring &&
+			__atomic_compare_exchange_n(&s->state, &fast, GOTCMU_SLOT_ANSWERED, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+		// A ring broken meanwhile is the loop's to repair: wake it.
+		broken = gotcmu_ring_complete(s->ring, s->cmd_id, s->gen, 0, 0, 0, NULL, 0) < 0;
+		gotcmu_ring_kick(s->ring);
+		s->done_ns = gotcmu_now_ns();
+		answered = 1;
+	}
 	pthread_mutex_lock(&q->mu);
-	s->cb_next = q->head;
-	q->head = s;
+	if (answered) {
+		s->cb_next = q->answered;
+		q->answered = s;
+	} else {
+		s->cb_next = q->head;
+		q->head = s;
+	}
+	int wake = !answered || broken || __atomic_load_n(&q->wake, __ATOMIC_SEQ_CST) > 0;
 	pthread_mutex_unlock(&q->mu);
-	uint64_t one = 1;
-	// Nothing to do if this fails: the eventfd counter cannot overflow
-	// (it would take 2^64-1 signals), and the fd lives until after
-	// rbd_close, which waits for this callback.
-	(void)!write(q->efd, &one, sizeof(one));
+	if (wake) {
+		uint64_t one = 1;
+		// Nothing to do if this fails: the eventfd counter cannot
+		// overflow (it would take 2^64-1 signals), and the fd lives
+		// until after rbd_close, which waits for this callback.
+		(void)!write(q->efd, &one, sizeof(one));
+	}
 }
 
-// gotcmu_take_cb moves up to n callback completions into ids and rets.
+// gotcmu_take_cb moves up to n completions for Go into ids and rets.
 static inline int gotcmu_take_cb(gotcmu_cbq *q, uint64_t *ids, int64_t *rets, int n) {
 	int got = 0;
 	pthread_mutex_lock(&q->mu);
@@ -79,6 +134,47 @@ static inline int gotcmu_take_cb(gotcmu_cbq *q, uint64_t *ids, int64_t *rets, in
 	}
 	pthread_mutex_unlock(&q->mu);
 	return got;
+}
+
+// gotcmu_take_answered moves up to n slots answered in C into ids and
+// done (when each was answered, CLOCK_MONOTONIC ns).
+static inline int gotcmu_take_answered(gotcmu_cbq *q, uint64_t *ids, int64_t *done, int n) {
+	int got = 0;
+	pthread_mutex_lock(&q->mu);
+	while (q->answered && got < n) {
+		gotcmu_slot *s = q->answered;
+		q->answered = s->cb_next;
+		s->cb_next = NULL;
+		ids[got] = s->id;
+		done[got] = s->done_ns;
+		got++;
+	}
+	pthread_mutex_unlock(&q->mu);
+	return got;
+}
+
+// gotcmu_cbq_wake adds delta to the count of those who want the eventfd
+// written for answered slots too.
+static inline void gotcmu_cbq_wake(gotcmu_cbq *q, int delta) {
+	__atomic_add_fetch(&q->wake, (uint32_t)delta, __ATOMIC_SEQ_CST);
+}
+
+// gotcmu_slot_arm names the command a slot answers on success (ring NULL:
+// none), before its operation starts.
+static inline void gotcmu_slot_arm(gotcmu_slot *s, void *ring, uint16_t cmd_id, uint64_t gen) {
+	s->ring = ring;
+	s->cmd_id = cmd_id;
+	s->gen = gen;
+	__atomic_store_n(&s->state, ring ? GOTCMU_SLOT_FAST : GOTCMU_SLOT_GO, __ATOMIC_SEQ_CST);
+}
+
+// gotcmu_slot_claim takes a slot's answer away from C (sweep failing a
+// stuck IO): 1 if C will not answer it, 0 if C has already.
+static inline int gotcmu_slot_claim(gotcmu_slot *s) {
+	uint32_t fast = GOTCMU_SLOT_FAST;
+	if (__atomic_compare_exchange_n(&s->state, &fast, GOTCMU_SLOT_ABANDONED, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		return 1;
+	return __atomic_load_n(&s->state, __ATOMIC_SEQ_CST) != GOTCMU_SLOT_ANSWERED;
 }
 
 static inline gotcmu_cbq *gotcmu_cbq_new(int efd) {
@@ -97,9 +193,14 @@ static inline void gotcmu_cbq_free(gotcmu_cbq *q) {
 	free(q);
 }
 
-static inline int gotcmu_aio_readv(rbd_image_t image, uintptr_t id, gotcmu_slot *s, int iovcnt, uint64_t off) {
+// gotcmu_completion creates the completion of an operation on slot s.
+static inline int gotcmu_completion(gotcmu_slot *s, rbd_completion_t *c) {
+	return rbd_aio_create_completion(s, gotcmu_done_cb, c);
+}
+
+static inline int gotcmu_aio_readv(rbd_image_t image, gotcmu_slot *s, int iovcnt, uint64_t off) {
 	rbd_completion_t c;
-	int r = rbd_aio_create_completion((void *)id, NULL, &c);
+	int r = gotcmu_completion(s, &c);
 	if (r < 0)
 		return r;
 	r = rbd_aio_readv(image, s->iov, iovcnt, off, c);
@@ -108,9 +209,9 @@ static inline int gotcmu_aio_readv(rbd_image_t image, uintptr_t id, gotcmu_slot 
 	return r;
 }
 
-static inline int gotcmu_aio_writev(rbd_image_t image, uintptr_t id, gotcmu_slot *s, int iovcnt, uint64_t off) {
+static inline int gotcmu_aio_writev(rbd_image_t image, gotcmu_slot *s, int iovcnt, uint64_t off) {
 	rbd_completion_t c;
-	int r = rbd_aio_create_completion((void *)id, NULL, &c);
+	int r = gotcmu_completion(s, &c);
 	if (r < 0)
 		return r;
 	r = rbd_aio_writev(image, s->iov, iovcnt, off, c);
@@ -119,9 +220,9 @@ static inline int gotcmu_aio_writev(rbd_image_t image, uintptr_t id, gotcmu_slot
 	return r;
 }
 
-static inline int gotcmu_aio_discard(rbd_image_t image, uintptr_t id, uint64_t off, uint64_t len) {
+static inline int gotcmu_aio_discard(rbd_image_t image, gotcmu_slot *s, uint64_t off, uint64_t len) {
 	rbd_completion_t c;
-	int r = rbd_aio_create_completion((void *)id, NULL, &c);
+	int r = gotcmu_completion(s, &c);
 	if (r < 0)
 		return r;
 	r = rbd_aio_discard(image, off, len, c);
@@ -130,9 +231,9 @@ static inline int gotcmu_aio_discard(rbd_image_t image, uintptr_t id, uint64_t o
 	return r;
 }
 
-static inline int gotcmu_aio_flush(rbd_image_t image, uintptr_t id) {
+static inline int gotcmu_aio_flush(rbd_image_t image, gotcmu_slot *s) {
 	rbd_completion_t c;
-	int r = rbd_aio_create_completion((void *)id, NULL, &c);
+	int r = gotcmu_completion(s, &c);
 	if (r < 0)
 		return r;
 	r = rbd_aio_flush(image, c);
@@ -141,10 +242,10 @@ static inline int gotcmu_aio_flush(rbd_image_t image, uintptr_t id) {
 	return r;
 }
 
-static inline int gotcmu_aio_writesame(rbd_image_t image, uintptr_t id, uint64_t off, uint64_t len,
+static inline int gotcmu_aio_writesame(rbd_image_t image, gotcmu_slot *s, uint64_t off, uint64_t len,
 		const char *buf, size_t data_len) {
 	rbd_completion_t c;
-	int r = rbd_aio_create_completion((void *)id, NULL, &c);
+	int r = gotcmu_completion(s, &c);
 	if (r < 0)
 		return r;
 	r = rbd_aio_writesame(image, off, len, buf, data_len, c, 0);
@@ -156,7 +257,7 @@ static inline int gotcmu_aio_writesame(rbd_image_t image, uintptr_t id, uint64_t
 static inline int gotcmu_aio_compare_and_write(rbd_image_t image, gotcmu_slot *s,
 		uint64_t off, uint64_t len, const char *cmp, const char *buf) {
 	rbd_completion_t c;
-	int r = rbd_aio_create_completion(s, gotcmu_cb, &c);
+	int r = gotcmu_completion(s, &c);
 	if (r < 0)
 		return r;
 	s->mismatch_off = 0;
@@ -166,19 +267,6 @@ static inline int gotcmu_aio_compare_and_write(rbd_image_t image, gotcmu_slot *s
 		return (int)rr;
 	}
 	return 0;
-}
-
-// gotcmu_poll takes up to n finished completions off the image's event
-// queue, records each one's slot id and return value, and releases it:
-// one cgo call per batch instead of three per IO.
-static inline int gotcmu_poll(rbd_image_t image, rbd_completion_t *comps, uint64_t *ids, int64_t *rets, int n) {
-	int got = rbd_poll_io_events(image, comps, n);
-	for (int i = 0; i < got; i++) {
-		ids[i] = (uint64_t)(uintptr_t)rbd_aio_get_arg(comps[i]);
-		rets[i] = (int64_t)rbd_aio_get_return_value(comps[i]);
-		rbd_aio_release(comps[i]);
-	}
-	return got;
 }
 
 #endif

@@ -3,6 +3,7 @@
 package rbd
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -51,7 +52,8 @@ func startGateway(t *testing.T, name, config string, size int64, hold time.Durat
 	if err != nil {
 		t.Fatalf("open %s on %s: %v", config, name, err)
 	}
-	k := uiotest.New(t, uiotest.Config{DataSize: 4 << 20})
+	// The doorbell fd lets librbd's thread answer as with a real ring.
+	k := uiotest.New(t, uiotest.Config{DataSize: 4 << 20, DoorbellFD: true})
 	dev, err := handler.NewDevice(log, info, k.Ring(), k, be, cfg)
 	if err != nil {
 		be.Close()
@@ -196,6 +198,43 @@ type sentWrite struct {
 // stamps. A's later writes are answered BUSY, then refused as at a
 // standby port during the hold-down; A takes the lock back only through
 // the same protocol, which fences B in turn.
+// TestReadsAndWritesAnsweredOnLibrbdThread: with the lock held, every
+// plain read and write a gateway serves is answered GOOD on librbd's
+// callback thread (aio.h), each with its data, and the device drains.
+func TestReadsAndWritesAnsweredOnLibrbdThread(t *testing.T) {
+	needCeph(t)
+	const size = 4 << 20
+	name := newImage(t, "rbd", size, 22)
+	g := startGateway(t, "gwc", "rbd/"+name, size, time.Second, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if c, _, err := g.writeRetryingBusy(ctx, 0, pattern(4096, 'C', 0)); err != nil || c.Status != scsiGood {
+		t.Fatalf("first write: %s, %v", outcome(c), err)
+	}
+	if err := g.dev.WaitIdle(ctx); err != nil { // its answer settled
+		t.Fatal(err)
+	}
+	before := g.im.answeredC.Load()
+	const n = 32
+	for i := range n {
+		data := pattern(8192, 'C', uint64(i))
+		off := int64(i) * 8192
+		if c, err := g.exec(ctx, write10(off, data), data, 0); err != nil || c.Status != scsiGood {
+			t.Fatalf("write %d: %s, %v", i, outcome(c), err)
+		}
+		c, err := g.exec(ctx, rw10(0x28, off, len(data)), nil, len(data))
+		if err != nil || c.Status != scsiGood || !bytes.Equal(c.DataIn, data) {
+			t.Fatalf("read %d: %s, %v, data as written: %v", i, outcome(c), err, bytes.Equal(c.DataIn, data))
+		}
+	}
+	if err := g.dev.WaitIdle(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.im.answeredC.Load() - before; got != 2*n {
+		t.Errorf("%d of %d reads and writes answered on librbd's thread", got, 2*n)
+	}
+}
+
 func TestFailoverFencing(t *testing.T) {
 	needCeph(t)
 	const (

@@ -42,15 +42,23 @@ type Image struct {
 	slots slots
 	fence fence // failed writes waiting for their client's fence (fence.go)
 
-	// Completion side (poll.go): reaped by the drain goroutine, or by the
-	// device's command loop through Poll while polled; reapMu is held by
-	// whichever reaps.
+	// Completion side (poll.go): every completion runs aio.h's callback,
+	// which answers a successful read or write in C (IO.Fast) and queues
+	// the slot to the answered list, or queues it to the callback queue
+	// for Go. Both are reaped by the drain goroutine, or by the device's
+	// command loop through Poll while polled; reapMu is held by whichever
+	// reaps.
 	efd       int // eventfd, non-blocking, out of Go's netpoller
 	reapMu    sync.Mutex
-	comps     unsafe.Pointer // C array of pollBatch rbd_completion_t
 	ids       [pollBatch]uint64
 	rets      [pollBatch]int64
 	lastSweep time.Time
+	// monoBase and timeBase are one reading of CLOCK_MONOTONIC (aio.h's
+	// clock) and of time.Now, taken together: the time of an answer in C.
+	monoBase int64
+	timeBase time.Time
+	// answeredC counts the IOs answered on librbd's thread (tests).
+	answeredC atomic.Uint64
 	efdCount  [8]byte // the eventfd's count, read and dropped (a field: no allocation in race builds)
 	polled    atomic.Bool
 	wakeDrain chan struct{} // wakes a drain goroutine parked while polled
@@ -119,16 +127,18 @@ func (im *Image) Submit(io *handler.IO) {
 	var err error
 	switch io.Op {
 	case handler.OpRead:
-		err = aioReadv(im.image, id, cs, setIovecs(cs, io.Iov), io.Off)
+		armSlot(cs, io.Fast)
+		err = aioReadv(im.image, cs, setIovecs(cs, io.Iov), io.Off)
 	case handler.OpWrite:
-		err = aioWritev(im.image, id, cs, setIovecs(cs, io.Iov), io.Off)
+		armSlot(cs, io.Fast)
+		err = aioWritev(im.image, cs, setIovecs(cs, io.Iov), io.Off)
 	case handler.OpFlush:
-		err = aioFlush(im.image, id)
+		err = aioFlush(im.image, cs)
 	case handler.OpDiscard:
-		err = aioDiscard(im.image, id, io.Off, io.Len)
+		err = aioDiscard(im.image, cs, io.Off, io.Len)
 	case handler.OpWriteSame:
 		n := handler.IovLen(io.Iov)
-		err = aioWriteSame(im.image, id, io.Off, io.Len, contiguous(cs, io.Iov, int(n)), int(n))
+		err = aioWriteSame(im.image, cs, io.Off, io.Len, contiguous(cs, io.Iov, int(n)), int(n))
 	case handler.OpCompareAndWrite:
 		p := contiguous(cs, io.Iov, int(2*io.Len))
 		err = aioCompareAndWrite(im.image, cs, io.Off, io.Len, p, (*C.char)(unsafe.Add(unsafe.Pointer(p), io.Len)))
@@ -207,27 +217,26 @@ func (im *Image) noteError(err error) {
 	}
 }
 
-// startEvents creates the eventfd librbd signals on completion and starts
-// the goroutine that drains completions.
+// startEvents creates the eventfd the completions signal and starts the
+// goroutine that drains them.
 func (im *Image) startEvents() error {
 	fd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return fmt.Errorf("create eventfd: %w", err)
-	}
-	if err := setImageNotification(im.image, fd); err != nil {
-		unix.Close(fd)
-		return fmt.Errorf("set image notification: %w", err)
 	}
 	im.slots.cbq = C.gotcmu_cbq_new(C.int(fd))
 	if im.slots.cbq == nil {
 		unix.Close(fd)
 		return fmt.Errorf("allocate callback queue: %w", syscall.ENOMEM)
 	}
+	// Not polled yet: the drain goroutine reaps, and must hear of every
+	// answer (SetPolled).
+	wakeOnAnswer(im.slots.cbq, 1)
+	im.timeBase, im.monoBase = time.Now(), monoNow()
 	// Not in Go's netpoller: the device's command loop watches it in its
 	// own epoll set, or the drain goroutine waits for it in poll(2), so a
 	// completion wakes one waiter, never a second through the netpoller.
 	im.efd = fd
-	im.comps = C.calloc(pollBatch, C.size_t(unsafe.Sizeof(C.rbd_completion_t(nil))))
 	im.wakeDrain = make(chan struct{}, 1)
 	im.drained = make(chan struct{})
 	go im.drain()
@@ -241,9 +250,11 @@ func (im *Image) complete(id uint64, ret int64) {
 		err = syscall.Errno(-ret)
 	}
 	var mismatchOff uint64
+	var slot *C.gotcmu_slot
 	io, st, state := im.slots.finish(id, func(io *handler.IO, st stage, cs *C.gotcmu_slot) stage {
 		// Read before the slot is freed: a new IO may take it at once.
 		mismatchOff = uint64(cs.mismatch_off)
+		slot = cs
 		if st == stageOp && err == nil && io.Op == handler.OpWrite && io.FUA {
 			return stageFUA
 		}
@@ -271,7 +282,7 @@ func (im *Image) complete(id uint64, ret int64) {
 		// SBC-4 5.40 (WRITE(16)): with FUA the data must be on the
 		// medium before GOOD; librbd writes are stable once acknowledged
 		// with the cache off, and the flush makes that explicit.
-		if err := aioFlush(im.image, uint32(id)); err != nil {
+		if err := aioFlush(im.image, slot); err != nil {
 			im.slots.finish(id, func(*handler.IO, stage, *C.gotcmu_slot) stage { return stageIdle })
 			io.Done(im.opError(io, err))
 		}
@@ -394,7 +405,6 @@ func (im *Image) release(closeErr error) error {
 		r.close(im)
 	}
 	im.retired = nil
-	C.free(im.comps)
 	im.slots.release()
 	C.gotcmu_cbq_free(im.slots.cbq)
 	im.svc.close()

@@ -235,9 +235,6 @@ func (im *Image) openHandle(ctx context.Context) (_ *client, _ *rados.IOContext,
 		return nil, nil, nil, fmt.Errorf("reopen %s: the image is %d bytes, the device %d: %w",
 			im.cfg.ImageSpec(), size, want, syscall.EINVAL)
 	}
-	if err := setImageNotification(image, im.efd); err != nil {
-		return nil, nil, nil, fmt.Errorf("set image notification: %w", err)
-	}
 	return cl, ioctx, image, nil
 }
 
@@ -259,23 +256,10 @@ func (r retiredHandle) close(im *Image) {
 	im.pool.put(r.client)
 }
 
-// pollRetired completes what the retired handles' event queues hold and,
-// once librbd holds no abandoned operation any more, closes them in the
-// background. It returns the most completions one handle gave, for reap
-// to know whether to poll again. Called with reapMu held, from reap.
-func (im *Image) pollRetired() int {
-	most := 0
-	for _, r := range im.retired {
-		n, err := pollEvents(r.image, im.comps, &im.ids, &im.rets)
-		if err != nil {
-			im.log.Error().Err(err).Msg("poll rbd io events of a replaced client")
-			continue
-		}
-		for i := 0; i < n; i++ {
-			im.complete(im.ids[i], im.rets[i])
-		}
-		most = max(most, n)
-	}
+// closeRetired closes the retired handles in the background once librbd
+// holds no abandoned operation any more (their completions come through
+// the slots' callback like any other). Called with reapMu held, from reap.
+func (im *Image) closeRetired() {
 	if len(im.retired) > 0 && im.slots.abandonedCount() == 0 {
 		done := im.retired
 		im.retired = nil
@@ -286,7 +270,6 @@ func (im *Image) pollRetired() int {
 			}
 		}()
 	}
-	return most
 }
 
 // unused reports whether c was shut down: no image uses it any more.

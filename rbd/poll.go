@@ -2,6 +2,11 @@
 
 package rbd
 
+/*
+#include "aio.h"
+*/
+import "C"
+
 import (
 	"time"
 
@@ -10,7 +15,10 @@ import (
 	"github.com/gotcmu/gotcmu/handler"
 )
 
-var _ handler.Poller = (*Image)(nil)
+var (
+	_ handler.Poller      = (*Image)(nil)
+	_ handler.AnswerWaker = (*Image)(nil)
+)
 
 // PollFD implements handler.Poller: the eventfd librbd and the callback
 // queue signal when completions wait.
@@ -20,7 +28,15 @@ func (im *Image) PollFD() int { return im.efd }
 // loop reaps through Poll and the drain goroutine sleeps; otherwise the
 // drain goroutine waits for the eventfd itself.
 func (im *Image) SetPolled(on bool) {
-	im.polled.Store(on)
+	if im.polled.Swap(on) != on {
+		// While polled, an answer in C waits for the loop's next
+		// wake-up; otherwise the drain goroutine must hear of it.
+		if on {
+			wakeOnAnswer(im.slots.cbq, -1)
+		} else {
+			wakeOnAnswer(im.slots.cbq, 1)
+		}
+	}
 	im.kickDrain()
 	if !on {
 		// Whatever was signalled but not yet reaped is the drain
@@ -61,32 +77,53 @@ func (im *Image) drain() {
 	}
 }
 
-// reap reads the eventfd, then delivers every finished completion (Done,
-// or the flush that follows a FUA write) and, every sweepInterval, fails
-// the IOs librbd sits on. Called with reapMu held.
+// reap reads the eventfd, then delivers every finished completion: the
+// commands answered in C (their bookkeeping, IO.Answered) and those left
+// to Go (Done, or the flush that follows a FUA write); and, every
+// sweepInterval, fails the IOs librbd sits on. Called with reapMu held.
 func (im *Image) reap() {
 	unix.Read(im.efd, im.efdCount[:])
 	for {
-		n, err := pollEvents(im.image, im.comps, &im.ids, &im.rets)
-		if err != nil {
-			im.log.Error().Err(err).Msg("poll rbd io events")
-			n = 0
-		}
+		n := takeAnswered(im.slots.cbq, &im.ids, &im.rets)
 		for i := 0; i < n; i++ {
-			im.complete(im.ids[i], im.rets[i])
+			im.answered(im.ids[i], im.rets[i])
 		}
 		m := takeCallbacks(im.slots.cbq, &im.ids, &im.rets)
 		for i := 0; i < m; i++ {
 			im.complete(im.ids[i], im.rets[i])
 		}
-		r := im.pollRetired()
-		if n < pollBatch && m < pollBatch && r < pollBatch {
+		if n < pollBatch && m < pollBatch {
 			break
 		}
 	}
+	im.closeRetired()
 	if now := time.Now(); now.Sub(im.lastSweep) >= sweepInterval {
 		im.lastSweep = now
 		im.sweep()
+	}
+}
+
+// answered settles the IO of slot id, which aio.h's callback answered GOOD
+// at doneNS (CLOCK_MONOTONIC).
+func (im *Image) answered(id uint64, doneNS int64) {
+	io, _, state := im.slots.finish(id, func(*handler.IO, stage, *C.gotcmu_slot) stage { return stageIdle })
+	if state != slotLive {
+		im.log.Error().Uint64("slot", id).Msg("rbd answer for a free or abandoned slot")
+		return
+	}
+	im.answeredC.Add(1)
+	io.Answered(im.timeBase.Add(time.Duration(doneNS - im.monoBase)))
+}
+
+// WakeOnAnswer implements handler.AnswerWaker: while on, every command
+// answered in C signals the eventfd, so that the loop (or the drain
+// goroutine) settles it at once; turning it on reaps what waits already.
+func (im *Image) WakeOnAnswer(on bool) {
+	if on {
+		wakeOnAnswer(im.slots.cbq, 1)
+		im.signal()
+	} else {
+		wakeOnAnswer(im.slots.cbq, -1)
 	}
 }
 

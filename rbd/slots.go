@@ -135,6 +135,11 @@ func (s *slots) sweep(now time.Time, limit time.Duration) []*handler.IO {
 		if st == stageIdle || s.abandoned[id] || s.io[id].Op == handler.OpRead || now.Sub(s.started[id]) < limit {
 			continue
 		}
+		if !claimSlot(s.c[id]) {
+			// aio.h's callback answered it a moment ago; its slot
+			// waits in the answered list.
+			continue
+		}
 		s.abandoned[id] = true
 		stuck = append(stuck, s.io[id])
 	}

@@ -191,6 +191,7 @@ func newDevice(r Roots, minor int, name string, fd int, mem []byte, unmap func([
 		d.Close()
 		return nil, err
 	}
+	ring.SetDoorbellFD(fd)
 	d.ring = ring
 	return d, nil
 }

@@ -1,11 +1,17 @@
 package uio
 
+/*
+#include "cring.h"
+*/
+import "C"
+
 import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sync"
+	"runtime"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 )
 
@@ -14,7 +20,11 @@ import (
 //
 // Refresh, Next and Reset are called by one goroutine at a time (the
 // device's command loop). Complete, Release and Kick may be called from
-// any goroutine, concurrently with Next and with each other.
+// any goroutine, concurrently with Next and with each other, and a
+// backend's C thread may answer a command through FastAnswer meanwhile.
+//
+// The completion side's state and its lock live in C memory (cring.h):
+// the Go methods and a backend's C thread run the same functions on it.
 type Ring struct {
 	mem      []byte
 	doorbell func() error
@@ -29,33 +39,24 @@ type Ring struct {
 	OnTMR func(tmrType uint8, ids []uint16)
 
 	// Fetch side, owned by the goroutine calling Next.
-	head    uint32 // cmd_head snapshot, loaded once per Refresh
-	next    uint32 // offset of the next entry to fetch
-	tmrIDs  []uint16
-	fetched atomic.Uint32 // last fetch position, published for Complete
+	head   uint32 // cmd_head snapshot, loaded once per Refresh
+	next   uint32 // offset of the next entry to fetch
+	tmrIDs []uint16
 
-	// Completion side.
-	mu          sync.Mutex
-	tail        uint32 // our copy of mb->cmd_tail
-	gen         uint64 // bumped by Reset; completions of older commands are dropped
-	outstanding int
-
-	// held has a bit set for every cmd_id fetched and not yet completed.
-	// The kernel frees a cmd_id only after it has read the completion from
-	// the ring, which it may do at any time once cmd_tail has moved past it
-	// (our doorbell, block_dev, the unmap worker and command timeouts all
-	// run tcmu_handle_completions), so an id is ours exactly until
-	// Complete. Meeting a held id again means the ring was corrupted:
-	// serving it would make the kernel look the id up twice, find it gone
-	// the second time and mark the ring broken.
-	held [1 << 16 / 64]uint64
-
-	kickPending atomic.Uint32
-	kicking     atomic.Uint32
-
-	// broken is set when the completion side finds an entry header that
-	// changed under it; Next then reports ErrBrokenRing until Reset.
-	broken atomic.Bool
+	// c is the completion side (cring.h's gotcmu_ring): our copy of the
+	// tail, the generation bumped by Reset (completions of older commands
+	// are dropped), the outstanding count, the fetch position published
+	// for completions, the broken flag, the doorbell's coalescing flags,
+	// and held, a bit per cmd_id fetched and not yet completed. The
+	// kernel frees a cmd_id only after it has read the completion from
+	// the ring, which it may do at any time once cmd_tail has moved past
+	// it (our doorbell, block_dev, the unmap worker and command timeouts
+	// all run tcmu_handle_completions), so an id is ours exactly until
+	// it is completed. Meeting a held id again means the ring was
+	// corrupted: serving it would make the kernel look the id up twice,
+	// find it gone the second time and mark the ring broken.
+	c  *C.gotcmu_ring
+	rs raceSync
 }
 
 // NewRing validates the mailbox at the start of mem and returns the ring it
@@ -84,10 +85,59 @@ func NewRing(mem []byte, doorbell func() error) (*Ring, error) {
 		// Ring positions are computed in uint32 (cmdr_off + cmd_head).
 		return nil, fmt.Errorf("ring [%d,+%d) ends beyond 4 GiB", off, size)
 	}
-	r := &Ring{mem: mem, doorbell: doorbell, cmdrOff: off, cmdrSize: size, dataOff: uint64(off) + uint64(size)}
+	cr := C.gotcmu_ring_new((*C.uint8_t)(unsafe.Pointer(&mem[0])), C.uint32_t(off), C.uint32_t(size))
+	if cr == nil {
+		return nil, fmt.Errorf("allocate ring state: %w", syscall.ENOMEM)
+	}
+	// C keeps a pointer to mem: the kernel's mapping, or in tests Go
+	// memory, which must then be pinned (pinning anything else is a no-op).
+	pin := new(runtime.Pinner)
+	pin.Pin(&mem[0])
+	r := &Ring{mem: mem, doorbell: doorbell, cmdrOff: off, cmdrSize: size, dataOff: uint64(off) + uint64(size), c: cr}
+	// Both freed when the Ring is gone: a C thread answers only commands
+	// in flight, and the handler holds the Ring until none is.
+	runtime.AddCleanup(r, func(h ringC) {
+		C.gotcmu_ring_free(h.c)
+		h.pin.Unpin()
+	}, ringC{cr, pin})
 	r.resync()
 	return r, nil
 }
+
+// ringC is what a Ring's cleanup releases.
+type ringC struct {
+	c   *C.gotcmu_ring
+	pin *runtime.Pinner
+}
+
+// SetDoorbellFD lets FastAnswer's C callers ring the doorbell themselves
+// with a 4-byte write to fd (the uio fd); -1 leaves their kicks to Kick.
+func (r *Ring) SetDoorbellFD(fd int) {
+	atomic.StoreInt32((*int32)(unsafe.Pointer(&r.c.doorbell_fd)), int32(fd))
+}
+
+// FastAnswer names a command that a backend may answer GOOD from its own C
+// thread, without entering Go: cring.h's gotcmu_ring_complete(Ring, ID,
+// Gen, 0, GOOD, 0, NULL, 0) and then gotcmu_ring_kick(Ring). A command
+// answered so must then be passed to Answered, never to Complete.
+type FastAnswer struct {
+	Ring unsafe.Pointer // *gotcmu_ring
+	ID   uint16
+	Gen  uint64
+}
+
+// FastAnswer returns what a backend's C thread needs to answer c.
+func (r *Ring) FastAnswer(c *Command) FastAnswer {
+	return FastAnswer{Ring: unsafe.Pointer(r.c), ID: c.ID, Gen: c.gen}
+}
+
+// Answered records that c was answered through its FastAnswer: it is no
+// longer live, and completing it again does nothing.
+func (r *Ring) Answered(c *Command) { c.live = false }
+
+func (r *Ring) fetchedAt() *uint32  { return (*uint32)(unsafe.Pointer(&r.c.fetched)) }
+func (r *Ring) brokenFlag() *uint32 { return (*uint32)(unsafe.Pointer(&r.c.broken)) }
+func (r *Ring) isBroken() bool      { return atomic.LoadUint32(r.brokenFlag()) != 0 }
 
 // Flags returns the mailbox capability flags (Cap*).
 func (r *Ring) Flags() uint16 { return binary.LittleEndian.Uint16(r.mem[mbFlagsOff:]) }
@@ -109,8 +159,10 @@ func (r *Ring) resync() {
 	if t >= r.cmdrSize || t%opAlignment != 0 {
 		t = 0
 	}
-	r.tail, r.next, r.head = t, t, t
-	r.fetched.Store(t)
+	r.rs.lock()
+	C.gotcmu_ring_reset(r.c, C.uint32_t(t), 0)
+	r.rs.unlock()
+	r.next, r.head = t, t
 }
 
 // Reset forgets every outstanding command and starts again at ring offset
@@ -126,21 +178,15 @@ func (r *Ring) resync() {
 // stale slots and mark the ring broken. If the reset_ring write fails the
 // ring and the kernel disagree and the device must be closed.
 func (r *Ring) Reset() {
-	r.mu.Lock()
-	r.gen++
-	r.outstanding = 0
-	r.tail, r.next, r.head = 0, 0, 0
-	r.fetched.Store(0)
-	r.broken.Store(false)
-	r.held = [len(r.held)]uint64{}
-	r.mu.Unlock()
+	r.rs.lock()
+	C.gotcmu_ring_reset(r.c, 0, 1)
+	r.rs.unlock()
+	r.next, r.head = 0, 0
 }
 
 // Outstanding returns how many fetched commands are not yet completed.
 func (r *Ring) Outstanding() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.outstanding
+	return int(C.gotcmu_ring_outstanding(r.c))
 }
 
 // Idle reports whether the kernel has nothing queued that is not yet
@@ -197,7 +243,7 @@ func (r *Ring) dist(from, to uint32) uint32 {
 // set. The error is ErrBrokenRing when the entry headers themselves cannot
 // be trusted.
 func (r *Ring) Next(c *Command) (bool, error) {
-	if r.broken.Load() {
+	if r.isBroken() {
 		return false, fmt.Errorf("entry header changed after it was fetched: %w", ErrBrokenRing)
 	}
 	for r.next != r.head {
@@ -212,7 +258,7 @@ func (r *Ring) Next(c *Command) (bool, error) {
 		}
 		slot := r.mem[r.cmdrOff+pos : r.cmdrOff+pos+length : r.cmdrOff+pos+length]
 		r.next = (pos + length) % r.cmdrSize
-		r.fetched.Store(r.next)
+		atomic.StoreUint32(r.fetchedAt(), r.next)
 		switch lenOp & OpMask {
 		case OpPad:
 			continue
@@ -249,19 +295,16 @@ func (r *Ring) Next(c *Command) (bool, error) {
 // slot); action/reset_ring fails the real commands with BUSY instead.
 func (r *Ring) take(c *Command, slot []byte) error {
 	id := binary.LittleEndian.Uint16(slot[hdrCmdIDOff:])
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	w, bit := id/64, uint64(1)<<(id%64)
-	if id == 0 || r.held[w]&bit != 0 {
-		r.broken.Store(true)
+	r.rs.lock()
+	gen := C.gotcmu_ring_take(r.c, C.uint16_t(id))
+	r.rs.unlock()
+	if gen < 0 {
 		return fmt.Errorf("cmd_id %d of the entry at %d is not one the kernel can have issued now: %w",
 			id, r.next, ErrBrokenRing)
 	}
-	r.held[w] |= bit
 	c.ID = id
-	c.gen = r.gen
+	c.gen = uint64(gen)
 	c.live = true
-	r.outstanding++
 	return nil
 }
 
@@ -271,27 +314,14 @@ func (r *Ring) take(c *Command, slot []byte) error {
 // handler's back is a ring reset it did not make, and every position it
 // holds (fetch position, tail) is stale.
 func (r *Ring) checkTail() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if t := atomic.LoadUint32(r.u32(mbCmdTailOff)); t != r.tail {
-		r.broken.Store(true)
+	r.rs.lock()
+	tails := uint64(C.gotcmu_ring_check_tail(r.c))
+	r.rs.unlock()
+	if found, ours := uint32(tails>>32), uint32(tails); found != ours {
 		return fmt.Errorf("cmd_tail %d is not the %d this handler stored (reset_ring from elsewhere?): %w",
-			t, r.tail, ErrBrokenRing)
+			found, ours, ErrBrokenRing)
 	}
 	return nil
-}
-
-// resetBehind reports, with r.mu held, whether the ring was reset behind
-// the handler's back (see checkTail): cmd_tail is not what the handler
-// stored, or cmd_head is behind what it fetched. The second catches a
-// reset while the tail was at 0; it misses one after which new commands
-// already reach past the fetch position, a window of the time it takes
-// the kernel to queue them. That window is why a handler resets its ring
-// itself, with the device blocked (Ring.Reset), and nobody else should.
-func (r *Ring) resetBehind(fetched uint32) bool {
-	t := atomic.LoadUint32(r.u32(mbCmdTailOff))
-	h := atomic.LoadUint32(r.u32(mbCmdHeadOff))
-	return t != r.tail || h >= r.cmdrSize || r.dist(t, h) < r.dist(t, fetched)
 }
 
 func (r *Ring) decodeTMR(slot []byte) {
@@ -365,92 +395,31 @@ func (r *Ring) decodeCmd(c *Command, slot []byte) {
 // as tcmu_handle_completions expects: the slot's cmd_id is rewritten to
 // c.ID, its len_op is left alone. Completions may come in any order. The
 // kernel is not told until Kick. Completing a command fetched before a
-// Reset, or completing a command twice, does nothing.
+// Reset, or completing a command twice, does nothing. The rules are
+// cring.h's gotcmu_ring_complete; an entry header that changed after Next
+// validated it, or an outstanding count that disagrees with the slots
+// fetched, marks the ring broken instead of writing on, and Next then
+// reports ErrBrokenRing so that the caller resets it.
 func (r *Ring) Complete(c *Command) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !c.live || c.gen != r.gen || r.outstanding == 0 {
+	if !c.live {
 		return
 	}
 	c.live = false
-	r.outstanding--
-	fetched := r.fetched.Load()
-	if r.resetBehind(fetched) {
-		// The slot at our tail may hold a newer command by now.
-		r.broken.Store(true)
-		return
-	}
-	if !r.skipNoReply(fetched) || r.tail == fetched {
-		// Either an entry header changed after Next validated it, or
-		// the outstanding count disagrees with the CMD slots fetched.
-		// Writing on would corrupt the ring; stop and let Next report
-		// ErrBrokenRing so the caller resets it.
-		r.broken.Store(true)
-		return
-	}
-	length, _, ok := r.entryAt(r.tail, fetched)
-	if !ok {
-		r.broken.Store(true)
-		return
-	}
-	slot := r.mem[r.cmdrOff+r.tail : r.cmdrOff+r.tail+length : r.cmdrOff+r.tail+length]
-	binary.LittleEndian.PutUint16(slot[hdrCmdIDOff:], c.ID)
-	uflags := byte(0)
+	var uflags uint8
 	switch {
 	case c.unknownOp:
 		uflags = UFlagUnknownOp
 	case c.HasReadLen:
 		uflags = UFlagReadLen
 	}
-	slot[hdrUFlagsOff] = uflags
-	if len(slot) > rspStatusOff {
-		slot[rspStatusOff] = c.Status
+	var sense *C.uint8_t
+	if len(c.Sense) > 0 {
+		sense = (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(c.Sense)))
 	}
-	if c.HasReadLen && len(slot) >= rspReadLenOff+4 {
-		binary.LittleEndian.PutUint32(slot[rspReadLenOff:], c.ReadLen)
-	}
-	if len(slot) > rspSenseOff {
-		// The kernel copies all TCMU_SENSE_BUFFERSIZE bytes to the
-		// initiator (transport_copy_sense_to_cmd); clear what c.Sense
-		// does not cover, which still holds the stolen slot's iovecs.
-		sense := slot[rspSenseOff:min(len(slot), rspSenseOff+SenseBufferSize)]
-		clear(sense[copy(sense, c.Sense):])
-	}
-	r.tail = (r.tail + length) % r.cmdrSize
-	r.skipNoReply(fetched)
-	// Release: the response above is visible before the new tail.
-	atomic.StoreUint32(r.u32(mbCmdTailOff), r.tail)
-	r.held[c.ID/64] &^= 1 << (c.ID % 64)
-	r.kickPending.Store(1)
-}
-
-// entryAt re-reads the header of the entry at pos, which Next validated
-// when it fetched it, and checks it again: the kernel never rewrites a
-// fetched entry, but the region is shared and a corrupted header must not
-// send the tail past what was fetched.
-func (r *Ring) entryAt(pos, fetched uint32) (length, op uint32, ok bool) {
-	lenOp := binary.LittleEndian.Uint32(r.mem[r.cmdrOff+pos:])
-	length = lenOp &^ OpMask
-	ok = length != 0 && length <= r.cmdrSize-pos && length <= r.dist(pos, fetched)
-	return length, lenOp & OpMask, ok
-}
-
-// skipNoReply moves the tail past PAD and TMR entries, which need no
-// response, but never past what has been fetched. It reports false if an
-// entry header is no longer valid.
-func (r *Ring) skipNoReply(fetched uint32) bool {
-	for r.tail != fetched {
-		length, op, ok := r.entryAt(r.tail, fetched)
-		if !ok {
-			r.broken.Store(true)
-			return false
-		}
-		if op != OpPad && op != OpTMR {
-			return true
-		}
-		r.tail = (r.tail + length) % r.cmdrSize
-	}
-	return true
+	r.rs.lock()
+	C.gotcmu_ring_complete(r.c, C.uint16_t(c.ID), C.uint64_t(c.gen), C.uint8_t(uflags), C.uint8_t(c.Status),
+		C.uint32_t(c.ReadLen), sense, C.uint32_t(len(c.Sense)))
+	r.rs.unlock()
 }
 
 // Release advances cmd_tail past PAD and TMR entries with no command
@@ -458,20 +427,9 @@ func (r *Ring) skipNoReply(fetched uint32) bool {
 // even when no command completes afterwards. The command loop calls it
 // after draining a batch.
 func (r *Ring) Release() {
-	r.mu.Lock()
-	t := r.tail
-	fetched := r.fetched.Load()
-	if r.resetBehind(fetched) {
-		r.broken.Store(true)
-		r.mu.Unlock()
-		return
-	}
-	r.skipNoReply(fetched)
-	if r.tail != t {
-		atomic.StoreUint32(r.u32(mbCmdTailOff), r.tail)
-		r.kickPending.Store(1)
-	}
-	r.mu.Unlock()
+	r.rs.lock()
+	C.gotcmu_ring_release(r.c)
+	r.rs.unlock()
 }
 
 // Kick rings the doorbell if anything was completed since the last kick.
@@ -479,23 +437,28 @@ func (r *Ring) Release() {
 // others only leave a note, and the writer goes round once more if it
 // finds one. So each drained batch costs one 4-byte write.
 func (r *Ring) Kick() error {
-	if r.kickPending.Load() == 0 {
+	pending := (*uint32)(unsafe.Pointer(&r.c.kick_pending))
+	kicking := (*uint32)(unsafe.Pointer(&r.c.kicking))
+	if atomic.LoadUint32(pending) == 0 {
 		return nil
 	}
-	if !r.kicking.CompareAndSwap(0, 1) {
+	if !atomic.CompareAndSwapUint32(kicking, 0, 1) {
 		return nil
 	}
 	var err error
 	for {
-		if r.kickPending.Swap(0) == 1 {
+		if atomic.SwapUint32(pending, 0) == 1 {
+			r.rs.lock() // see raceSync
 			if e := r.doorbell(); e != nil && err == nil {
 				err = e
 			}
+			r.rs.unlock()
 		}
-		r.kicking.Store(0)
+		atomic.StoreUint32(kicking, 0)
 		// A completion that arrived after our Swap saw kicking==1 and
-		// left it to us: take it, unless another goroutine already has.
-		if r.kickPending.Load() == 0 || !r.kicking.CompareAndSwap(0, 1) {
+		// left it to us: take it, unless another goroutine (or a C
+		// thread, gotcmu_ring_kick) already has.
+		if atomic.LoadUint32(pending) == 0 || !atomic.CompareAndSwapUint32(kicking, 0, 1) {
 			return err
 		}
 	}

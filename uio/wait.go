@@ -347,6 +347,11 @@ func (d *Device) Close() error {
 			d.wake = -1
 		}
 		d.mu.Unlock()
+		if d.ring != nil {
+			// No backend thread rings the doorbell on a closed (and
+			// perhaps reused) fd number.
+			d.ring.SetDoorbellFD(-1)
+		}
 		d.fdMu.Lock()
 		var errClose error
 		if d.fd >= 0 {

@@ -15,7 +15,8 @@
 #        A guest boot with ROUNDS=2 takes about twice as long as one round (~10 min a round).
 # Env:   OUT (default build/bench), RESULTS (where bench.md and bench.png go, default test/results),
 #        GOTCMU (default bin/gotcmu), GOTCMU_ARGS, SECS (per guest row, default 10), RAMP
-#        (default 0), ROUNDS (default 2), KNOBS, LUNS, ROWS, SPIN (see guest-bench.sh), HOST=0 skips step 1, GUEST=0 skips step 2,
+#        (default 0), ROUNDS (default 2), KNOBS, LUNS, ROWS, SPIN, GOTCMU_BASE (see guest-bench.sh),
+#        HOST=0 skips step 1, GUEST=0 skips step 2,
 #        HOST_SECS/HOST_REPEAT (host-rbd.sh's SECS/REPEAT), MEM (guest MiB, default 6144), T.
 # Exit status: 0 when every measurement ran; 1 if one failed (the table shows what there is).
 set -uo pipefail
@@ -72,7 +73,7 @@ if [ "${GUEST:-1}" != 0 ]; then
 	G=$("$REPO/test/vm/build-guest.sh") || exit 2
 	rm -rf "$OUT/guest"; mkdir -p "$OUT/guest"
 	ENVS=(-e "GOTCMU=$GOTCMU")
-	for v in GOTCMU_ARGS SECS RAMP ROUNDS KNOBS LUNS ROWS SIZE SPIN; do
+	for v in GOTCMU_ARGS GOTCMU_BASE SECS RAMP ROUNDS KNOBS LUNS ROWS SIZE SPIN; do
 		[ -n "${!v:-}" ] && ENVS+=(-e "$v=${!v}")
 	done
 	# The console goes to a file; the guest script's progress lines are shown.

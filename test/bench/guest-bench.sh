@@ -24,7 +24,8 @@
 #      whole fio run), ROUNDS (default 2), SIZE (LUN bytes, default 256 MiB), KNOBS (control
 #      tokens both handlers' user backstores get before enable, default
 #      max_data_area_mb=64,hw_max_sectors=2048,data_pages_per_blk=1), ROWS (see below),
-#      LUNS (subset of the LUN names below, default all), SPIN (gotcmu-*-spin's --spin-wait).
+#      LUNS (subset of the LUN names below, default all), SPIN (gotcmu-*-spin's --spin-wait),
+#      GOTCMU_BASE (gotcmu-rbd-base's binary: another build, for a before and after).
 #      TOOLS (default $REPO/build/bin) holds procstat and rusage, built by bench.sh.
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
@@ -174,6 +175,34 @@ one_round() {
 			stop_handler || fail "gotcmu (GOMAXPROCS=1) did not stop cleanly"
 		else
 			fail "gotcmu (GOMAXPROCS=1) did not start"
+		fi
+	fi
+
+	# ---- gotcmu-rbd-base (not in the default LUNS): another build of gotcmu, GOTCMU_BASE (e.g. the
+	# commit before a change to the data path), on the same image: a before and after in one boot.
+	if want gotcmu-rbd-base && [ -x "${GOTCMU_BASE:-}" ]; then
+		MODE=gotcmu; select_handler
+		if GOTCMU=$GOTCMU_BASE start_handler "/out/bench/gotcmu-base.r$ROUND.log"; then
+			COST_PID=$HANDLER_PID
+			BS=$(make_user 1 grbdb "rbd/rbd/$IMAGE" "$SIZE") && serve gotcmu-rbd-base naa.5001405000000b07 "$BS"
+			COST_PID=
+			stop_handler || fail "gotcmu (GOTCMU_BASE) did not stop cleanly"
+		else
+			fail "gotcmu (GOTCMU_BASE) did not start"
+		fi
+	fi
+
+	# ---- gotcmu-rbd-sysmon (not in the default LUNS): gotcmu with the Go runtime's own sysmon
+	# (GODEBUG=schedtrace=0: cmd/gotcmu/sysmon.go keeps it awake otherwise), an experiment.
+	if want gotcmu-rbd-sysmon; then
+		MODE=gotcmu; select_handler
+		if GODEBUG=schedtrace=0 start_handler "/out/bench/gotcmu-sysmon.r$ROUND.log"; then
+			COST_PID=$HANDLER_PID
+			BS=$(make_user 1 grbdm "rbd/rbd/$IMAGE" "$SIZE") && serve gotcmu-rbd-sysmon naa.5001405000000b08 "$BS"
+			COST_PID=
+			stop_handler || fail "gotcmu (schedtrace=0) did not stop cleanly"
+		else
+			fail "gotcmu (schedtrace=0) did not start"
 		fi
 	fi
 

@@ -88,6 +88,11 @@ type Config struct {
 	// without DataIn: for benchmarks, where filling and copying out every
 	// read buffer would be the fake's cost, not the handler's.
 	NoDataIn bool
+	// DoorbellFD gives the ring a doorbell fd (uio.Ring.SetDoorbellFD),
+	// the write end of a pipe whose 4-byte writes run the fake's
+	// completion handling, as the uio fd runs the kernel's: for backends
+	// that answer and ring the doorbell from C (uio.FastAnswer).
+	DoorbellFD bool
 }
 
 // Request is one SCSI command to queue.
@@ -275,6 +280,9 @@ func New(tb testing.TB, cfg Config) *Kernel {
 		tb.Fatalf("uiotest: uio.NewRing over the fake region: %v", err)
 	}
 	k.ring = ring
+	if cfg.DoorbellFD {
+		k.pipeDoorbell(tb)
+	}
 	k.watched.Store(-1)
 	nfd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
@@ -290,6 +298,39 @@ func New(tb testing.TB, cfg Config) *Kernel {
 		k.wg.Wait()
 	})
 	return k
+}
+
+// pipeDoorbell makes a pipe the ring's doorbell fd (Config.DoorbellFD):
+// every 4 bytes read from it ring the fake's doorbell.
+func (k *Kernel) pipeDoorbell(tb testing.TB) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		tb.Fatalf("uiotest: pipe: %v", err)
+	}
+	k.ring.SetDoorbellFD(p[1])
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer unix.Close(p[0])
+		var b [4]byte
+		for {
+			n, err := unix.Read(p[0], b[:])
+			if err == unix.EINTR {
+				continue
+			}
+			if n <= 0 {
+				return // the write end is closed
+			}
+			cMu.Lock() // see cMu
+			k.doorbell()
+			cMu.Unlock()
+		}
+	}()
+	tb.Cleanup(func() {
+		k.ring.SetDoorbellFD(-1)
+		unix.Close(p[1])
+		<-done
+	})
 }
 
 // Ring returns the uio.Ring over the fake region, whose doorbell runs the

@@ -137,6 +137,23 @@ nproc > /out/bench/nproc
 # (the handler's latency metric, Go's scheduler) is a system call.
 cat /sys/devices/system/clocksource/clocksource0/current_clocksource > /out/bench/clocksource 2>/dev/null
 
+# variant LUN NAME WWN NAME=VALUE...: gotcmu started afresh with the NAME=VALUE settings in its
+# environment (GOTCMU itself among them), serving LUN on the bench image (backstore NAME).
+variant() {
+	local lun=$1 name=$2 wwn=$3 kv
+	shift 3
+	for kv in "$@"; do local -x "$kv"; done
+	MODE=gotcmu; select_handler
+	if start_handler "/out/bench/$lun.r$ROUND.log"; then
+		COST_PID=$HANDLER_PID
+		BS=$(make_user 1 "$name" "rbd/rbd/$IMAGE" "$SIZE") && serve "$lun" "$wwn" "$BS"
+		COST_PID=
+		stop_handler || fail "$lun ($*) did not stop cleanly"
+	else
+		fail "$lun ($*) did not start"
+	fi
+}
+
 # one_round: every LUN once, in the order of the header, into r$ROUND.
 one_round() {
 	# ---- gotcmu
@@ -164,47 +181,16 @@ one_round() {
 		fi
 	fi
 
-	# ---- gotcmu-rbd-gomaxprocs1 (not in the default LUNS): gotcmu again with GOMAXPROCS=1, an
-	# experiment on the Go scheduler's cost beside librbd's threads on few CPUs.
-	if want gotcmu-rbd-gomaxprocs1; then
-		MODE=gotcmu; select_handler
-		if GOMAXPROCS=1 start_handler "/out/bench/gotcmu-gomaxprocs1.r$ROUND.log"; then
-			COST_PID=$HANDLER_PID
-			BS=$(make_user 1 grbd1 "rbd/rbd/$IMAGE" "$SIZE") && serve gotcmu-rbd-gomaxprocs1 naa.5001405000000b04 "$BS"
-			COST_PID=
-			stop_handler || fail "gotcmu (GOMAXPROCS=1) did not stop cleanly"
-		else
-			fail "gotcmu (GOMAXPROCS=1) did not start"
-		fi
-	fi
-
-	# ---- gotcmu-rbd-base (not in the default LUNS): another build of gotcmu, GOTCMU_BASE (e.g. the
-	# commit before a change to the data path), on the same image: a before and after in one boot.
-	if want gotcmu-rbd-base && [ -x "${GOTCMU_BASE:-}" ]; then
-		MODE=gotcmu; select_handler
-		if GOTCMU=$GOTCMU_BASE start_handler "/out/bench/gotcmu-base.r$ROUND.log"; then
-			COST_PID=$HANDLER_PID
-			BS=$(make_user 1 grbdb "rbd/rbd/$IMAGE" "$SIZE") && serve gotcmu-rbd-base naa.5001405000000b07 "$BS"
-			COST_PID=
-			stop_handler || fail "gotcmu (GOTCMU_BASE) did not stop cleanly"
-		else
-			fail "gotcmu (GOTCMU_BASE) did not start"
-		fi
-	fi
-
-	# ---- gotcmu-rbd-sysmon (not in the default LUNS): gotcmu with the Go runtime's own sysmon
-	# (GODEBUG=schedtrace=0: cmd/gotcmu/sysmon.go keeps it awake otherwise), an experiment.
-	if want gotcmu-rbd-sysmon; then
-		MODE=gotcmu; select_handler
-		if GODEBUG=schedtrace=0 start_handler "/out/bench/gotcmu-sysmon.r$ROUND.log"; then
-			COST_PID=$HANDLER_PID
-			BS=$(make_user 1 grbdm "rbd/rbd/$IMAGE" "$SIZE") && serve gotcmu-rbd-sysmon naa.5001405000000b08 "$BS"
-			COST_PID=
-			stop_handler || fail "gotcmu (schedtrace=0) did not stop cleanly"
-		else
-			fail "gotcmu (schedtrace=0) did not start"
-		fi
-	fi
+	# ---- experiments, not in the default LUNS: gotcmu again on the same image, with
+	#   gotcmu-rbd-gomaxprocs1  GOMAXPROCS=1: the Go scheduler's cost beside librbd's threads;
+	#   gotcmu-rbd-base         another build, GOTCMU_BASE (e.g. the commit before a change to the
+	#                           data path): a before and after in one boot;
+	#   gotcmu-rbd-sysmon       the Go runtime's own sysmon (GODEBUG=schedtrace=0;
+	#                           cmd/gotcmu/sysmon.go keeps it awake otherwise).
+	want gotcmu-rbd-gomaxprocs1 && variant gotcmu-rbd-gomaxprocs1 grbd1 naa.5001405000000b04 GOMAXPROCS=1
+	want gotcmu-rbd-base && [ -x "${GOTCMU_BASE:-}" ] &&
+		variant gotcmu-rbd-base grbdb naa.5001405000000b07 "GOTCMU=$GOTCMU_BASE"
+	want gotcmu-rbd-sysmon && variant gotcmu-rbd-sysmon grbdm naa.5001405000000b08 GODEBUG=schedtrace=0
 
 	# ---- gotcmu-rbd-spin, gotcmu-mem-spin (not in the default LUNS): gotcmu again with
 	# --spin-wait SPIN (default 500us), spin-then-block on the uio fd, an experiment (issue 7 point 4).

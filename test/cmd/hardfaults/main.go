@@ -132,6 +132,12 @@ type fault struct {
 	what   string
 	inject func(r *faultRun) (time.Time, error)
 	after  func(r *faultRun) error
+	// noTrace leaves the kernel's SCSI trace off for this fault (gotcmu's
+	// metrics still count what it answered other than GOOD): under the
+	// BUSY storm of below-min-size, reading the trace held a guest CPU in
+	// the kernel for minutes (soft lockups under TCG, 2026-12-05) and the
+	// run never ended.
+	noTrace bool
 }
 
 // faultRun is one fault as it happens.
@@ -199,7 +205,8 @@ func (s *suite) faults() map[string]fault {
 			},
 		},
 		"below-min-size": {
-			what: "two of three OSDs SIGKILLed (pool below min_size 2) for 3 x osd_op_timeout, then one restarted, later the other",
+			noTrace: true,
+			what:    "two of three OSDs SIGKILLed (pool below min_size 2) for 3 x osd_op_timeout, then one restarted, later the other",
 			inject: func(r *faultRun) (time.Time, error) {
 				if err := kill(r, osd(1), osd(2)); err != nil {
 					return time.Now(), err
@@ -327,7 +334,7 @@ func (s *suite) run(f fault, offset int64) {
 	if merr != nil {
 		s.logf("metrics: %v", merr)
 	}
-	if s.trace != nil {
+	if s.trace != nil && !f.noTrace {
 		if err := s.trace.start(); err != nil {
 			s.logf("trace: %v", err)
 		}
@@ -389,7 +396,7 @@ func (s *suite) run(f fault, offset int64) {
 	}
 	s.figure(f.name, "200 writes acknowledged again %s; full speed (%.0f%% of the rate before, over %.0f s) %s",
 		res, speedFraction*100, speedWindow.Seconds(), fs)
-	if s.trace != nil {
+	if s.trace != nil && !f.noTrace {
 		if tc, ok := s.trace.stop(); ok {
 			s.figure(f.name, "SCSI completions the initiator got during the fault and recovery: %s", tc)
 		}

@@ -82,6 +82,10 @@ type Manager struct {
 
 	mu      sync.Mutex
 	devices map[string]*managed // by uio name; nil while opening or waiting
+	// byNAA remembers which device (uio name) had a NAA designator when
+	// lookupNAA last walked the devices; a hit is checked against that
+	// device's serial before it is used (lookupNAA).
+	byNAA map[[16]byte]string
 	waiting map[string]*waiter  // devices whose backend has not opened, by uio name
 	opening map[string]opening  // devices in their first open, by uio name
 	closed  bool                // Shutdown began: nothing new waits
@@ -348,19 +352,43 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool, w *waiter
 }
 
 // lookupNAA finds a served device by its NAA designator (EXTENDED COPY),
-// with its key in a Reach.
+// and returns it with its Reach key.
+//
+// A copy names its source and target by designator, and a device's serial
+// lives in configfs, where targetcli or ceph-iscsi may still set it after
+// the device was added; so the index only says where to look: a hit costs
+// one read of that device's serial, and a miss, or a device whose serial
+// no longer matches, walks every device (one read each) and rebuilds the
+// index. Copies between the devices of a gateway hit, whatever their
+// number; a designator served by no device here walks each time.
 func (m *Manager) lookupNAA(naa [16]byte) (*Device, string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, md := range m.devices {
-		if md == nil {
-			continue
-		}
+	if md := m.devices[m.byNAA[naa]]; md != nil {
 		if s, err := md.files.UnitSerial(); err == nil && s != "" && naaDesignator(s) == naa {
 			return md.dev, md.key
 		}
 	}
-	return nil, ""
+	m.byNAA = make(map[[16]byte]string, len(m.devices))
+	var found *managed
+	for name, md := range m.devices {
+		if md == nil {
+			continue
+		}
+		s, err := md.files.UnitSerial()
+		if err != nil || s == "" {
+			continue
+		}
+		d := naaDesignator(s)
+		m.byNAA[d] = name
+		if d == naa && found == nil {
+			found = md
+		}
+	}
+	if found == nil {
+		return nil, ""
+	}
+	return found.dev, found.key
 }
 
 // Remove stops serving a device the kernel is deleting (REMOVED_DEVICE).

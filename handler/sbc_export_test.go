@@ -19,3 +19,9 @@ func BlockLimits(d *Device) (maxUnmapLBAs, maxUnmapDescriptors uint32, maxWriteS
 // ReachMaxAge is reachMaxAge: how long a reading of configfs may allow
 // copies between devices.
 const ReachMaxAge = reachMaxAge
+
+// LookupNAA is Manager.lookupNAA: the device serving a NAA designator.
+func LookupNAA(m *Manager, naa [16]byte) *Device {
+	d, _ := m.lookupNAA(naa)
+	return d
+}

@@ -85,10 +85,10 @@ type Manager struct {
 	// byNAA remembers which device (uio name) had a NAA designator when
 	// lookupNAA last walked the devices; a hit is checked against that
 	// device's serial before it is used (lookupNAA).
-	byNAA map[[16]byte]string
-	waiting map[string]*waiter  // devices whose backend has not opened, by uio name
-	opening map[string]opening  // devices in their first open, by uio name
-	closed  bool                // Shutdown began: nothing new waits
+	byNAA   map[[16]byte]string
+	waiting map[string]*waiter // devices whose backend has not opened, by uio name
+	opening map[string]opening // devices in their first open, by uio name
+	closed  bool               // Shutdown began: nothing new waits
 	wg      sync.WaitGroup
 
 	spinWait   time.Duration // SetSpinWait

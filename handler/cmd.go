@@ -2,6 +2,7 @@ package handler
 
 import (
 	"encoding/binary"
+	"sync/atomic"
 	"time"
 
 	"github.com/gotcmu/gotcmu/uio"
@@ -47,7 +48,21 @@ type Cmd struct {
 	// BUSY past its bound (busy.go), which does not end the run.
 	escalated bool
 	senseBuf  [uio.SenseBufferSize]byte
+	// submitState says who finishes the IO in flight: a Done that comes
+	// while submitTo is still in Submit (a backend that completes inside
+	// it, or very fast) leaves its error in inlineErr and the finishing to
+	// submitTo, which hands the command's result to its caller: a command
+	// of the loop's batch is then answered with the batch (Ring.CompleteLater).
+	submitState atomic.Uint32
+	inlineErr   error
 }
+
+// submitState values.
+const (
+	submitting uint32 = iota // in Submit
+	submitted                // Submit returned first: Done finishes
+	doneInline               // Done came first: submitTo finishes
+)
 
 func newCmd(d *Device) *Cmd {
 	c := &Cmd{Command: uio.NewCommand(), dev: d}
@@ -207,36 +222,54 @@ func (c *Cmd) submitTo(d *Device, op Op, off, length int64, iov [][]byte, fua bo
 	}
 	c.then = then
 	c.dev.inflight.add(1)
+	c.submitState.Store(submitting)
 	d.be.Submit(io)
-	return pending
+	if c.submitState.CompareAndSwap(submitting, submitted) {
+		return pending
+	}
+	// Done came before Submit returned and left the rest to us: finish
+	// on the submitter's goroutine, whose caller answers a done command.
+	defer c.dev.inflight.add(-1)
+	err := c.inlineErr
+	c.inlineErr = nil
+	return c.finish(io, err)
 }
 
 // ioDone is the completion of c.io, bound once in newCmd.
 func (c *Cmd) ioDone(io *IO, err error) {
+	if c.submitState.Load() == submitting {
+		c.inlineErr = err
+		if c.submitState.CompareAndSwap(submitting, doneInline) {
+			return
+		}
+	}
 	// The IO stays counted until its continuation has run: a multi-step
 	// command submits its next IO from there, and the count must not
 	// touch zero in between (a drained device gets closed).
-	d := c.dev
-	defer d.inflight.add(-1)
-	if io.answered {
-		// The backend answered GOOD through io.Fast already.
-		d.ring.Answered(c.Command)
-		c.good()
-		d.settle(c, io.at)
-		return
+	defer c.dev.inflight.add(-1)
+	if c.finish(io, err) == done {
+		c.dev.complete(c, true)
 	}
-	var r result
+}
+
+// finish runs what follows c's IO: the continuation, or status and sense
+// from err. A command the backend answered GOOD through io.Fast is settled
+// here and reported pending: nothing is left to answer.
+func (c *Cmd) finish(io *IO, err error) result {
+	if io.answered {
+		c.dev.ring.Answered(c.Command)
+		c.good()
+		c.dev.settle(c, io.at)
+		return pending
+	}
 	if then := c.then; then != nil {
 		c.then = nil
-		r = then(c, err)
-	} else if err != nil {
-		r = c.fail(err)
-	} else {
-		r = c.good()
+		return then(c, err)
 	}
-	if r == done {
-		d.complete(c, true)
+	if err != nil {
+		return c.fail(err)
 	}
+	return c.good()
 }
 
 // Big-endian CDB field readers.

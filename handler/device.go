@@ -280,6 +280,7 @@ func (d *Device) drain() (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("fault while serving ring: %v", p)
+			d.ring.Flush() // what the batch answered before the fault
 		}
 		if d.batching.Swap(false) {
 			d.doorbell()
@@ -296,7 +297,7 @@ func (d *Device) drain() (err error) {
 		ok, err := d.ring.Next(c.Command)
 		if err != nil || !ok {
 			d.putCmd(c)
-			d.ring.Release()
+			d.ring.Flush()
 			d.batching.Store(false)
 			d.doorbell()
 			return err
@@ -304,7 +305,12 @@ func (d *Device) drain() (err error) {
 		d.stats.commands.Add(1)
 		c.start = fetched
 		if d.execute(c) == done {
-			d.complete(c, false)
+			// Answered within the batch: its response goes to the ring
+			// with the batch's others (Ring.Flush above), and the
+			// doorbell rings once for them all.
+			d.account(c)
+			d.ring.CompleteLater(c.Command)
+			d.putCmd(c)
 		}
 	}
 }
@@ -336,9 +342,14 @@ func (d *Device) complete(c *Cmd, async bool) {
 // whose status goes out before its work ends (SYNCHRONIZE CACHE with
 // IMMED) is recycled later.
 func (d *Device) post(c *Cmd) {
+	d.account(c)
+	d.ring.Complete(c.Command)
+}
+
+// account records c's answer in the device's counters and busy run.
+func (d *Device) account(c *Cmd) {
 	d.cstats.record(c, time.Now())
 	d.endBusy(c)
-	d.ring.Complete(c.Command)
 }
 
 // settle does the bookkeeping of a command the backend answered GOOD

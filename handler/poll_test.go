@@ -215,3 +215,38 @@ func TestPolledLoopCostPerBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestInlineCompletionsAnsweredWithTheBatch: IOs a backend finishes inside
+// Submit (the mem backend) are answered with the rest of their batch: 32
+// writes and reads queued with one notification cost one doorbell, and
+// each still gets its own answer and data.
+func TestInlineCompletionsAnsweredWithTheBatch(t *testing.T) {
+	d := newDevice(t, devConfig{})
+	d.write(t, 0, pattern(1, 512)) // the loop is up
+	const n = 32
+	for round := range 3 {
+		bells := d.k.Stats().Doorbells
+		d.k.Plug()
+		waits := make([]func() reply, 0, n)
+		for i := range uint32(n) {
+			if i%2 == 0 {
+				waits = append(waits, d.start(t, cdb10(0x2a, 0, i, 1), pattern(byte(i+uint32(round)), 512), 0))
+			} else {
+				waits = append(waits, d.start(t, cdb10(0x28, 0, i-1, 1), nil, 512))
+			}
+		}
+		d.k.Unplug()
+		for i, w := range waits {
+			r := w()
+			if r.Status != 0 {
+				t.Fatalf("round %d, command %d: status %#x", round, i, r.Status)
+			}
+			if i%2 == 1 && !bytes.Equal(r.DataIn, pattern(byte(uint32(i-1)+uint32(round)), 512)) {
+				t.Fatalf("round %d: read %d returned other data", round, i)
+			}
+		}
+		if db := d.k.Stats().Doorbells - bells; db != 1 {
+			t.Errorf("round %d: %d commands answered inside Submit cost %d doorbells, want 1", round, n, db)
+		}
+	}
+}

@@ -148,15 +148,43 @@ static inline int64_t gotcmu_ring_take(gotcmu_ring *r, uint16_t id) {
 	return gen;
 }
 
+// gotcmu_ring_take_n is gotcmu_ring_take for the n cmd_ids of entries
+// fetched in one batch (uio.Ring's take-ahead): all are taken, or, if one
+// of them cannot have been issued now (0, held already, or twice in the
+// batch), the ring is broken and none is.
+static inline int64_t gotcmu_ring_take_n(gotcmu_ring *r, const uint16_t *ids, uint32_t n) {
+	int64_t gen = -1;
+	uint32_t i;
+	pthread_mutex_lock(&r->mu);
+	for (i = 0; i < n; i++) {
+		uint16_t id = ids[i];
+		uint64_t bit = (uint64_t)1 << (id % 64);
+		if (id == 0 || (r->held[id / 64] & bit))
+			break;
+		r->held[id / 64] |= bit;
+	}
+	if (i < n) {
+		// Undo what this batch took: a duplicate stops at its second
+		// occurrence, whose bit the first one set.
+		while (i-- > 0)
+			r->held[ids[i] / 64] &= ~((uint64_t)1 << (ids[i] % 64));
+		gotcmu_ring_set_broken(r);
+	} else {
+		r->outstanding += n;
+		gen = (int64_t)r->gen;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return gen;
+}
+
 // gotcmu_ring_complete writes the response of command id, taken in
 // generation gen, into the oldest unanswered slot and advances cmd_tail
 // past it (uio.Ring.Complete). Returns 1 when written (a kick is pending),
 // 0 when dropped (a generation before a reset, or id not ours), -1 when the
 // ring turned out broken. sense may be NULL (sense_len 0).
-static inline int gotcmu_ring_complete(gotcmu_ring *r, uint16_t id, uint64_t gen, uint8_t uflags, uint8_t status,
-		uint32_t read_len, const uint8_t *sense, uint32_t sense_len) {
+static inline int gotcmu_ring_complete_locked(gotcmu_ring *r, uint16_t id, uint64_t gen, uint8_t uflags,
+		uint8_t status, uint32_t read_len, const uint8_t *sense, uint32_t sense_len) {
 	int rc = -1;
-	pthread_mutex_lock(&r->mu);
 	uint64_t bit = (uint64_t)1 << (id % 64);
 	if (gen != r->gen || r->outstanding == 0 || !(r->held[id / 64] & bit)) {
 		rc = 0;
@@ -205,15 +233,21 @@ static inline int gotcmu_ring_complete(gotcmu_ring *r, uint16_t id, uint64_t gen
 	__atomic_store_n(&r->kick_pending, 1, __ATOMIC_SEQ_CST);
 	rc = 1;
 out:
+	return rc;
+}
+
+static inline int gotcmu_ring_complete(gotcmu_ring *r, uint16_t id, uint64_t gen, uint8_t uflags, uint8_t status,
+		uint32_t read_len, const uint8_t *sense, uint32_t sense_len) {
+	pthread_mutex_lock(&r->mu);
+	int rc = gotcmu_ring_complete_locked(r, id, gen, uflags, status, read_len, sense, sense_len);
 	pthread_mutex_unlock(&r->mu);
 	return rc;
 }
 
 // gotcmu_ring_release advances cmd_tail past PAD and TMR entries with no
 // command behind them (uio.Ring.Release); 1 if it moved cmd_tail.
-static inline int gotcmu_ring_release(gotcmu_ring *r) {
+static inline int gotcmu_ring_release_locked(gotcmu_ring *r) {
 	int moved = 0;
-	pthread_mutex_lock(&r->mu);
 	uint32_t t = r->tail;
 	uint32_t fetched = __atomic_load_n(&r->fetched, __ATOMIC_SEQ_CST);
 	if (gotcmu_ring_reset_behind(r, fetched)) {
@@ -226,8 +260,39 @@ static inline int gotcmu_ring_release(gotcmu_ring *r) {
 			moved = 1;
 		}
 	}
+	return moved;
+}
+
+static inline int gotcmu_ring_release(gotcmu_ring *r) {
+	pthread_mutex_lock(&r->mu);
+	int moved = gotcmu_ring_release_locked(r);
 	pthread_mutex_unlock(&r->mu);
 	return moved;
+}
+
+// gotcmu_answer is one response that uio.Ring.CompleteLater kept for
+// gotcmu_ring_complete_n: plain data (no pointers), so that Go can hand C
+// an array of them.
+typedef struct {
+	uint64_t gen;
+	uint32_t read_len;
+	uint32_t sense_len;
+	uint16_t id;
+	uint8_t uflags;
+	uint8_t status;
+	uint8_t sense[GOTCMU_SENSE_BUFFERSIZE];
+} gotcmu_answer;
+
+// gotcmu_ring_complete_n writes n responses as gotcmu_ring_complete would,
+// one after the other under one lock, then moves the tail past PAD and TMR
+// entries as gotcmu_ring_release does (the end of a drained batch).
+static inline void gotcmu_ring_complete_n(gotcmu_ring *r, const gotcmu_answer *a, uint32_t n) {
+	pthread_mutex_lock(&r->mu);
+	for (uint32_t i = 0; i < n; i++)
+		gotcmu_ring_complete_locked(r, a[i].id, a[i].gen, a[i].uflags, a[i].status, a[i].read_len, a[i].sense,
+			a[i].sense_len < GOTCMU_SENSE_BUFFERSIZE ? a[i].sense_len : GOTCMU_SENSE_BUFFERSIZE);
+	gotcmu_ring_release_locked(r);
+	pthread_mutex_unlock(&r->mu);
 }
 
 // gotcmu_ring_check_tail checks that cmd_tail is what we last stored

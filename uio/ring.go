@@ -42,6 +42,18 @@ type Ring struct {
 	head   uint32 // cmd_head snapshot, loaded once per Refresh
 	next   uint32 // offset of the next entry to fetch
 	tmrIDs []uint16
+	// Take-ahead: when Next meets a command and holds none taken, it
+	// takes the cmd_ids of every command queued up to the snapshot (at
+	// most len(ahead)) in one call into C; the next Nexts hand them out
+	// in ring order, each checked against its slot.
+	ahead    [batchMax]uint16
+	nAhead   int // ids in ahead
+	iAhead   int // the next one Next hands out
+	aheadGen uint64
+	// Responses CompleteLater keeps for Flush, owned by the goroutine
+	// calling Next.
+	later  [batchMax]C.gotcmu_answer
+	nLater int
 
 	// c is the completion side (cring.h's gotcmu_ring): our copy of the
 	// tail, the generation bumped by Reset (completions of older commands
@@ -163,6 +175,7 @@ func (r *Ring) resync() {
 	C.gotcmu_ring_reset(r.c, C.uint32_t(t), 0)
 	r.rs.unlock()
 	r.next, r.head = t, t
+	r.nAhead, r.iAhead, r.nLater = 0, 0, 0
 }
 
 // Reset forgets every outstanding command and starts again at ring offset
@@ -182,6 +195,7 @@ func (r *Ring) Reset() {
 	C.gotcmu_ring_reset(r.c, 0, 1)
 	r.rs.unlock()
 	r.next, r.head = 0, 0
+	r.nAhead, r.iAhead, r.nLater = 0, 0, 0
 }
 
 // Outstanding returns how many fetched commands are not yet completed.
@@ -235,6 +249,10 @@ func (r *Ring) dist(from, to uint32) uint32 {
 	return r.cmdrSize - from + to
 }
 
+// batchMax bounds the commands taken in one call into C, and the responses
+// CompleteLater keeps for one Flush.
+const batchMax = 64
+
 // Next fetches the next command up to the cmd_head snapshot taken by
 // Refresh into c, and reports false when there is none. PAD entries are
 // skipped, TMR entries are passed to OnTMR and consumed, and entries with
@@ -267,7 +285,7 @@ func (r *Ring) Next(c *Command) (bool, error) {
 			continue
 		case OpCmd:
 			c.reset()
-			if err := r.take(c, slot); err != nil {
+			if err := r.take(c, pos, slot); err != nil {
 				return false, err
 			}
 			r.decodeCmd(c, slot)
@@ -277,7 +295,7 @@ func (r *Ring) Next(c *Command) (bool, error) {
 			// the slot up by cmd_id like any command and fails it with
 			// LOGICAL UNIT COMMUNICATION FAILURE.
 			c.reset()
-			if err := r.take(c, slot); err != nil {
+			if err := r.take(c, pos, slot); err != nil {
 				return false, err
 			}
 			c.unknownOp = true
@@ -287,24 +305,65 @@ func (r *Ring) Next(c *Command) (bool, error) {
 	return false, nil
 }
 
-// take makes c the live command of the entry in slot, whose cmd_id must
-// be one the kernel can have issued (1..65535) and does not hold already.
-// Either failure means the ring was corrupted after the kernel wrote it:
-// the ring is then broken, because no answer to such an entry can reach
-// the right command (the kernel finds its commands by the cmd_id in the
-// slot); action/reset_ring fails the real commands with BUSY instead.
-func (r *Ring) take(c *Command, slot []byte) error {
+// take makes c the live command of the entry at pos (its slot), whose
+// cmd_id must be one the kernel can have issued (1..65535) and does not
+// hold already. Either failure means the ring was corrupted after the
+// kernel wrote it: the ring is then broken, because no answer to such an
+// entry can reach the right command (the kernel finds its commands by the
+// cmd_id in the slot); action/reset_ring fails the real commands with BUSY
+// instead. The ids come from takeAhead, one call into C for a batch; an
+// entry whose cmd_id changed since is corrupt too.
+func (r *Ring) take(c *Command, pos uint32, slot []byte) error {
 	id := binary.LittleEndian.Uint16(slot[hdrCmdIDOff:])
+	if r.iAhead == r.nAhead {
+		if err := r.takeAhead(pos); err != nil {
+			return err
+		}
+	}
+	if want := r.ahead[r.iAhead]; id != want {
+		atomic.StoreUint32(r.brokenFlag(), 1)
+		return fmt.Errorf("cmd_id of the entry at %d changed from %d to %d after it was taken: %w",
+			pos, want, id, ErrBrokenRing)
+	}
+	r.iAhead++
+	c.ID = id
+	c.gen = r.aheadGen
+	c.live = true
+	return nil
+}
+
+// takeAhead takes the cmd_ids of the commands queued from the entry at
+// pos up to the cmd_head snapshot (at most batchMax; PAD and TMR entries
+// have none), stopping early at an entry header Next will refuse.
+func (r *Ring) takeAhead(pos uint32) error {
+	n := 0
+	for p := pos; p != r.head && n < batchMax; {
+		lenOp := binary.LittleEndian.Uint32(r.mem[r.cmdrOff+p:])
+		length := lenOp &^ OpMask
+		if length == 0 || length > r.dist(p, r.head) || length > r.cmdrSize-p {
+			break
+		}
+		if op := lenOp & OpMask; op != OpPad && op != OpTMR {
+			if length < hdrCmdIDOff+2 {
+				break
+			}
+			r.ahead[n] = binary.LittleEndian.Uint16(r.mem[r.cmdrOff+p+hdrCmdIDOff:])
+			n++
+		}
+		p = (p + length) % r.cmdrSize
+	}
+	r.nAhead, r.iAhead = 0, 0
+	if n == 0 {
+		return fmt.Errorf("the entry at %d changed after it was fetched: %w", pos, ErrBrokenRing)
+	}
 	r.rs.lock()
-	gen := C.gotcmu_ring_take(r.c, C.uint16_t(id))
+	gen := C.gotcmu_ring_take_n(r.c, (*C.uint16_t)(unsafe.Pointer(&r.ahead[0])), C.uint32_t(n))
 	r.rs.unlock()
 	if gen < 0 {
-		return fmt.Errorf("cmd_id %d of the entry at %d is not one the kernel can have issued now: %w",
-			id, r.next, ErrBrokenRing)
+		return fmt.Errorf("a cmd_id of the %d entries from %d is not one the kernel can have issued now: %w",
+			n, pos, ErrBrokenRing)
 	}
-	c.ID = id
-	c.gen = uint64(gen)
-	c.live = true
+	r.nAhead, r.aheadGen = n, uint64(gen)
 	return nil
 }
 
@@ -405,21 +464,58 @@ func (r *Ring) Complete(c *Command) {
 		return
 	}
 	c.live = false
-	var uflags uint8
-	switch {
-	case c.unknownOp:
-		uflags = UFlagUnknownOp
-	case c.HasReadLen:
-		uflags = UFlagReadLen
-	}
 	var sense *C.uint8_t
 	if len(c.Sense) > 0 {
 		sense = (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(c.Sense)))
 	}
 	r.rs.lock()
-	C.gotcmu_ring_complete(r.c, C.uint16_t(c.ID), C.uint64_t(c.gen), C.uint8_t(uflags), C.uint8_t(c.Status),
+	C.gotcmu_ring_complete(r.c, C.uint16_t(c.ID), C.uint64_t(c.gen), C.uint8_t(c.uflags()), C.uint8_t(c.Status),
 		C.uint32_t(c.ReadLen), sense, C.uint32_t(len(c.Sense)))
 	r.rs.unlock()
+}
+
+// uflags is the response's TCMU_UFLAG_* bits.
+func (c *Command) uflags() uint8 {
+	switch {
+	case c.unknownOp:
+		return UFlagUnknownOp
+	case c.HasReadLen:
+		return UFlagReadLen
+	}
+	return 0
+}
+
+// CompleteLater is Complete for the goroutine that calls Next, for a
+// command answered within the batch it is draining: the response is kept
+// (c may be reused at once) and written with the batch's others by Flush,
+// one call into C for the batch. The kernel is not told until Kick, after
+// Flush.
+func (r *Ring) CompleteLater(c *Command) {
+	if !c.live {
+		return
+	}
+	if r.nLater == len(r.later) {
+		r.Flush()
+	}
+	c.live = false
+	a := &r.later[r.nLater]
+	r.nLater++
+	a.gen = C.uint64_t(c.gen)
+	a.id = C.uint16_t(c.ID)
+	a.uflags = C.uint8_t(c.uflags())
+	a.status = C.uint8_t(c.Status)
+	a.read_len = C.uint32_t(c.ReadLen)
+	n := copy(unsafe.Slice((*byte)(unsafe.Pointer(&a.sense[0])), len(a.sense)), c.Sense)
+	a.sense_len = C.uint32_t(n)
+}
+
+// Flush writes the responses CompleteLater kept, then releases as Release
+// does: the end of a drained batch, before Kick.
+func (r *Ring) Flush() {
+	r.rs.lock()
+	C.gotcmu_ring_complete_n(r.c, &r.later[0], C.uint32_t(r.nLater))
+	r.rs.unlock()
+	r.nLater = 0
 }
 
 // Release advances cmd_tail past PAD and TMR entries with no command

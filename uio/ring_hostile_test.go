@@ -252,3 +252,52 @@ func repairAndCheck(t *testing.T, k *uiotest.Kernel) {
 		t.Fatalf("after reset: completion %+v", got)
 	}
 }
+
+// TestCmdIDChangedAfterTakeAhead: Next takes the cmd_ids of every queued
+// command in one call; a slot whose cmd_id changes before Next hands its
+// command out is corrupt, and so is a batch that names one id twice.
+func TestCmdIDChangedAfterTakeAhead(t *testing.T) {
+	t.Run("changed before it was handed out", func(t *testing.T) {
+		k := uiotest.New(t, uiotest.Config{})
+		var second []byte
+		submit(t, k, uiotest.Request{CDB: testUnitReady})
+		submit(t, k, uiotest.Request{CDB: testUnitReady, Corrupt: func(e []byte) { second = e }})
+		k.Notify()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := k.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r := k.Ring()
+		if err := r.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := r.Next(uio.NewCommand()); !ok || err != nil {
+			t.Fatalf("first command: %v %v", ok, err)
+		}
+		if got := r.Outstanding(); got != 2 {
+			t.Errorf("Outstanding %d after the first Next, want 2 (both taken at once)", got)
+		}
+		binary.LittleEndian.PutUint16(second[4:], 999)
+		if _, err := r.Next(uio.NewCommand()); !errors.Is(err, uio.ErrBrokenRing) {
+			t.Fatalf("second command after its cmd_id changed: %v, want ErrBrokenRing", err)
+		}
+		repairAndCheck(t, k)
+	})
+	t.Run("one id twice in a batch", func(t *testing.T) {
+		k := uiotest.New(t, uiotest.Config{})
+		var first []byte
+		submit(t, k, uiotest.Request{CDB: testUnitReady, Corrupt: func(e []byte) { first = e }})
+		submit(t, k, uiotest.Request{CDB: testUnitReady, Corrupt: func(e []byte) {
+			copy(e[4:6], first[4:6])
+		}})
+		k.Notify()
+		if err := drainErr(t, k); !errors.Is(err, uio.ErrBrokenRing) {
+			t.Fatalf("two entries with one cmd_id: %v, want ErrBrokenRing", err)
+		}
+		if got := k.Ring().Outstanding(); got != 0 {
+			t.Errorf("Outstanding %d after a refused batch, want 0 (none of it taken)", got)
+		}
+		repairAndCheck(t, k)
+	})
+}

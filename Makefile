@@ -112,7 +112,7 @@ test-ha: deps build
 
 # Issue 14 points 3-5: ceph-iscsi's gwcli and rbd-target-api on two gateways (two guests with
 # systemd as PID 1, as test-ha's layout), HANDLER=gotcmu (default: its package, built here) or
-# HANDLER=tcmu-runner; not part of `make test` (about 45 minutes with the SCSI family); the table
+# HANDLER=tcmu-runner; not part of `make test` (about an hour with the SCSI family); the table
 # goes to test/results/gateway-$(HANDLER).md.
 HANDLER ?= gotcmu
 test-gateway: deps

@@ -18,7 +18,7 @@ REPO=$(readlink -f "$HERE/../..")
 HANDLER=${HANDLER:-gotcmu}
 case $HANDLER in gotcmu|tcmu-runner) ;; *) echo "test-gateway: HANDLER must be gotcmu or tcmu-runner" >&2; exit 2 ;; esac
 OUT=$(realpath -m "${OUT:-$REPO/build/test-gateway-$HANDLER}")
-T=${T:-3600}
+T=${T:-5400}
 if [ "$HANDLER" = gotcmu ]; then
 	[ -f "${GOTCMU_DEB:-}" ] || { echo "test-gateway: GOTCMU_DEB (the package) missing: make test-gateway builds it" >&2; exit 2; }
 	GOTCMU_DEB=$(readlink -f "$GOTCMU_DEB")

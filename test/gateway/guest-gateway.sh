@@ -1,21 +1,31 @@
 #!/bin/bash
-# Runs INSIDE one of the two guests test-gateway.sh boots: issue 14 point 3, ceph-iscsi driving the
-# handler under test (HANDLER: gotcmu or Debian's tcmu-runner) on two gateways.
+# Runs INSIDE one of the two guests test-gateway.sh boots, each with systemd as PID 1
+# (run-guest.sh -s): issue 14 point 3, ceph-iscsi driving the handler under test (HANDLER: gotcmu,
+# installed from its Debian package, or Debian's tcmu-runner) on two gateways, both run by
+# systemd as on a gateway: the handler's unit (tcmu-runner.service: Debian's, or gotcmu.service
+# through the alias its package installs) started at boot, rbd-target-api.service started once
+# the cluster answers.
 #   a  10.99.0.1, host gw-a: Ceph (micro-ceph, with a manager: ceph-iscsi reads the service map),
 #      the handler, rbd-target-api; and gwcli, which builds everything through the two APIs;
 #   b  10.99.0.2, host gw-b: the handler, rbd-target-api, and the initiator (open-iscsi with CHAP,
 #      dm-multipath with the LIO-ORG stanza of Ceph's iscsi-initiator-linux.rst).
+# GUEST_PHASE=boot (PID 1, before systemd): the host name, /etc/hosts and iscsi-gateway.cfg; for
+#   gotcmu, dpkg -i its package over this machine's tcmu-runner (ceph-iscsi's dependency is met by
+#   the package's Provides); for tcmu-runner, its unit enabled as Debian's postinst would.
+# GUEST_PHASE=run (a service after multi-user.target): the scenario.
 # gwcli (never targetcli or configfs) creates the target, both gateways, disk1 (made by gwcli) and
 # disk2 (an image that exists already), a host with CHAP, and maps both disks. Checked: the LUNs'
 # INQUIRY (LIO-ORG / TCMU device) and ALUA states on both paths (one active/optimized, one
 # active/non-optimized, as ceph-iscsi lays them out); a verifying fio load through dm-multipath;
 # `gwcli ls` with both disks Online; the service map entries ceph-iscsi reads (ceph service
 # status: tcmu-runner entries <gw>:rbd/<image> with lock_owner, lock_lost_cnt, conn_lost_cnt,
-# cmd_timed_out_cnt) from both gateways; a gwcli resize seen by the initiator; and a failover:
-# gw-a's handler SIGKILLed and started again 5 s later (what systemd's Restart= does) while the
-# load runs, after which the load still verifies, nothing acknowledged is lost, and ceph-iscsi
-# does not report the disk Degraded.
-# Usage: guest-gateway.sh a|b      Env: HANDLER, GOTCMU
+# cmd_timed_out_cnt) from both gateways; a gwcli resize seen by the initiator; a failover: gw-a's
+# handler killed by systemd (`systemctl kill -s KILL`) while the load runs, started again by the
+# unit's Restart= (or, where the unit has none, by hand 5 s later: a check that fails), after which
+# the load still verifies, nothing acknowledged is lost, and ceph-iscsi does not report the disk
+# Degraded; libiscsi's MultipathIO and a SCSI family across the gateways; a reconfigure and a
+# disk's removal through gwcli.
+# Usage: guest-gateway.sh a|b      Env: HANDLER, GOTCMU_DEB (HANDLER=gotcmu)
 set -uo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
@@ -25,7 +35,8 @@ REPO=$(readlink -f "$HERE/../..")
 . "$REPO/test/vm/lib-pair.sh"
 ROLE=${1:?usage: guest-gateway.sh a|b}
 HANDLER=${HANDLER:-gotcmu}
-GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
+# The handler's unit as ceph-iscsi names it: Debian's tcmu-runner.service, or gotcmu.service's alias.
+UNIT=tcmu-runner.service
 IP_A=10.99.0.1
 IP_B=10.99.0.2
 IQN=iqn.2003-01.org.gotcmu:gateway
@@ -37,41 +48,12 @@ CEPH_DIR=/tmp/gw-ceph
 HLOG=/out/handler.log
 FIO_SECS=${FIO_SECS:-240}
 case $ROLE in a) ME=$IP_A PEER=$IP_B ;; b) ME=$IP_B PEER=$IP_A ;; *) echo "role must be a or b" >&2; exit 2 ;; esac
-: > "$SUMMARY"
-HANDLER_PID=""
-API_PID=""
-# gwcli keeps its preferences and its log (the only place it reports a refusal) under ~.
-export HOME=/tmp/gwcli-home
-GWCLI_LOG=$HOME/gwcli.log
-mkdir -p "$HOME" && : >> "$GWCLI_LOG"
 
-finish() {
-	[ -n "$HANDLER_PID" ] && kill -TERM "$HANDLER_PID" 2>/dev/null
-	[ -n "$API_PID" ] && kill -TERM "$API_PID" 2>/dev/null
-	[ "$ROLE" = b ] && say b-done
-	dmesg > /out/dmesg.txt 2>&1
-	log "gateway ($ROLE, $HANDLER): $FAILED failed"
-	[ "$FAILED" -eq 0 ]
-	exit
-}
-
-# handler_start: the handler under test, logging to $HLOG (appended across restarts).
-handler_start() {
-	case $HANDLER in
-	gotcmu) "$GOTCMU" --no-dbus -l "" >> "$HLOG" 2>&1 & ;;
-	tcmu-runner)
-		# On a gateway it owns org.kernel.TCMUService1 on the system bus.
-		start_dbus || log "no system D-Bus; tcmu-runner runs without it"
-		mkdir -p /out/tcmu-runner
-		tcmu-runner --tcmu-log-dir=/out/tcmu-runner >> "$HLOG" 2>&1 & ;;
-	esac
-	HANDLER_PID=$!
-	sleep 2
-	kill -0 "$HANDLER_PID"
-}
-
-# api_start: ceph-iscsi's rbd-target-api with this gateway's iscsi-gateway.cfg.
-api_start() {
+if [ "${GUEST_PHASE:-}" = boot ]; then
+	: > "$SUMMARY"
+	echo "gw-$ROLE" > /etc/hostname
+	printf '%s gw-a\n%s gw-b\n' "$IP_A" "$IP_B" >> /etc/hosts
+	mkdir -p /etc/ceph
 	cat > /etc/ceph/iscsi-gateway.cfg <<CFG
 [config]
 cluster_name = ceph
@@ -84,10 +66,60 @@ trusted_ip_list = $IP_A,$IP_B
 log_to_stderr = true
 log_to_file = false
 CFG
-	printf '%s gw-a\n%s gw-b\n' "$IP_A" "$IP_B" >> /etc/hosts
-	rbd-target-api > /out/rbd-target-api.log 2>&1 &
-	API_PID=$!
-	wait_until 120 curl -sf -u admin:admin "http://127.0.0.1:5000/api/config" -o /dev/null
+	case $HANDLER in
+	gotcmu)
+		dpkg -i "$GOTCMU_DEB" > /out/dpkg-i.txt 2>&1
+		check "gw-$ROLE: dpkg -i $(basename "$GOTCMU_DEB") over tcmu-runner (ceph-iscsi stays installed)" \
+			test "$(dpkg-query -W -f='${db:Status-Abbrev}' gotcmu ceph-iscsi)" = "ii ii " ||
+			sed 's/^/    /' /out/dpkg-i.txt ;;
+	tcmu-runner)
+		mkdir -p /etc/systemd/system/multi-user.target.wants
+		ln -sf /lib/systemd/system/tcmu-runner.service /etc/systemd/system/multi-user.target.wants/ ;;
+	esac
+	# What systemd starts at boot for multi-user.target: the handler's unit (gotcmu.service, or
+	# Debian's tcmu-runner.service); tcmu-runner.service names it either way (gotcmu's alias).
+	WANT=/etc/systemd/system/multi-user.target.wants/$HANDLER.service
+	check "gw-$ROLE: $(basename "$WANT") enabled for multi-user.target" test -e "$WANT"
+	[ "$FAILED" -eq 0 ]
+	exit
+fi
+# gwcli keeps its preferences and its log (the only place it reports a refusal) under ~.
+export HOME=/tmp/gwcli-home
+GWCLI_LOG=$HOME/gwcli.log
+mkdir -p "$HOME" && : >> "$GWCLI_LOG"
+
+finish() {
+	[ "$ROLE" = b ] && say b-done
+	dmesg > /out/dmesg.txt 2>&1
+	journalctl -u "$UNIT" --no-pager -o short-monotonic > "$HLOG" 2>&1
+	journalctl -u rbd-target-api.service --no-pager -o short-monotonic > /out/rbd-target-api.log 2>&1
+	cp /var/log/tcmu-runner.log /out/ 2>/dev/null
+	systemctl status --no-pager -n 0 "$UNIT" rbd-target-api.service > /out/units.txt 2>&1
+	log "gateway ($ROLE, $HANDLER): $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+	exit
+}
+
+# mainpid: the handler unit's main PID (0 when it is not running).
+mainpid() { systemctl show -p MainPID --value "$UNIT"; }
+# handler_up: the unit active with a live main process that owns org.kernel.TCMUService1.
+handler_up() {
+	local pid
+	pid=$(mainpid)
+	[ "$(systemctl is-active "$UNIT")" = active ] && [ "${pid:-0}" -gt 0 ] && kill -0 "$pid" 2>/dev/null &&
+		busctl --system status org.kernel.TCMUService1 2>/dev/null | grep -q "^PID=$pid$"
+}
+# restarted_from PID: the unit runs again under another main PID.
+restarted_from() { handler_up && [ "$(mainpid)" != "$1" ]; }
+
+# ceph_client_conf FSID MONHOST: /etc/ceph/ceph.conf as on a gateway (the admin keyring beside it
+# in /etc/ceph): rbd-target-api's unit has PrivateTmp=, so nothing it reads may live in /tmp.
+ceph_client_conf() { printf '[global]\nfsid = %s\nmon host = %s\n' "$1" "$2" > /etc/ceph/ceph.conf; }
+
+# api_start: ceph-iscsi's rbd-target-api.service with the iscsi-gateway.cfg of the boot phase.
+api_start() {
+	systemctl start rbd-target-api.service &&
+		wait_until 120 curl -sf -u admin:admin "http://127.0.0.1:5000/api/config" -o /dev/null
 }
 
 # gw CMD...: one gwcli command, its output and its log lines in /out/gwcli.log. gwcli given a
@@ -112,10 +144,8 @@ controls_set() {
 
 # ceph_conf_from_a: b's copy of a's Ceph configuration.
 ceph_conf_from_a() {
-	mkdir -p "$CEPH_DIR/run" /etc/ceph
-	heard ceph.conf > "$CEPH_DIR/ceph.conf" && heard keyring > "$CEPH_DIR/keyring" || return 1
-	ln -sf "$CEPH_DIR/ceph.conf" /etc/ceph/ceph.conf
-	cp "$CEPH_DIR/keyring" /etc/ceph/ceph.client.admin.keyring
+	mkdir -p /etc/ceph
+	heard ceph.conf > /etc/ceph/ceph.conf && heard keyring > /etc/ceph/ceph.client.admin.keyring || return 1
 	timeout 60 ceph health > /dev/null
 }
 
@@ -126,11 +156,11 @@ if [ "$ROLE" = a ]; then
 		fail "gw-a: micro Ceph on $IP_A"; tail -20 /out/ceph/start.log; finish
 	fi
 	pass "gw-a: micro Ceph on $IP_A"
-	ln -sf "$CEPH_DIR/ceph.conf" /etc/ceph/ceph.conf
+	ceph_client_conf "$(sed -n 's/^fsid = //p' "$CEPH_DIR/ceph.conf")" "$(sed -n 's/^mon host = //p' "$CEPH_DIR/ceph.conf")"
 	cp "$CEPH_DIR/keyring" /etc/ceph/ceph.client.admin.keyring
-	cp "$CEPH_DIR/ceph.conf" "$SHARE/ceph.conf"; cp "$CEPH_DIR/keyring" "$SHARE/keyring"
+	cp /etc/ceph/ceph.conf "$SHARE/ceph.conf"; cp "$CEPH_DIR/keyring" "$SHARE/keyring"
 	check "gw-a: an existing image rbd/disk2" rbd create rbd/disk2 --size 128M || finish
-	check "gw-a: $HANDLER starts" handler_start || finish
+	check "gw-a: $HANDLER started by systemd at boot ($UNIT active, owns org.kernel.TCMUService1)" wait_until 60 handler_up || finish
 	check "gw-a: rbd-target-api answers" api_start || { tail -30 /out/rbd-target-api.log; finish; }
 	say a-ready
 	await b-api 900 || { fail "gw-a: gw-b's rbd-target-api"; finish; }
@@ -179,10 +209,14 @@ PY
 	done ) > /out/disk1-states.txt &
 	WATCH=$!
 	await kill-a 600 || { fail "gw-a: b never asked for the failover"; finish; }
-	kill -KILL "$HANDLER_PID"; wait "$HANDLER_PID" 2>/dev/null
-	log "$HANDLER SIGKILLed"
-	sleep 5
-	check "gw-a: $HANDLER started again 5 s after SIGKILL" handler_start
+	OLD_PID=$(mainpid)
+	systemctl kill -s KILL "$UNIT"
+	log "$HANDLER (PID $OLD_PID) SIGKILLed by systemctl kill"
+	if ! check "gw-a: systemd started $HANDLER again after SIGKILL (the unit's Restart=: $(systemctl show -p Restart --value "$UNIT"))" \
+		wait_until 30 restarted_from "$OLD_PID"; then
+		systemctl start "$UNIT"
+		check "gw-a: $HANDLER started again by hand (systemctl start)" wait_until 30 handler_up
+	fi
 	say a-restarted
 	await fio-done 900
 	back_online() { gwcli ls /disks > /out/gwcli-ls-end.txt 2>&1; [ "$(grep -cE 'rbd/disk[12] \(Online' /out/gwcli-ls-end.txt)" -eq 2 ]; }
@@ -218,7 +252,7 @@ PY
 	check "gw-a: disk2's backstore and image gone" disk2_gone
 	gwcli ls > /out/gwcli-ls-final.txt 2>&1
 	say disk2-removed
-	await b-final 300 || fail "gw-a: the initiator's last check"
+	await b-final 2400 || fail "gw-a: the initiator's last check (the SCSI family)"
 	# b needs nothing of this guest after a-done (it may power off before a hears b-done).
 	say a-done
 	"$REPO/test/micro-ceph.sh" stop "$CEPH_DIR" >/dev/null 2>&1
@@ -230,7 +264,7 @@ fi
 check "gw-b: network up" net_up || finish
 await a-ready 900 || { fail "gw-b: gateway gw-a ready"; finish; }
 check "gw-b: Ceph on $IP_A reachable" ceph_conf_from_a || finish
-check "gw-b: $HANDLER starts" handler_start || finish
+check "gw-b: $HANDLER started by systemd at boot ($UNIT active, owns org.kernel.TCMUService1)" wait_until 60 handler_up || finish
 check "gw-b: rbd-target-api answers" api_start || { tail -30 /out/rbd-target-api.log; finish; }
 say b-api
 await configured 1200 || { fail "gw-b: gwcli configuration on gw-a"; finish; }
@@ -362,6 +396,15 @@ if await disk2-removed 900; then
 else
 	fail "initiator: gw-a's removal of disk2"
 fi
+# libiscsi's SCSI family through the ceph-iscsi-built target (issue 14 point 5), last (it writes
+# over disk1, and takes up to half an hour; gw-a waits for b-final): disk1 (LUN 0, the one left)
+# through the portal of the gateway ceph-iscsi made its owner (active/optimized), as the host with
+# CHAP. The per-test results go to the table's companion (test-gateway.sh), where the two
+# handlers' runs are compared test by test.
+OWNER=$(curl -s -u admin:admin "http://$IP_A:5000/api/disk/rbd/disk1" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("owner",""))' 2>/dev/null)
+case $OWNER in gw-a) OWNER_IP=$IP_A ;; gw-b) OWNER_IP=$IP_B ;; *) OWNER_IP=$IP_A; log "disk1's owner unknown ('$OWNER'): gw-a's portal" ;; esac
+CU_RES=$(CU_INITIATOR=$CLIENT CU_BUDGET=1800 run_cu /out/cu-scsi "iscsi://$CHAP_USER%$CHAP_PASS@$OWNER_IP/$IQN/0")
+check "iscsi-test-cu: the SCSI family through ${OWNER:-gw-a}'s portal ran ($CU_RES)" test -n "$(ls /out/cu-scsi/*/CUnitAutomated-Results.xml 2>/dev/null)"
 say b-final
 await a-done 600
 finish

@@ -2,11 +2,15 @@
 # `make test-gateway`: issue 14 point 3 (and 4), ceph-iscsi on two gateways. Two guests joined by a
 # qemu socket network (10.99.0.1 and 10.99.0.2 inside, nothing reaches a host interface), as
 # test/ha/test-ha.sh boots them: guest a runs Ceph and gateway gw-a, guest b gateway gw-b and the
-# initiator. On both, the handler under test (HANDLER: gotcmu, the default, or Debian's
-# tcmu-runner) and ceph-iscsi's rbd-target-api configured by /etc/ceph/iscsi-gateway.cfg; gwcli
-# builds everything (see guest-gateway.sh). The table of checks lands in OUT/table.md and, with
-# RESULTS set, in RESULTS/gateway-HANDLER.md.
-# Usage: test-gateway.sh   Env: HANDLER, OUT (default build/test-gateway-HANDLER), GOTCMU, T (s), RESULTS
+# initiator. Both boot with systemd as PID 1 (run-guest.sh -s); on both, systemd runs the handler
+# under test (HANDLER: gotcmu, the default, installed from GOTCMU_DEB, or Debian's tcmu-runner) and
+# ceph-iscsi's rbd-target-api configured by /etc/ceph/iscsi-gateway.cfg; gwcli builds everything
+# (see guest-gateway.sh). The table of checks lands in OUT/table.md and, with RESULTS set, in
+# RESULTS/gateway-HANDLER.md; the SCSI family's results through the ceph-iscsi target in
+# RESULTS/gateway-cu/HANDLER/ and, once both handlers have a run there, their comparison test by
+# test in RESULTS/gateway-cu-compare.md (test/cmd/cucompare, tcmu-runner as the baseline).
+# Usage: test-gateway.sh   Env: HANDLER, GOTCMU_DEB (`make test-gateway` builds it: make deb),
+#        OUT (default build/test-gateway-HANDLER), T (s), RESULTS
 # Serialise with other guests on a shared machine: flock /tmp/gotcmu-vm.lock test-gateway.sh
 set -uo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
@@ -14,11 +18,11 @@ REPO=$(readlink -f "$HERE/../..")
 HANDLER=${HANDLER:-gotcmu}
 case $HANDLER in gotcmu|tcmu-runner) ;; *) echo "test-gateway: HANDLER must be gotcmu or tcmu-runner" >&2; exit 2 ;; esac
 OUT=$(realpath -m "${OUT:-$REPO/build/test-gateway-$HANDLER}")
-GOTCMU=$(realpath -m "${GOTCMU:-$REPO/bin/gotcmu}")
-T=${T:-1800}
+T=${T:-5400}
 if [ "$HANDLER" = gotcmu ]; then
-	[ -x "$GOTCMU" ] || { echo "test-gateway: $GOTCMU missing: run 'make build'" >&2; exit 2; }
-	case $GOTCMU in /tmp/*|/run/*) echo "test-gateway: the guests cannot see $GOTCMU" >&2; exit 2 ;; esac
+	[ -f "${GOTCMU_DEB:-}" ] || { echo "test-gateway: GOTCMU_DEB (the package) missing: make test-gateway builds it" >&2; exit 2; }
+	GOTCMU_DEB=$(readlink -f "$GOTCMU_DEB")
+	case $GOTCMU_DEB in /tmp/*|/run/*) echo "test-gateway: the guests cannot see $GOTCMU_DEB" >&2; exit 2 ;; esac
 fi
 for cmd in rbd-target-api gwcli tcmu-runner multipathd iscsiadm fio sg_rtpg; do
 	command -v "$cmd" >/dev/null || { echo "test-gateway: $cmd missing (test/deps.sh installs it)" >&2; exit 2; }
@@ -28,7 +32,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 rm -rf "$OUT"; mkdir -p "$OUT/a" "$OUT/b"
 START=$(date +%s)
 echo "test-gateway: $HANDLER; booting guests a and b ($G), joined on 127.0.0.1:$PORT; output in $OUT"
-ENVS=(-e "GOTCMU=$GOTCMU" -e "HANDLER=$HANDLER")
+ENVS=(-s -e "GOTCMU_DEB=${GOTCMU_DEB:-}" -e "HANDLER=$HANDLER")
 NIC="-netdev socket,id=n0,listen=127.0.0.1:$PORT -device virtio-net-pci,netdev=n0,mac=52:54:00:99:00:01" \
 	MEM=3072 QUIET=1 T=$T "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/a" "$HERE/guest-gateway.sh" a &
 A=$!
@@ -44,7 +48,7 @@ A_RC=$?
 SECS=$(($(date +%s) - START))
 echo "test-gateway: guest a rc=$A_RC, guest b rc=$B_RC, $SECS s"
 case $HANDLER in
-gotcmu) VERSION=$("$GOTCMU" --version 2>&1 | head -1) ;;
+gotcmu) VERSION="gotcmu $(dpkg-deb -f "$GOTCMU_DEB" Version) (the package)" ;;
 tcmu-runner) VERSION="tcmu-runner $(dpkg-query -W -f '${Version}' tcmu-runner 2>/dev/null)" ;;
 esac
 COMMIT=$(git -C "$REPO" describe --always --dirty 2>/dev/null)
@@ -75,6 +79,20 @@ for g in a b; do
 done
 if [ -n "${RESULTS:-}" ]; then
 	mkdir -p "$RESULTS" && cp "$OUT/table.md" "$RESULTS/gateway-$HANDLER.md"
+	# The SCSI family's CUnit XML, in run_cu's layout (cucompare reads it), for the comparison.
+	if ls "$OUT"/b/cu-scsi/*/CUnitAutomated-Results.xml > /dev/null 2>&1; then
+		rm -rf "$RESULTS/gateway-cu/$HANDLER"
+		for x in "$OUT"/b/cu-scsi/*/CUnitAutomated-Results.xml; do
+			t=$(basename "$(dirname "$x")")
+			mkdir -p "$RESULTS/gateway-cu/$HANDLER/$t" && cp "$x" "$RESULTS/gateway-cu/$HANDLER/$t/"
+		done
+	fi
+	if [ -d "$RESULTS/gateway-cu/tcmu-runner" ] && [ -d "$RESULTS/gateway-cu/gotcmu" ]; then
+		(cd "$REPO" && go run ./test/cmd/cucompare -base-name "tcmu-runner (ceph-iscsi target)" \
+			-name "gotcmu (ceph-iscsi target)" -md "$RESULTS/gateway-cu-compare.md" \
+			"$RESULTS/gateway-cu/tcmu-runner" "$RESULTS/gateway-cu/gotcmu") > "$OUT/cu-compare.txt" 2>&1
+		echo "test-gateway: cucompare tcmu-runner against gotcmu through the ceph-iscsi target: exit $? ($RESULTS/gateway-cu-compare.md)"
+	fi
 fi
 NFAIL=$(cat "$OUT"/a/summary.txt "$OUT"/b/summary.txt 2>/dev/null | grep -c '^FAIL')
 NPASS=$(cat "$OUT"/a/summary.txt "$OUT"/b/summary.txt 2>/dev/null | grep -c '^PASS')

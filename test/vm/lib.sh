@@ -143,7 +143,8 @@ cu_suite_list() {
 # stdout.txt and a "seconds" file), the layout test/cmd/cucompare merges. One run per suite keeps
 # a crash or a hang in one suite from costing the others, and times each suite. Each is bounded
 # by CU_SUITE_TIMEOUT (s, default 300); after CU_BUDGET (s, default 900) no new suite starts, and
-# the rest are left without results. Prints a one-line account; returns 1 if a suite has none.
+# the rest are left without results. CU_INITIATOR, if set, is the initiator name to log in as (an
+# ACL's). Prints a one-line account; returns 1 if a suite has none.
 run_cu() {
 	local dir=$1 url=$2 t s0 rc n=0 start
 	local incomplete=()
@@ -158,7 +159,7 @@ run_cu() {
 		fi
 		s0=$(date +%s)
 		# -d allows the destructive (write) tests; -x writes CUnit XML into the working directory.
-		(cd "$dir/$t" && timeout -k 10 "${CU_SUITE_TIMEOUT:-300}" iscsi-test-cu -d -x --test="$t" "$url" > stdout.txt 2>&1)
+		(cd "$dir/$t" && timeout -k 10 "${CU_SUITE_TIMEOUT:-300}" iscsi-test-cu ${CU_INITIATOR:+-i "$CU_INITIATOR"} -d -x --test="$t" "$url" > stdout.txt 2>&1)
 		rc=$?
 		echo $(($(date +%s) - s0)) > "$dir/$t/seconds"
 		# 0: every test passed, 1: some failed; anything else, or no report, is a run cut short.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gotcmu/gotcmu/test/internal/ackstream"
+	"github.com/gotcmu/gotcmu/test/internal/observe"
 )
 
 const usage = `usage: hardfaults -dev /dev/sdX -ceph DIR -micro-ceph test/micro-ceph.sh -ackwriter PATH
@@ -332,7 +333,7 @@ func (s *suite) run(f fault, offset int64) {
 	time.Sleep(baseWindow)
 	base := ackstream.Rate(st.Snapshot(), b0, b0+baseWindow)
 
-	before, merr := statusCounts(s.cfg.metrics, s.cfg.device)
+	before, merr := observe.StatusCounts(s.cfg.metrics, s.cfg.device)
 	if merr != nil {
 		s.logf("metrics: %v", merr)
 	}
@@ -341,7 +342,7 @@ func (s *suite) run(f fault, offset int64) {
 			s.logf("trace: %v", err)
 		}
 	}
-	km, kerr := openKmsg()
+	km, kerr := observe.OpenKmsg()
 	if kerr != nil {
 		s.logf("%v", kerr)
 	}
@@ -375,10 +376,10 @@ func (s *suite) run(f fault, offset int64) {
 	}
 	var kl []string
 	if km != nil {
-		kl = km.read()
-		km.close()
+		kl = km.Read()
+		km.Close()
 	}
-	after, _ := statusCounts(s.cfg.metrics, s.cfg.device)
+	after, _ := observe.StatusCounts(s.cfg.metrics, s.cfg.device)
 	s.finish(f, st, t1)
 
 	samples := st.Snapshot()
@@ -404,7 +405,7 @@ func (s *suite) run(f fault, offset int64) {
 		}
 	}
 	if merr == nil {
-		s.figure(f.name, "gotcmu answered other than GOOD: %s", statusDelta(before, after))
+		s.figure(f.name, "gotcmu answered other than GOOD: %s", observe.StatusDelta(before, after))
 	}
 	if km != nil {
 		show := kl

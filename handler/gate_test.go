@@ -36,6 +36,17 @@ type lockBackend struct {
 	inflightAtReopen []int64
 	inflight         func() int64
 	owner            string
+	// reopens counts Reopen's new clients: each has a name of its own
+	// as the lock's owner (me, me1, me2, ...).
+	reopens int
+}
+
+// me is the current client's name as the lock's owner.
+func (b *lockBackend) me() string {
+	if b.reopens == 0 {
+		return "me"
+	}
+	return fmt.Sprintf("me%d", b.reopens)
 }
 
 func (b *lockBackend) Submit(io *IO) {
@@ -78,7 +89,7 @@ func waitFor(ctx context.Context, ch chan struct{}) error {
 func (b *lockBackend) IsLockOwner() (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.owner == "me", nil
+	return b.owner == b.me(), nil
 }
 
 func (b *lockBackend) AcquireLock(ctx context.Context) error {
@@ -93,7 +104,7 @@ func (b *lockBackend) AcquireLock(ctx context.Context) error {
 	defer b.mu.Unlock()
 	err := pop(&b.acquireErr)
 	if err == nil {
-		b.owner = "me"
+		b.owner = b.me()
 	}
 	return err
 }
@@ -102,7 +113,7 @@ func (b *lockBackend) ReleaseLock() error {
 	b.record("release")
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.owner == "me" {
+	if b.owner == b.me() {
 		b.owner = ""
 	}
 	return nil
@@ -119,10 +130,9 @@ func (b *lockBackend) Reopen(ctx context.Context) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.owner == "me" {
-		// The new client holds nothing.
-		b.owner = "other"
-	}
+	// The new client holds nothing; a lock the old one held stays under
+	// its name until someone breaks it.
+	b.reopens++
 	return nil
 }
 

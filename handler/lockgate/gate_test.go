@@ -339,6 +339,17 @@ func (h *harness) settled(t *testing.T) Status {
 	}
 }
 
+// lockedHarness is a gate with a local TPG and a switch that holds the
+// lock, taken by a first write.
+func lockedHarness(t *testing.T) (*harness, *fakeSwitch) {
+	t.Helper()
+	sw := &fakeSwitch{}
+	h := newHarness(t, options{ports: localPorts(), sw: sw})
+	h.expect(t, write, Busy)
+	h.settled(t)
+	return h, sw
+}
+
 func TestTakesTheLockOnFirstWrite(t *testing.T) {
 	h := newHarness(t, options{})
 	// Reads never move the lock.
@@ -547,10 +558,7 @@ func localPorts() *fakePorts {
 }
 
 func TestConnectionLoss(t *testing.T) {
-	sw := &fakeSwitch{}
-	h := newHarness(t, options{ports: localPorts(), sw: sw})
-	h.expect(t, write, Busy)
-	h.settled(t)
+	h, sw := lockedHarness(t)
 	h.io.add(1)
 	h.g.NoteError(syscall.ETIMEDOUT)
 	// The gateway's own TPG goes offline.
@@ -588,10 +596,7 @@ func TestConnectionLoss(t *testing.T) {
 // hold the lock does not.
 func TestConnectionLossWhileAnotherGatewayTookTheLock(t *testing.T) {
 	t.Run("held", func(t *testing.T) {
-		sw := &fakeSwitch{}
-		h := newHarness(t, options{ports: localPorts(), sw: sw})
-		h.expect(t, write, Busy)
-		h.settled(t)
+		h, sw := lockedHarness(t)
 		h.io.add(1)
 		h.g.NoteError(syscall.ETIMEDOUT)
 		h.lk.setOwner("gw-b")
@@ -691,10 +696,7 @@ func TestConnectionLossDuringAcquisition(t *testing.T) {
 // it recovers already.
 func TestEscalate(t *testing.T) {
 	t.Run("locked", func(t *testing.T) {
-		sw := &fakeSwitch{}
-		h := newHarness(t, options{ports: localPorts(), sw: sw})
-		h.expect(t, write, Busy)
-		h.settled(t)
+		h, sw := lockedHarness(t)
 		h.g.Escalate()
 		st := h.settled(t)
 		if st.State != "unlocked" || st.Escalations != 1 || st.ConnLosses != 1 {

@@ -83,9 +83,11 @@ if [ "$ROLE" = a ]; then
 	check "A: network up" net_up || finish
 	await ceph-ready 900 || { fail "A: Ceph ready on b"; finish; }
 	mkdir -p "$CEPH_DIR" /etc/ceph
-	heard ceph.conf > "$CEPH_DIR/ceph.conf" && heard keyring > /etc/ceph/ceph.client.admin.keyring ||
+	# ceph.conf names $CEPH_DIR/keyring.
+	heard ceph.conf > "$CEPH_DIR/ceph.conf" && heard keyring > "$CEPH_DIR/keyring" ||
 		{ fail "A: Ceph config from b"; finish; }
 	ln -sf "$CEPH_DIR/ceph.conf" /etc/ceph/ceph.conf
+	cp "$CEPH_DIR/keyring" /etc/ceph/ceph.client.admin.keyring
 	check "A: Ceph on $IP_CEPH reachable" timeout 60 ceph health || finish
 	check "A: gotcmu starts" gotcmu_start || finish
 	check "A: gateway configured" pair_gateway || finish

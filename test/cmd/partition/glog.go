@@ -51,5 +51,23 @@ const (
 	msgReconnected = "reconnected to the cluster"
 	msgEscalated   = "device answered BUSY past its bound"
 	msgLockLost    = "exclusive lock lost to another gateway"
-	msgBroke       = "broke exclusive lock"
+	msgTakenAway   = "exclusive lock taken by another gateway while the connection was lost"
+	msgReopened    = "reopened after losing the exclusive lock"
+	msgFenced      = "blocklisted this gateway's own rbd client"
 )
+
+// first returns the earliest event at or after from whose message starts
+// with one of prefixes, and false if there is none.
+func first(log []logEvent, from time.Time, prefixes ...string) (logEvent, bool) {
+	for _, e := range log {
+		if e.Time.Before(from.Truncate(time.Second)) {
+			continue
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(e.Message, p) {
+				return e, true
+			}
+		}
+	}
+	return logEvent{}, false
+}

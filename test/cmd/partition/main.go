@@ -329,14 +329,28 @@ func (r *run) scenario() {
 		return
 	}
 	r.figure("restore asked at %s, done on A at %s", r.rel(tRestore), r.relA(aRest))
-	var back []logEvent
-	waitFor(3*time.Minute, func() bool { back = events(r.logA(), msgReconnected, aRest); return len(back) > 0 })
-	if !r.check("A reconnected to the cluster after the restore", len(back) > 0, "no 'reconnected to the cluster' in A's log within 3 min") {
+	// A is back on the cluster once its gate reopened the image with a
+	// fresh client: after the lost connection (its held writes failed
+	// once its old client was fenced) or after finding its lock lost
+	// (ESHUTDOWN, B broke it).
+	var back logEvent
+	ok := waitFor(3*time.Minute, func() bool {
+		var found bool
+		back, found = first(r.logA(), aRest, msgReconnected, msgReopened)
+		return found
+	})
+	if !r.check("A reopened the image with a fresh client after the restore", ok, "neither '"+msgReconnected+"' nor '"+msgReopened+"' in A's log within 3 min") {
 		r.end(stopFollow, &followDone, beforeA, beforeB)
 		return
 	}
-	aBack := back[0].Time
-	r.figure("A reconnected at %s (its log, whole seconds)", r.relA(aBack))
+	aBack := back.Time
+	r.figure("A back on the cluster at %s: %q (its log, whole seconds)", r.relA(aBack), back.Message)
+	// Its hold-down starts when it learns that B took the lock.
+	holdStart := aBack
+	if e, ok := first(r.logA(), aCut, msgLockLost, msgTakenAway); r.check("A logged that B took its lock and held down", ok, "no hold-down in A's log") {
+		holdStart = e.Time
+		r.figure("A's hold-down from %s: %q", r.relA(e.Time), e.Message)
+	}
 	pathBack := waitFor(3*time.Minute, func() bool {
 		out, _ := command(20*time.Second, "multipathd", "show", "paths", "format", "%d %t %T")
 		return pathStates(out)[cfg.pathA] == "active/ready"
@@ -345,12 +359,14 @@ func (r *run) scenario() {
 	r.check("A's path back in the map (active/ready)", pathBack, "not within 3 min")
 	r.figure("A's path active/ready again at %s", r.rel(tPathBack))
 	tpg, _ = r.peer.get("tpg.txt")
-	if _, on := tpgChanges(parseTPGSamples(string(tpg)), aCut); r.check("A's TPG back online after the restore", !on.IsZero(), "not by the time A's path was back") {
-		r.figure("A's TPG online again at %s", r.relA(on))
+	ts := parseTPGSamples(string(tpg))
+	r.check("A's TPG online once A's path is back", len(ts) > 0 && ts[len(ts)-1].enabled, "its enable attribute is 0")
+	if off, on := tpgChanges(ts, aCut); !off.IsZero() {
+		r.figure("A's TPG offline from %s to %s (zero: still)", r.relA(off), r.relA(on))
 	}
 
 	// The hold-down, probed: send the writes to A's path group now.
-	holdEnd := aBack.Add(cfg.holdDown) // a's clock
+	holdEnd := holdStart.Add(cfg.holdDown) // a's clock
 	tProbe := time.Now()
 	if _, err := command(20*time.Second, "multipathd", "switchgroup", "map", cfg.mpath, "group", fmt.Sprint(groupA)); err != nil {
 		r.logf("switchgroup to A's group: %v", err)
@@ -374,7 +390,7 @@ func (r *run) scenario() {
 			early++
 		}
 	}
-	r.check(fmt.Sprintf("A took the lock back %d times inside its hold-down (%s to %s)", early, r.relA(aBack), r.relA(holdEnd)), early == 0,
+	r.check(fmt.Sprintf("A took the lock back %d times inside its hold-down (%s to %s)", early, r.relA(holdStart), r.relA(holdEnd)), early == 0,
 		"A took the lock back before its hold-down ended")
 
 	// The rest: dm-multipath fails back to A 60 s after its path is back.
@@ -419,7 +435,7 @@ func (r *run) end(stopFollow context.CancelFunc, followDone *sync.WaitGroup, bef
 	r.mu.Unlock()
 	os.WriteFile(filepath.Join(cfg.out, "record.txt"), []byte(rec), 0o644)
 	r.figure("initiator: %s", kernelSummary(r.record))
-	for _, m := range []string{msgConnLost, msgEscalated, msgLockLost, msgReconnected} {
+	for _, m := range []string{msgFenced, msgConnLost, msgEscalated, msgLockLost, msgTakenAway, msgReconnected, msgReopened} {
 		if ev := events(r.logA(), m, r.tCut); len(ev) > 0 {
 			r.figure("A's log: %q %d times, first at %s", m, len(ev), r.relA(ev[0].Time))
 		}

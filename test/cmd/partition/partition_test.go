@@ -88,3 +88,17 @@ func TestKernelSummary(t *testing.T) {
 		t.Fatalf("summary %q", s)
 	}
 }
+
+func TestFirst(t *testing.T) {
+	log := parseLog(`{"level":"warn","time":"2026-12-05T11:00:10Z","message":"exclusive lock lost to another gateway; reopening"}
+{"level":"info","time":"2026-12-05T11:00:12Z","message":"reopened after losing the exclusive lock"}
+{"level":"info","time":"2026-12-05T11:00:20Z","message":"reconnected to the cluster"}
+`)
+	e, ok := first(log, time.Date(2026, 12, 5, 11, 0, 11, 0, time.UTC), msgReconnected, msgReopened)
+	if !ok || e.Message != msgReopened {
+		t.Fatalf("first = %+v, %v; want the reopen", e, ok)
+	}
+	if _, ok := first(log, time.Date(2026, 12, 5, 11, 0, 21, 0, time.UTC), msgReconnected); ok {
+		t.Fatal("an event before from found")
+	}
+}

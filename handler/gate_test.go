@@ -462,6 +462,38 @@ func TestConnectionLossTakesTheLocalTPGOffline(t *testing.T) {
 	}
 }
 
+// A partition (issue 15): the gateway holding the lock stops reaching the
+// cluster, its write times out, and another gateway has taken the lock by
+// the time it is back. Its TPG goes offline while it reopens, and then it
+// refuses writes as a standby port for the hold-down instead of taking the
+// lock back.
+func TestPartitionHoldsDownThroughTheRing(t *testing.T) {
+	const iqn = "iqn.2026-01.test:partition"
+	cfg := newTPGConfig(iqn, false)
+	gd := runDevice(t, cfg, nil)
+	takeLock(t, gd)
+	gd.be.setOwner("gw-b")
+	gd.be.failNext(fmt.Errorf("write: %w", syscall.ETIMEDOUT))
+	gd.expect(t, write10, busy)
+	st := gd.settled(t)
+	if st.State != "held-down" || st.Losses != 1 || st.ConnLosses != 1 || st.Owner != "gw-b" {
+		t.Fatalf("after recovering: %+v", st)
+	}
+	if got := cfg.switchesAfter(t, 2); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
+		t.Errorf("TPG switches %v, want the local TPG disabled then enabled", got)
+	}
+	gd.expect(t, write10, standby)
+	gd.expect(t, read10, admitted)
+	if st, _ := gd.d.LockStatus(); st.Acquisitions != 1 {
+		t.Fatalf("the lock taken back inside the hold-down: %+v", st)
+	}
+	gd.d.SetLockHoldDown(0)
+	gd.expect(t, write10, busy)
+	if st := gd.settled(t); st.State != "locked" || st.Acquisitions != 2 {
+		t.Fatalf("after the hold-down: %+v", st)
+	}
+}
+
 // Devices sharing a registry of TPG holds, as a Manager's do, bring a TPG
 // they share back when the last of them reopened.
 func TestSharedTPGBackWhenLastDeviceRecovered(t *testing.T) {

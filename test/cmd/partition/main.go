@@ -245,8 +245,10 @@ func (r *run) scenario() {
 	beforeA, _ := observe.StatusCounts(cfg.metricsA, cfg.device)
 	beforeB, _ := observe.StatusCounts(cfg.metricsB, cfg.device)
 
-	// 16384 blocks of 4 KiB: 64 MiB at random, 8 writes in flight.
-	r.st, err = ackstream.Start(cfg.ackwriter, dev, cfg.out, "partition", 0, 16384, 8)
+	// 4096 blocks of 4 KiB: 16 MiB at random, 8 writes in flight; the
+	// verify reads them back one at a time through iSCSI.
+	ackstream.VerifyTimeout = 10 * time.Minute
+	r.st, err = ackstream.Start(cfg.ackwriter, dev, cfg.out, "partition", 0, 4096, 8)
 	if !r.check("write stream started", err == nil, fmt.Sprint(err)) {
 		stopFollow()
 		return
@@ -361,9 +363,7 @@ func (r *run) scenario() {
 	tpg, _ = r.peer.get("tpg.txt")
 	ts := parseTPGSamples(string(tpg))
 	r.check("A's TPG online once A's path is back", len(ts) > 0 && ts[len(ts)-1].enabled, "its enable attribute is 0")
-	if off, on := tpgChanges(ts, aCut); !off.IsZero() {
-		r.figure("A's TPG offline from %s to %s (zero: still)", r.relA(off), r.relA(on))
-	}
+	r.tpgFigure(aCut)
 
 	// The hold-down, probed: send the writes to A's path group now.
 	holdEnd := holdStart.Add(cfg.holdDown) // a's clock
@@ -407,6 +407,22 @@ func (r *run) scenario() {
 		r.figure("B took the lock at %s (log time)", r.rel(e.Time))
 	}
 	r.figure("at the end the lock is with %s", r.lock())
+	r.tpgFigure(aCut)
+}
+
+// tpgFigure reports when A's TPG went offline after from (a's clock) and
+// came back.
+func (r *run) tpgFigure(from time.Time) {
+	b, _ := r.peer.get("tpg.txt")
+	off, on := tpgChanges(parseTPGSamples(string(b)), from)
+	switch {
+	case off.IsZero():
+		r.figure("A's TPG never offline since the cut")
+	case on.IsZero():
+		r.figure("A's TPG offline from %s, still offline", r.relA(off))
+	default:
+		r.figure("A's TPG offline from %s, online again at %s", r.relA(off), r.relA(on))
+	}
 }
 
 // end stops the stream and the recorder, verifies, and reports what the

@@ -217,9 +217,14 @@ type VerifyResult struct {
 
 var reVerify = regexp.MustCompile(`acknowledged=.*`)
 
+// VerifyTimeout bounds `ackwriter verify` in Verify. It reads the region a
+// block at a time: 64 MiB through iSCSI to a TCG guest took longer than
+// 120 s (the partition scenario's boot of 2026-12-05 12:36).
+var VerifyTimeout = 120 * time.Second
+
 // Verify runs `ackwriter verify` over the stream's log.
 func (s *Stream) Verify(ackwriter, dir string) VerifyResult {
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), VerifyTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ackwriter, "verify", "-dev", s.Dev, "-log", s.LogPath)
 	out, err := cmd.CombinedOutput()
@@ -229,7 +234,7 @@ func (s *Stream) Verify(ackwriter, dir string) VerifyResult {
 		line = string(m[len(m)-1])
 	}
 	if err != nil && line == "" {
-		line = "verify failed: " + string(bytes.TrimSpace(out))
+		line = fmt.Sprintf("verify failed (%v): %s", err, bytes.TrimSpace(out))
 	}
 	return VerifyResult{Line: line, Err: err}
 }

@@ -49,8 +49,10 @@ mkdir -p "$SHARE"
 finish() {
 	[ -n "${HANDLER_PID:-}" ] && kill -TERM "$HANDLER_PID" 2>/dev/null
 	[ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null
-	[ "$ROLE" = b ] && say b-done
 	cp "$SHARE"/* /out/ 2>/dev/null
+	# b serves its share until a has heard b-done (a would wait for it until its own timeout).
+	[ "$ROLE" = b ] && say b-done && await a-done 120
+	[ "$ROLE" = a ] && say a-done && sleep 3
 	dmesg > /out/dmesg.txt 2>&1
 	log "partition ($ROLE): $FAILED failed"
 	[ "$FAILED" -eq 0 ]

@@ -128,7 +128,12 @@ func (r *run) figure(format string, a ...any) {
 }
 
 // rel is t relative to the cut, for figures.
-func (r *run) rel(t time.Time) string { return fmt.Sprintf("%+.1f s", t.Sub(r.tCut).Seconds()) }
+func (r *run) rel(t time.Time) string {
+	if r.tCut.IsZero() {
+		return "before the cut"
+	}
+	return fmt.Sprintf("%+.1f s", t.Sub(r.tCut).Seconds())
+}
 
 // relA is a time on a's clock relative to the cut.
 func (r *run) relA(t time.Time) string { return r.rel(t.Add(-r.skew)) }
@@ -272,7 +277,9 @@ func (r *run) scenario() {
 	r.check("before the cut A holds the lock ("+holder+")", holder == "A", "rbd lock ls says "+holder)
 
 	// The cut.
+	r.mu.Lock() // note reads it from follow's goroutine
 	r.tCut = time.Now()
+	r.mu.Unlock()
 	markCut := st.Acked()
 	r.note("cut asked")
 	if err := r.peer.say("cut", ""); err != nil {
@@ -360,9 +367,15 @@ func (r *run) scenario() {
 	tPathBack := time.Now()
 	r.check("A's path back in the map (active/ready)", pathBack, "not within 3 min")
 	r.figure("A's path active/ready again at %s", r.rel(tPathBack))
-	tpg, _ = r.peer.get("tpg.txt")
-	ts := parseTPGSamples(string(tpg))
-	r.check("A's TPG online once A's path is back", len(ts) > 0 && ts[len(ts)-1].enabled, "its enable attribute is 0")
+	// A's path can look active/ready while its gate still recovers (the
+	// TPG goes offline when its writes held during the cut fail, after
+	// the restore): give it a minute.
+	online := waitFor(time.Minute, func() bool {
+		tpg, _ = r.peer.get("tpg.txt")
+		ts := parseTPGSamples(string(tpg))
+		return len(ts) > 0 && ts[len(ts)-1].enabled && ts[len(ts)-1].at.After(aRest)
+	})
+	r.check("A's TPG online within a minute of A's path being back", online, "its enable attribute is still 0")
 	r.tpgFigure(aCut)
 
 	// The hold-down, probed: send the writes to A's path group now.

@@ -34,7 +34,7 @@ RACE ?= -race
 # Every package but the Ceph backend's, whose tests need a cluster (test-ceph runs them).
 UNIT_PKGS = $(shell $(GO) list -tags '$(CEPH_TAG)' ./... | grep -v '/rbd\(/\|$$\)')
 
-.PHONY: all build test deps deb test-deb test-unit test-vm test-faults test-systemd test-ceph test-ha test-gateway demo bench scale soak fuzz check install \
+.PHONY: all build test deps deb test-deb test-unit test-vm test-faults test-systemd test-ceph test-ha test-partition test-gateway demo bench scale soak fuzz check install \
 	install-extra check-extra clean distclean help
 
 all: build
@@ -50,7 +50,9 @@ help:
 	@echo "                (VM_MODE=tcmu-runner or fileio: the same harness without gotcmu)"
 	@echo "make test-faults  faults under a verifying write load in the VM, and capabilities (issue 8)"
 	@echo "make test-systemd  the .deb installed in a guest booted with systemd: the unit as on a gateway (issue 14)"
-	@echo "make test-ha    two gateways and dm-multipath in two guests: failover, failback (10 min)"
+	@echo "make test-ha    two gateways and dm-multipath in two guests: failover, failback (10 min),"
+	@echo "                then test-partition"
+	@echo "make test-partition  gateway A cut off from Ceph and reconnected under a verifying load (15 min)"
 	@echo "make test-gateway  ceph-iscsi (gwcli, rbd-target-api) on two gateways; HANDLER=tcmu-runner for the reference"
 	@echo "make soak       4 LUNs at QD 128 for 10 minutes in the VM; goroutines, fds, RSS bounded"
 	@echo "make demo       Ceph, gotcmu, targetcli, an iSCSI initiator and ext4 in the VM, step by step"
@@ -105,10 +107,16 @@ test-systemd:
 	$(MAKE) --no-print-directory deb DEB_DIR=$(BUILD)/systemd-deb
 	flock $(VM_LOCK) test/vm/test-systemd.sh $(BUILD)/systemd-deb/gotcmu_*.deb
 
-# Issue 6 point 4: two guests, two gateways, dm-multipath failover and failback; not part of
-# `make test` (about 10 minutes; test/ha/test-ha.sh).
+# Issue 6 point 4: two guests, two gateways, dm-multipath failover and failback; then issue 15
+# point 1's partition in the same layout (test-partition), also when the first failed; not part
+# of `make test` (about 25 minutes; test/ha/test-ha.sh, test/ha/test-partition.sh).
 test-ha: deps build
-	flock $(VM_LOCK) test/ha/test-ha.sh
+	flock $(VM_LOCK) test/ha/test-ha.sh; rc=$$?; flock $(VM_LOCK) test/ha/test-partition.sh && exit $$rc
+
+# Issue 15 point 1: gateway A cut off from the cluster and reconnected while dm-multipath moves to
+# B (test/ha/guest-partition.sh, test/cmd/partition; about 15 minutes).
+test-partition: deps build
+	flock $(VM_LOCK) test/ha/test-partition.sh
 
 # Issue 14 points 3-5: ceph-iscsi's gwcli and rbd-target-api on two gateways (two guests with
 # systemd as PID 1, as test-ha's layout), HANDLER=gotcmu (default: its package, built here) or

@@ -36,6 +36,17 @@ type lockBackend struct {
 	inflightAtReopen []int64
 	inflight         func() int64
 	owner            string
+	// reopens counts Reopen's new clients: each has a name of its own
+	// as the lock's owner (me, me1, me2, ...).
+	reopens int
+}
+
+// me is the current client's name as the lock's owner.
+func (b *lockBackend) me() string {
+	if b.reopens == 0 {
+		return "me"
+	}
+	return fmt.Sprintf("me%d", b.reopens)
 }
 
 func (b *lockBackend) Submit(io *IO) {
@@ -78,7 +89,7 @@ func waitFor(ctx context.Context, ch chan struct{}) error {
 func (b *lockBackend) IsLockOwner() (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.owner == "me", nil
+	return b.owner == b.me(), nil
 }
 
 func (b *lockBackend) AcquireLock(ctx context.Context) error {
@@ -93,7 +104,7 @@ func (b *lockBackend) AcquireLock(ctx context.Context) error {
 	defer b.mu.Unlock()
 	err := pop(&b.acquireErr)
 	if err == nil {
-		b.owner = "me"
+		b.owner = b.me()
 	}
 	return err
 }
@@ -102,7 +113,7 @@ func (b *lockBackend) ReleaseLock() error {
 	b.record("release")
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.owner == "me" {
+	if b.owner == b.me() {
 		b.owner = ""
 	}
 	return nil
@@ -119,10 +130,9 @@ func (b *lockBackend) Reopen(ctx context.Context) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.owner == "me" {
-		// The new client holds nothing.
-		b.owner = "other"
-	}
+	// The new client holds nothing; a lock the old one held stays under
+	// its name until someone breaks it.
+	b.reopens++
 	return nil
 }
 
@@ -449,6 +459,38 @@ func TestConnectionLossTakesTheLocalTPGOffline(t *testing.T) {
 	}
 	if got := gd.be.inflightAtReopen; !slices.Equal(got, []int64{0}) {
 		t.Errorf("I/O in flight at each reopen: %v, want [0]", got)
+	}
+}
+
+// A partition (issue 15): the gateway holding the lock stops reaching the
+// cluster, its write times out, and another gateway has taken the lock by
+// the time it is back. Its TPG goes offline while it reopens, and then it
+// refuses writes as a standby port for the hold-down instead of taking the
+// lock back.
+func TestPartitionHoldsDownThroughTheRing(t *testing.T) {
+	const iqn = "iqn.2026-01.test:partition"
+	cfg := newTPGConfig(iqn, false)
+	gd := runDevice(t, cfg, nil)
+	takeLock(t, gd)
+	gd.be.setOwner("gw-b")
+	gd.be.failNext(fmt.Errorf("write: %w", syscall.ETIMEDOUT))
+	gd.expect(t, write10, busy)
+	st := gd.settled(t)
+	if st.State != "held-down" || st.Losses != 1 || st.ConnLosses != 1 || st.Owner != "gw-b" {
+		t.Fatalf("after recovering: %+v", st)
+	}
+	if got := cfg.switchesAfter(t, 2); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
+		t.Errorf("TPG switches %v, want the local TPG disabled then enabled", got)
+	}
+	gd.expect(t, write10, standby)
+	gd.expect(t, read10, admitted)
+	if st, _ := gd.d.LockStatus(); st.Acquisitions != 1 {
+		t.Fatalf("the lock taken back inside the hold-down: %+v", st)
+	}
+	gd.d.SetLockHoldDown(0)
+	gd.expect(t, write10, busy)
+	if st := gd.settled(t); st.State != "locked" || st.Acquisitions != 2 {
+		t.Fatalf("after the hold-down: %+v", st)
 	}
 }
 

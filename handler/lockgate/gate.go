@@ -258,7 +258,9 @@ func (g *Gate) settle(state int32) {
 	defer g.mu.Unlock()
 	if g.connLost && !g.closed {
 		g.connLost = false
-		g.startLocked(recovering, g.recover)
+		// A worker ran: the gate was taking the lock or reopening after
+		// losing it, so it did not hold it.
+		g.startLocked(recovering, func(ctx context.Context) { g.recover(ctx, false) })
 		return
 	}
 	g.state.Store(state)
@@ -306,7 +308,8 @@ func (g *Gate) connectionLost() {
 	case working(s):
 		g.connLost = true
 	default:
-		g.startLocked(recovering, g.recover)
+		held := s == locked
+		g.startLocked(recovering, func(ctx context.Context) { g.recover(ctx, held) })
 	}
 }
 
@@ -401,10 +404,17 @@ func (g *Gate) reopenLost(ctx context.Context) {
 // recover handles a lost connection as tcmu-runner's
 // tcmu_notify_conn_lost does: take this gateway's target portal groups
 // offline so that initiators fail over, reopen until it works, and bring
-// the TPGs back.
-func (g *Gate) recover(ctx context.Context) {
+// the TPGs back. held says the gate held the lock when the connection was
+// lost: if another gateway holds it once the gate is back, it took it
+// meanwhile (breaking this gateway's lock, which fences the old client),
+// and the gate holds down as after losing the lock, instead of taking it
+// back with the first write that reaches it.
+func (g *Gate) recover(ctx context.Context, held bool) {
 	g.mu.Lock()
 	g.stats.ConnLosses++
+	// The lock's owner as the gate saw it while holding it: this
+	// gateway's old client.
+	mine := g.owner
 	g.mu.Unlock()
 	if n, ok := g.lk.(connLossNoter); ok {
 		n.NoteConnectionLost()
@@ -433,6 +443,22 @@ func (g *Gate) recover(ctx context.Context) {
 	}
 	g.log.Info().Msg("reconnected to the cluster")
 	// The lock was with the old client; another gateway may hold it now.
+	owner, err := g.lk.LockOwner()
+	g.mu.Lock()
+	switch {
+	case err != nil:
+		g.log.Warn().Err(err).Msg("lock owner after reconnecting")
+	case held && owner != "" && owner != mine:
+		g.stats.Losses++
+		hold := time.Duration(g.holdDown.Load())
+		g.lostAt = g.now()
+		g.holdUntil = g.lostAt.Add(hold)
+		g.log.Warn().Str("owner", owner).Dur("hold_down", hold).Msg("exclusive lock taken by another gateway while the connection was lost")
+	}
+	if err == nil {
+		g.owner = owner
+	}
+	g.mu.Unlock()
 	g.settle(unlocked)
 }
 

@@ -28,6 +28,17 @@ type fakeLocker struct {
 	io               *fakeIO
 	owner            string
 	connLost         int
+	// reopens counts Reopen's new clients: each has a name of its own
+	// as the lock's owner (me, me1, me2, ...).
+	reopens int
+}
+
+// me is the current client's name as the lock's owner.
+func (l *fakeLocker) me() string {
+	if l.reopens == 0 {
+		return "me"
+	}
+	return fmt.Sprintf("me%d", l.reopens)
 }
 
 func (l *fakeLocker) record(call string) {
@@ -48,7 +59,7 @@ func pop(errs *[]error) error {
 func (l *fakeLocker) IsLockOwner() (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.owner == "me", nil
+	return l.owner == l.me(), nil
 }
 
 func (l *fakeLocker) AcquireLock(ctx context.Context) error {
@@ -67,7 +78,7 @@ func (l *fakeLocker) AcquireLock(ctx context.Context) error {
 	defer l.mu.Unlock()
 	err := pop(&l.acquireErr)
 	if err == nil {
-		l.owner = "me"
+		l.owner = l.me()
 	}
 	return err
 }
@@ -77,7 +88,7 @@ func (l *fakeLocker) ReleaseLock() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	err := pop(&l.releaseErr)
-	if err == nil && l.owner == "me" {
+	if err == nil && l.owner == l.me() {
 		l.owner = ""
 	}
 	return err
@@ -89,9 +100,10 @@ func (l *fakeLocker) Reopen(context.Context) error {
 	defer l.mu.Unlock()
 	l.inflightAtReopen = append(l.inflightAtReopen, l.io.load())
 	err := pop(&l.reopenErr)
-	if err == nil && l.owner == "me" {
-		// The new client holds nothing.
-		l.owner = "other"
+	if err == nil {
+		// The new client holds nothing; a lock the old one held stays
+		// under its name until someone breaks it.
+		l.reopens++
 	}
 	return err
 }
@@ -327,6 +339,17 @@ func (h *harness) settled(t *testing.T) Status {
 	}
 }
 
+// lockedHarness is a gate with a local TPG and a switch that holds the
+// lock, taken by a first write.
+func lockedHarness(t *testing.T) (*harness, *fakeSwitch) {
+	t.Helper()
+	sw := &fakeSwitch{}
+	h := newHarness(t, options{ports: localPorts(), sw: sw})
+	h.expect(t, write, Busy)
+	h.settled(t)
+	return h, sw
+}
+
 func TestTakesTheLockOnFirstWrite(t *testing.T) {
 	h := newHarness(t, options{})
 	// Reads never move the lock.
@@ -535,10 +558,7 @@ func localPorts() *fakePorts {
 }
 
 func TestConnectionLoss(t *testing.T) {
-	sw := &fakeSwitch{}
-	h := newHarness(t, options{ports: localPorts(), sw: sw})
-	h.expect(t, write, Busy)
-	h.settled(t)
+	h, sw := lockedHarness(t)
 	h.io.add(1)
 	h.g.NoteError(syscall.ETIMEDOUT)
 	// The gateway's own TPG goes offline.
@@ -560,12 +580,60 @@ func TestConnectionLoss(t *testing.T) {
 	if got := h.lk.inflightAtReopen; !slices.Equal(got, []int64{0}) {
 		t.Errorf("I/O in flight at each reopen: %v", got)
 	}
-	// No hold-down after a lost connection: the lock is taken back with
-	// the next write.
+	// No hold-down after a lost connection when no other gateway took the
+	// lock meanwhile (the old client's lock is still there): the lock is
+	// taken back with the next write.
 	h.expect(t, write, Busy)
 	if st := h.settled(t); st.State != "locked" {
 		t.Errorf("state %q, want locked", st.State)
 	}
+}
+
+// A partition (issue 15): the gateway holding the lock loses its
+// connection, another gateway breaks its lock and takes it meanwhile. Back
+// on the cluster the gate holds down as after losing the lock, instead of
+// taking it back with the first write that reaches it; a gate that did not
+// hold the lock does not.
+func TestConnectionLossWhileAnotherGatewayTookTheLock(t *testing.T) {
+	t.Run("held", func(t *testing.T) {
+		h, sw := lockedHarness(t)
+		h.io.add(1)
+		h.g.NoteError(syscall.ETIMEDOUT)
+		h.lk.setOwner("gw-b")
+		h.io.add(-1)
+		st := h.settled(t)
+		want := h.clock.now().Add(DefaultHoldDown)
+		if st.State != "held-down" || st.Owner != "gw-b" || st.Losses != 1 || !st.HoldDownUntil.Equal(want) {
+			t.Fatalf("after recovering: %+v, want held down until %v", st, want)
+		}
+		if got := sw.switchesAfter(t, 2); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
+			t.Errorf("TPG switches %v, want the local TPG offline then back", got)
+		}
+		h.expect(t, write, Standby)
+		h.expect(t, read, Pass)
+		h.clock.advance(DefaultHoldDown - time.Second)
+		h.expect(t, write, Standby)
+		if calls := h.lk.callList(); !slices.Equal(calls, []string{"acquire", "reopen"}) {
+			t.Fatalf("calls %v: the lock taken back inside the hold-down", calls)
+		}
+		h.clock.advance(time.Second)
+		h.expect(t, write, Busy)
+		if st := h.settled(t); st.State != "locked" || st.Refused != 2 {
+			t.Fatalf("after the hold-down: %+v, want locked after 2 refusals", st)
+		}
+	})
+	t.Run("not_held", func(t *testing.T) {
+		h := newHarness(t, options{ports: localPorts(), sw: &fakeSwitch{}})
+		h.lk.setOwner("gw-b")
+		h.g.NoteError(syscall.ETIMEDOUT)
+		if st := h.settled(t); st.State != "unlocked" || st.Losses != 0 {
+			t.Fatalf("after recovering: %+v, want no hold-down", st)
+		}
+		h.expect(t, write, Busy)
+		if st := h.settled(t); st.State != "locked" {
+			t.Fatalf("state %q, want locked", st.State)
+		}
+	})
 }
 
 // Without a switch, or without ports, a lost connection is recovered from
@@ -628,10 +696,7 @@ func TestConnectionLossDuringAcquisition(t *testing.T) {
 // it recovers already.
 func TestEscalate(t *testing.T) {
 	t.Run("locked", func(t *testing.T) {
-		sw := &fakeSwitch{}
-		h := newHarness(t, options{ports: localPorts(), sw: sw})
-		h.expect(t, write, Busy)
-		h.settled(t)
+		h, sw := lockedHarness(t)
 		h.g.Escalate()
 		st := h.settled(t)
 		if st.State != "unlocked" || st.Escalations != 1 || st.ConnLosses != 1 {

@@ -4,7 +4,9 @@
 # gateway B and the initiator; they are joined by a qemu socket network device listening on this
 # machine's loopback (10.99.0.1 and 10.99.0.2 inside), so no traffic reaches any host interface.
 # Both guests boot at once under the VM lock; the run takes about 10 minutes under TCG.
-# Usage: test-ha.sh      Env: OUT (default build/test-ha), GOTCMU (default bin/gotcmu), T (s)
+# Usage: test-ha.sh      Env: OUT (default build/test-ha), GOTCMU (default bin/gotcmu), T (s);
+#   for another two-guest scenario (test-partition.sh): SCRIPT (the in-guest script, default
+#   guest-ha.sh), MEM_A and MEM_B (MiB, default 3072 and 2048), GUEST_ENV (NAME=VALUE ... for both)
 # Serialise with other guests on a shared machine: flock /tmp/gotcmu-vm.lock test-ha.sh
 set -uo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
@@ -12,6 +14,9 @@ REPO=$(readlink -f "$HERE/../..")
 OUT=$(realpath -m "${OUT:-$REPO/build/test-ha}")
 GOTCMU=$(realpath -m "${GOTCMU:-$REPO/bin/gotcmu}")
 T=${T:-1800}
+SCRIPT=${SCRIPT:-$HERE/guest-ha.sh}
+ENVS=(-e "GOTCMU=$GOTCMU")
+for v in ${GUEST_ENV:-}; do ENVS+=(-e "$v"); done
 [ -x "$GOTCMU" ] || { echo "test-ha: $GOTCMU missing: run 'make build'" >&2; exit 2; }
 case $GOTCMU in /tmp/*|/run/*) echo "test-ha: the guests cannot see $GOTCMU" >&2; exit 2 ;; esac
 G=$("$REPO/test/vm/build-guest.sh") || exit 2
@@ -21,14 +26,14 @@ START=$(date +%s)
 echo "test-ha: booting guests a and b ($G), joined on 127.0.0.1:$PORT; output in $OUT"
 # a listens, b connects: start a first.
 NIC="-netdev socket,id=n0,listen=127.0.0.1:$PORT -device virtio-net-pci,netdev=n0,mac=52:54:00:99:00:01" \
-	MEM=3072 QUIET=1 T=$T "$REPO/test/vm/run-guest.sh" -e "GOTCMU=$GOTCMU" "$G" "$OUT/a" "$HERE/guest-ha.sh" a &
+	MEM=${MEM_A:-3072} QUIET=1 T=$T "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/a" "$SCRIPT" a &
 A=$!
 for _ in $(seq 50); do
 	ss -ltn 2>/dev/null | grep -q "127.0.0.1:$PORT " && break
 	sleep 0.2
 done
 NIC="-netdev socket,id=n0,connect=127.0.0.1:$PORT -device virtio-net-pci,netdev=n0,mac=52:54:00:99:00:02" \
-	MEM=2048 QUIET=1 T=$T "$REPO/test/vm/run-guest.sh" -e "GOTCMU=$GOTCMU" "$G" "$OUT/b" "$HERE/guest-ha.sh" b
+	MEM=${MEM_B:-2048} QUIET=1 T=$T "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/b" "$SCRIPT" b
 B_RC=$?
 wait $A
 A_RC=$?

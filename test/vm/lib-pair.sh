@@ -70,3 +70,65 @@ CONF
 	iscsid || log "iscsid did not start"
 	sleep 1
 }
+
+# pair_gateway: this gateway's half of the pair's iSCSI export, in ceph-iscsi's layout: the user:rbd
+# backstore rbd/$IMG (options $IMG_OPTS if set, e.g. ";osd_op_timeout=10"; $SIZE bytes, serial
+# $SERIAL, cmd_time_out $CMD_TIME_OUT), ALUA groups "ao"
+# (TPG 1, gateway a's port: active/optimized) and "ano2" (TPG 2, b's: active/non-optimized), both
+# implicit, and target $IQN with both TPGs, only this guest's own enabled with its portal $ME:3260.
+# The LUN's relative port ids (1 for TPG 1, 2 for TPG 2) come out the same on both gateways because
+# the TPGs are made in the same order.
+pair_gateway() {
+	local bs=$CFG/core/user_1/$IMG tpg g lun_gp name id state t
+	mkdir -p "$bs" || return 1
+	put "dev_config=rbd/rbd/$IMG${IMG_OPTS:-}" "$bs/control" && put "dev_size=$SIZE" "$bs/control" || return 1
+	put "$CMD_TIME_OUT" "$bs/attrib/cmd_time_out" || log "cmd_time_out before enable refused"
+	bounded 60 put 1 "$bs/enable" || { log "enable of $bs failed"; return 1; }
+	put "$CMD_TIME_OUT" "$bs/attrib/cmd_time_out" 2>/dev/null
+	put 5 "$bs/attrib/qfull_time_out" || return 1
+	put "$SERIAL" "$bs/wwn/vpd_unit_serial" || return 1
+	for g in ao:1:0 ano2:2:1; do
+		IFS=: read -r name id state <<< "$g"
+		mkdir -p "$bs/alua/$name" && put "$id" "$bs/alua/$name/tg_pt_gp_id" &&
+			put 1 "$bs/alua/$name/alua_access_type" && put "$state" "$bs/alua/$name/alua_access_state" &&
+			put 1 "$bs/alua/$name/alua_support_transitioning" && put 0 "$bs/alua/$name/alua_support_offline" &&
+			put 0 "$bs/alua/$name/alua_support_unavailable" && put 0 "$bs/alua/$name/nonop_delay_msecs" &&
+			put 45 "$bs/alua/$name/implicit_trans_secs" || { log "ALUA group $name"; return 1; }
+	done
+	for t in 1 2; do
+		tpg=$CFG/iscsi/$IQN/tpgt_$t
+		mkdir -p "$tpg/lun/lun_0" && ln -s "$bs" "$tpg/lun/lun_0/$IMG" || return 1
+		lun_gp=ao; [ "$t" = 2 ] && lun_gp=ano2
+		put "$lun_gp" "$tpg/lun/lun_0/alua_tg_pt_gp" || { log "LUN of TPG $t into $lun_gp"; return 1; }
+		put 0 "$tpg/attrib/authentication" && put 1 "$tpg/attrib/generate_node_acls" &&
+			put 1 "$tpg/attrib/cache_dynamic_acls" && put 0 "$tpg/attrib/demo_mode_write_protect" || return 1
+		log "TPG $t: relative port $(cat "$tpg/lun/lun_0/statistics/scsi_port/indx")"
+	done
+	tpg=$CFG/iscsi/$IQN/tpgt_1
+	[ "$ROLE" = b ] && tpg=$CFG/iscsi/$IQN/tpgt_2
+	mkdir "$tpg/np/$ME:3260" && put 1 "$tpg/enable"
+}
+
+# pair_login: after initiator_up, log in to $IQN at both gateways' portals ($IP_A, $IP_B; the
+# session's replacement_timeout 15 s) and wait for the multipath device over both paths. Sets MP
+# (its map name), DM (dm-N) and PATH_A (sdX, the path through gateway a); returns 1 if any is
+# missing, with what was seen in /out.
+pair_login() {
+	local p
+	for p in $IP_A $IP_B; do
+		iscsiadm -m discovery -t st -p "$p:3260" > "/out/discovery-$p.txt" 2>&1 || log "discovery at $p failed"
+	done
+	for p in $IP_A $IP_B; do
+		iscsiadm -m node -T "$IQN" -p "$p:3260" -o update -n node.session.timeo.replacement_timeout -v 15
+		iscsiadm -m node -T "$IQN" -p "$p:3260" --login > "/out/login-$p.txt" 2>&1 || { log "login to $p failed"; return 1; }
+	done
+	udevadm settle -t 60
+	wait_until 120 sh -c 'dmsetup ls --target multipath 2>/dev/null | grep -q mpath' ||
+		{ log "no multipath device"; multipath -ll > /out/multipath.txt 2>&1; return 1; }
+	MP=$(dmsetup ls --target multipath | awk 'NR == 1 {print $1}')
+	DM=$(basename "$(readlink -f "/dev/mapper/$MP")")
+	wait_until 60 sh -c "[ \$(ls /sys/block/$DM/slaves | wc -l) -eq 2 ]" || { log "not two paths under $MP"; return 1; }
+	PATH_A=$(iscsiadm -m session -P 3 2>/dev/null | awk -v p="$IP_A:3260" '
+		/Current Portal:/ { cur = index($0, p) > 0 } cur && /Attached scsi disk/ { print $4; exit }')
+	[ -n "$PATH_A" ] || { iscsiadm -m session -P 3 > /out/sessions.txt 2>&1; log "no disk of the session to $IP_A"; return 1; }
+}

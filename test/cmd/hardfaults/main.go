@@ -10,6 +10,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gotcmu/gotcmu/test/internal/ackstream"
+	"github.com/gotcmu/gotcmu/test/internal/observe"
 )
 
 const usage = `usage: hardfaults -dev /dev/sdX -ceph DIR -micro-ceph test/micro-ceph.sh -ackwriter PATH
@@ -143,7 +146,7 @@ type fault struct {
 // faultRun is one fault as it happens.
 type faultRun struct {
 	s      *suite
-	st     *stream
+	st     *ackstream.Stream
 	t0     time.Time // when the fault was injected
 	events []string
 }
@@ -315,22 +318,22 @@ const (
 // run runs one fault under its own stream and reports it.
 func (s *suite) run(f fault, offset int64) {
 	s.logf("=== %s: %s", f.name, f.what)
-	st, err := startStream(s.cfg.ackwriter, s.cfg.dev, s.cfg.out, f.name, offset, 4096, 16)
+	st, err := ackstream.Start(s.cfg.ackwriter, s.cfg.dev, s.cfg.out, f.name, offset, 4096, 16)
 	if !s.check(f.name+": write stream started", err == nil, fmt.Sprint(err)) {
 		return
 	}
 	ctx := context.Background()
-	if !s.check(f.name+": 100 writes acknowledged before the fault", st.waitAcked(ctx, 100, 90*time.Second),
-		fmt.Sprintf("%d in 90 s", st.acked())) {
+	if !s.check(f.name+": 100 writes acknowledged before the fault", st.WaitAcked(ctx, 100, 90*time.Second),
+		fmt.Sprintf("%d in 90 s", st.Acked())) {
 		s.finish(f, st, time.Time{})
 		return
 	}
 	time.Sleep(3 * time.Second)
-	b0 := st.since(time.Now())
+	b0 := st.Since(time.Now())
 	time.Sleep(baseWindow)
-	base := rate(st.snapshot(), b0, b0+baseWindow)
+	base := ackstream.Rate(st.Snapshot(), b0, b0+baseWindow)
 
-	before, merr := statusCounts(s.cfg.metrics, s.cfg.device)
+	before, merr := observe.StatusCounts(s.cfg.metrics, s.cfg.device)
 	if merr != nil {
 		s.logf("metrics: %v", merr)
 	}
@@ -339,7 +342,7 @@ func (s *suite) run(f fault, offset int64) {
 			s.logf("trace: %v", err)
 		}
 	}
-	km, kerr := openKmsg()
+	km, kerr := observe.OpenKmsg()
 	if kerr != nil {
 		s.logf("%v", kerr)
 	}
@@ -349,18 +352,18 @@ func (s *suite) run(f fault, offset int64) {
 	s.check(f.name+": fault injected and undone", ierr == nil, fmt.Sprint(ierr))
 
 	// Writes resumed: 200 more acknowledged than when the fault ended.
-	mark := ackedAt(st.snapshot(), st.since(t1))
-	resumed := st.waitAcked(ctx, mark+200, resumeWait)
+	mark := ackstream.AckedAt(st.Snapshot(), st.Since(t1))
+	resumed := st.WaitAcked(ctx, mark+200, resumeWait)
 	tr := time.Now()
 	if resumed {
-		tr = st.start.Add(firstAt(st.snapshot(), mark+200))
+		tr = st.Start.Add(ackstream.FirstAt(st.Snapshot(), mark+200))
 	}
 	// Full speed: a window of 5 s at 3/4 of the rate before, from the end
 	// of the fault on; given speedWait after the fault ended.
 	var full time.Duration
 	fullOK := false
 	for resumed {
-		full, fullOK = fullSpeedAt(st.snapshot(), st.since(t1), st.since(time.Now()), speedWindow, base, speedFraction)
+		full, fullOK = ackstream.FullSpeedAt(st.Snapshot(), st.Since(t1), st.Since(time.Now()), speedWindow, base, speedFraction)
 		if fullOK || time.Since(t1) > speedWait {
 			break
 		}
@@ -373,22 +376,22 @@ func (s *suite) run(f fault, offset int64) {
 	}
 	var kl []string
 	if km != nil {
-		kl = km.read()
-		km.close()
+		kl = km.Read()
+		km.Close()
 	}
-	after, _ := statusCounts(s.cfg.metrics, s.cfg.device)
+	after, _ := observe.StatusCounts(s.cfg.metrics, s.cfg.device)
 	s.finish(f, st, t1)
 
-	samples := st.snapshot()
-	from, end := st.since(r.t0), st.since(t1)
-	g := longestStall(samples, from-time.Second, st.since(tr))
+	samples := st.Snapshot()
+	from, end := st.Since(r.t0), st.Since(t1)
+	g := ackstream.LongestStall(samples, from-time.Second, st.Since(tr))
 	s.figure(f.name, "%s: %s; writes/s before: %.0f; longest time without an acknowledged write: %.1f s (from %+.1f s to %+.1f s of the fault); acknowledged while the fault lasted: %d",
-		f.what, strings.Join(r.events, ", "), base, g.length().Seconds(), (g.from - from).Seconds(), (g.to - from).Seconds(),
-		ackedAt(samples, end)-ackedAt(samples, from))
+		f.what, strings.Join(r.events, ", "), base, g.Length().Seconds(), (g.From - from).Seconds(), (g.To - from).Seconds(),
+		ackstream.AckedAt(samples, end)-ackstream.AckedAt(samples, from))
 	res := fmt.Sprintf("not within %.0f s of the fault's end", resumeWait.Seconds())
 	if resumed {
 		res = fmt.Sprintf("%.1f s after the fault's end (the first %.1f s after it)", tr.Sub(t1).Seconds(),
-			(firstAt(samples, ackedAt(samples, end)+1) - end).Seconds())
+			(ackstream.FirstAt(samples, ackstream.AckedAt(samples, end)+1) - end).Seconds())
 	}
 	fs := fmt.Sprintf("not within %.0f s", speedWait.Seconds())
 	if fullOK {
@@ -402,7 +405,7 @@ func (s *suite) run(f fault, offset int64) {
 		}
 	}
 	if merr == nil {
-		s.figure(f.name, "gotcmu answered other than GOOD: %s", statusDelta(before, after))
+		s.figure(f.name, "gotcmu answered other than GOOD: %s", observe.StatusDelta(before, after))
 	}
 	if km != nil {
 		show := kl
@@ -416,7 +419,7 @@ func (s *suite) run(f fault, offset int64) {
 		// Every PG needs 2 of its 3 OSDs to take a write; from the kill
 		// (give 2 s for writes already committed to be acknowledged) to
 		// the restart none can be.
-		n := ackedAt(samples, end) - ackedAt(samples, from+2*time.Second)
+		n := ackstream.AckedAt(samples, end) - ackstream.AckedAt(samples, from+2*time.Second)
 		s.check(fmt.Sprintf("%s: no write acknowledged with the pool below min_size (%d)", f.name, n), n == 0,
 			"writes were acknowledged with one OSD of three up")
 	}
@@ -434,22 +437,22 @@ func prefixed(p, s string) string {
 
 // finish stops the stream, verifies it and checks what the writer saw.
 // t1 is when the fault ended (zero if it never began).
-func (s *suite) finish(f fault, st *stream, t1 time.Time) {
-	wr := st.stop(60 * time.Second)
-	vr := st.verify(s.cfg.ackwriter, s.cfg.out)
-	samples := st.snapshot()
+func (s *suite) finish(f fault, st *ackstream.Stream, t1 time.Time) {
+	wr := st.Stop(60 * time.Second)
+	vr := st.Verify(s.cfg.ackwriter, s.cfg.out)
+	samples := st.Snapshot()
 	afterFault := int64(0)
 	if !t1.IsZero() {
-		afterFault = st.acked() - ackedAt(samples, st.since(t1))
+		afterFault = st.Acked() - ackstream.AckedAt(samples, st.Since(t1))
 	}
 	msgs := ""
-	if len(wr.messages) > 0 {
-		msgs = " (" + strings.Join(wr.messages, "; ") + ")"
+	if len(wr.Messages) > 0 {
+		msgs = " (" + strings.Join(wr.Messages, "; ") + ")"
 	}
-	s.figure(f.name, "%s acknowledged-after-fault=%d write-errors=%d%s", vr.line, afterFault, wr.errors, msgs)
-	s.check(f.name+": the write stream stopped on SIGTERM and exited 0", wr.stopped && wr.exitErr == nil,
-		fmt.Sprintf("stopped=%v exit=%v (see %s)", wr.stopped, wr.exitErr, st.outPath))
-	s.check(fmt.Sprintf("%s: no write returned an error to the initiator (%d)", f.name, wr.errors), wr.errors == 0,
-		strings.Join(wr.messages, "; "))
-	s.check(f.name+": every acknowledged write read back intact (lost=0)", vr.err == nil, vr.line)
+	s.figure(f.name, "%s acknowledged-after-fault=%d write-errors=%d%s", vr.Line, afterFault, wr.Errors, msgs)
+	s.check(f.name+": the write stream stopped on SIGTERM and exited 0", wr.Stopped && wr.ExitErr == nil,
+		fmt.Sprintf("stopped=%v exit=%v (see %s)", wr.Stopped, wr.ExitErr, st.OutPath))
+	s.check(fmt.Sprintf("%s: no write returned an error to the initiator (%d)", f.name, wr.Errors), wr.Errors == 0,
+		strings.Join(wr.Messages, "; "))
+	s.check(f.name+": every acknowledged write read back intact (lost=0)", vr.Err == nil, vr.Line)
 }

@@ -1,4 +1,4 @@
-package main
+package ackstream
 
 import (
 	"testing"
@@ -6,53 +6,53 @@ import (
 )
 
 // steady returns samples every 100 ms from 0 to end with perSec writes per
-// second, except none between the stall's bounds.
-func steady(end time.Duration, perSec int64, stallFrom, stallTo time.Duration) []sample {
-	var s []sample
+// second, except none between the Stall's bounds.
+func steady(end time.Duration, perSec int64, stallFrom, stallTo time.Duration) []Sample {
+	var s []Sample
 	var n int64
 	for t := time.Duration(0); t <= end; t += 100 * time.Millisecond {
 		if t > 0 && (t <= stallFrom || t > stallTo) {
 			n += perSec / 10
 		}
-		s = append(s, sample{t, n})
+		s = append(s, Sample{t, n})
 	}
 	return s
 }
 
 func TestRate(t *testing.T) {
 	s := steady(10*time.Second, 100, 20*time.Second, 20*time.Second)
-	if r := rate(s, time.Second, 6*time.Second); r != 100 {
+	if r := Rate(s, time.Second, 6*time.Second); r != 100 {
 		t.Fatalf("rate = %v, want 100", r)
 	}
-	if r := rate(s, time.Second, time.Second); r != 0 {
+	if r := Rate(s, time.Second, time.Second); r != 0 {
 		t.Fatalf("empty window rate = %v, want 0", r)
 	}
 }
 
 func TestLongestStall(t *testing.T) {
 	s := steady(30*time.Second, 100, 10*time.Second, 17*time.Second)
-	g := longestStall(s, 5*time.Second, 30*time.Second)
-	if g.from != 10*time.Second || g.to != 17*time.Second+100*time.Millisecond {
-		t.Fatalf("stall = %v..%v, want 10s..17.1s", g.from, g.to)
+	g := LongestStall(s, 5*time.Second, 30*time.Second)
+	if g.From != 10*time.Second || g.To != 17*time.Second+100*time.Millisecond {
+		t.Fatalf("Stall = %v..%v, want 10s..17.1s", g.From, g.To)
 	}
 	t.Run("still_on_at_the_end", func(t *testing.T) {
 		s := steady(30*time.Second, 100, 10*time.Second, time.Hour)
-		g := longestStall(s, 5*time.Second, 30*time.Second)
-		if g.from != 10*time.Second || g.to != 30*time.Second {
-			t.Fatalf("stall = %v..%v, want 10s..30s", g.from, g.to)
+		g := LongestStall(s, 5*time.Second, 30*time.Second)
+		if g.From != 10*time.Second || g.To != 30*time.Second {
+			t.Fatalf("Stall = %v..%v, want 10s..30s", g.From, g.To)
 		}
 	})
 	t.Run("none", func(t *testing.T) {
 		s := steady(30*time.Second, 100, time.Hour, time.Hour)
-		if g := longestStall(s, 5*time.Second, 30*time.Second); g.length() != 100*time.Millisecond {
-			t.Fatalf("stall of %v in a steady stream, want one sample interval", g.length())
+		if g := LongestStall(s, 5*time.Second, 30*time.Second); g.Length() != 100*time.Millisecond {
+			t.Fatalf("Stall of %v in a steady stream, want one Sample interval", g.Length())
 		}
 	})
 }
 
 func TestFullSpeedAt(t *testing.T) {
 	// 100/s, nothing from 10 s to 20 s, then 50/s until 30 s, 100/s after.
-	var s []sample
+	var s []Sample
 	var n int64
 	for t := time.Duration(0); t <= 60*time.Second; t += 100 * time.Millisecond {
 		switch {
@@ -62,14 +62,14 @@ func TestFullSpeedAt(t *testing.T) {
 		case t > 0:
 			n += 10
 		}
-		s = append(s, sample{t, n})
+		s = append(s, Sample{t, n})
 	}
-	at, ok := fullSpeedAt(s, 20*time.Second, 60*time.Second, 5*time.Second, 100, 0.75)
+	at, ok := FullSpeedAt(s, 20*time.Second, 60*time.Second, 5*time.Second, 100, 0.75)
 	// A window from 28.8 s holds 1.2 s at 50/s and 3.8 s at 100/s: 88/s.
 	if !ok || at < 27*time.Second || at > 29*time.Second {
 		t.Fatalf("full speed at %v (%v), want between 27 s and 29 s", at, ok)
 	}
-	if _, ok := fullSpeedAt(s, 20*time.Second, 30*time.Second, 5*time.Second, 100, 0.75); ok {
+	if _, ok := FullSpeedAt(s, 20*time.Second, 30*time.Second, 5*time.Second, 100, 0.75); ok {
 		t.Fatal("full speed found in a stretch at half speed")
 	}
 }
@@ -93,7 +93,7 @@ func TestCountAcks(t *testing.T) {
 func TestFirstAt(t *testing.T) {
 	s := steady(10*time.Second, 100, 2*time.Second, 5*time.Second)
 	// 200 acknowledged by 2 s, none until 5.1 s.
-	if at := firstAt(s, 210); at != 5100*time.Millisecond {
-		t.Fatalf("firstAt = %v, want 5.1s", at)
+	if at := FirstAt(s, 210); at != 5100*time.Millisecond {
+		t.Fatalf("FirstAt = %v, want 5.1s", at)
 	}
 }

@@ -1,6 +1,7 @@
 #!/bin/bash
 # Runs INSIDE the guest (test/soak/soak.sh boots it; see there for what it checks): 4 LUNs served by
-# gotcmu at queue depth 128 for SOAK_S seconds under fio with CRC32C verification, the rbd ones on a
+# gotcmu (file LUNs at queue depth 128, rbd LUNs at SOAK_RBD_IODEPTH, default 16) for SOAK_S
+# seconds under fio with CRC32C verification, the rbd ones on a
 # micro Ceph of 3 memstore OSDs (pool size 3, min_size 2) with one OSD SIGKILLed and started again
 # midway; gotcmu's goroutines, open fds, OS threads, memory and Go heap sampled every SOAK_EVERY
 # seconds into /out/soak/samples.tsv, whose last-half trend test/cmd/soakreport judges.
@@ -21,6 +22,12 @@ EVERY=${SOAK_EVERY:-$((SOAK_S / 40 < 60 ? (SOAK_S / 40 > 10 ? SOAK_S / 40 : 10) 
 # fall before the last half, whose trend is judged) and started again SOAK_OSD_DOWN s later.
 KILL_AT=${SOAK_OSD_KILL_AT:-$((SOAK_S * 2 / 5))}
 DOWN=${SOAK_OSD_DOWN:-60}
+# fio's queue depth per rbd LUN. With three replicas on memstore OSDs sharing the guest's two
+# TCG vCPUs with fio and the file LUNs, the rbd LUNs complete a few tens of writes a second: at
+# queue depth 128 a command waited longer than the 30 s SCSI and TCMU timeouts (the first 600 s
+# run of 2026-12-05, 33 s into the load: aborts, then a write failed with "Logical unit
+# communication failure"). At 16 a command waits an eighth as long; the file LUNs stay at 128.
+RBD_QD=${SOAK_RBD_IODEPTH:-16}
 SIZE=$((256 << 20))
 CEPH=/tmp/ceph
 OUT=/out/soak
@@ -118,7 +125,7 @@ if [[ " $BACKENDS " == *" rbd "* ]]; then
 	fi
 fi
 
-DEVS=()
+DEVS=(); KINDS=()
 i=0
 for be in $BACKENDS; do
 	case $be in
@@ -136,7 +143,7 @@ for be in $BACKENDS; do
 	# tcm_loop's default queue depth is 128 already; say it, so the run is what it claims.
 	echo 128 > "/sys/block/${dev#/dev/}/device/queue_depth" 2>/dev/null
 	log "LUN $i $dev queue_depth $(cat "/sys/block/${dev#/dev/}/device/queue_depth")"
-	DEVS+=("$dev")
+	DEVS+=("$dev"); KINDS+=("$be")
 	i=$((i + 1))
 done
 
@@ -145,7 +152,10 @@ done
 	echo "ioengine=libaio"; echo "direct=1"; echo "iodepth=128"; echo "bs=4k"; echo "rw=randwrite"
 	echo "size=256m"; echo "verify=crc32c"; echo "verify_backlog=4096"; echo "verify_fatal=1"
 	echo "time_based=1"; echo "runtime=$SOAK_S"
-	for i in "${!DEVS[@]}"; do echo "[lun$i]"; echo "filename=${DEVS[$i]}"; done
+	for i in "${!DEVS[@]}"; do
+		echo "[lun$i]"; echo "filename=${DEVS[$i]}"
+		[ "${KINDS[$i]}" = rbd ] && echo "iodepth=$RBD_QD"
+	done
 } > "$OUT/soak.fio"
 T0=$(date +%s)
 { echo "# before the load:"; echo "#$COLS"; printf '#'; sample; } > "$OUT/idle.tsv"
@@ -173,7 +183,7 @@ event "fio exited $FRC"
 { echo "# after the load:"; printf '#'; sample; } >> "$OUT/idle.tsv"
 cat "$OUT/samples.tsv" "$OUT/idle.tsv"
 grep -E '^\s*(write|read): IOPS|err=' "$OUT/fio.txt"
-check "fio ran ${SOAK_S} s on ${#DEVS[@]} LUNs at QD 128 and exited 0 (no I/O or verify error)" test "$FRC" -eq 0
+check "fio ran ${SOAK_S} s on ${#DEVS[@]} LUNs (file at QD 128, rbd at QD $RBD_QD) and exited 0 (no I/O or verify error)" test "$FRC" -eq 0
 check "fio reports err=0 for every LUN" test "$(grep -c 'err= 0' "$OUT/fio.txt")" -eq "${#DEVS[@]}"
 if [ "$RBD" = 1 ]; then
 	wait "$FAULT"; FAULT=""

@@ -1,7 +1,8 @@
 #!/bin/bash
-# `make soak` (issue 15 point 4): gotcmu serving 4 LUNs at queue depth 128 for SOAK_S seconds
-# (default 3600) in the VM, fio writing with CRC32C verification (verify_backlog, verify_fatal) on
-# every LUN; the two rbd LUNs on a micro Ceph of 3 memstore OSDs (pool size 3, min_size 2), one of
+# `make soak` (issue 15 point 4): gotcmu serving 4 LUNs for SOAK_S seconds (default 3600) in the
+# VM, fio writing with CRC32C verification (verify_backlog, verify_fatal) on every LUN, the file
+# LUNs at queue depth 128, the rbd ones at SOAK_RBD_IODEPTH (default 16; see guest-soak.sh); the
+# two rbd LUNs on a micro Ceph of 3 memstore OSDs (pool size 3, min_size 2), one of
 # which is SIGKILLed at 40% of the run and started again a minute later (it comes back empty and
 # is backfilled by its peers while fio goes on).
 # The daemon's goroutines, open fds, OS threads, anonymous memory, RSS and Go heap (its metrics
@@ -13,7 +14,7 @@
 # RSS also counts the TCMU data-area pages the kernel maps in as its blocks are first used
 # (data_area_mib): bounded by max_data_area_mb, they are not gotcmu's to free; RSS has no bound.
 # Usage: test/soak/soak.sh         Env: SOAK_S (SOAK_SECS is an alias), SOAK_BACKENDS (default
-#   "file file rbd rbd"), SOAK_EVERY, SOAK_OSD_KILL_AT, SOAK_OSD_DOWN, SOAKREPORT_ARGS,
+#   "file file rbd rbd"), SOAK_RBD_IODEPTH, SOAK_EVERY, SOAK_OSD_KILL_AT, SOAK_OSD_DOWN, SOAKREPORT_ARGS,
 #   RESULTS (a directory to write soak.md into, e.g. test/results), OUT (default build/soak),
 #   GOTCMU (default bin/gotcmu), MEM (MiB, default 6144), CPUS.
 # Serialise with other guests: flock /tmp/gotcmu-vm.lock test/soak/soak.sh
@@ -32,13 +33,14 @@ case $GOTCMU in /tmp/*|/run/*) echo "soak: the guest cannot see $GOTCMU" >&2; ex
 G=$("$REPO/test/vm/build-guest.sh") || exit 2
 rm -rf "$OUT"; mkdir -p "$OUT"
 ENVS=(-e "GOTCMU=$GOTCMU" -e "SOAK_S=$SOAK_S" -e "SOAKREPORT=$TOOLS/soakreport")
-for v in SOAK_BACKENDS SOAK_EVERY SOAK_OSD_KILL_AT SOAK_OSD_DOWN SOAKREPORT_ARGS GOTCMU_ARGS; do
+for v in SOAK_BACKENDS SOAK_RBD_IODEPTH SOAK_EVERY SOAK_OSD_KILL_AT SOAK_OSD_DOWN SOAKREPORT_ARGS GOTCMU_ARGS; do
 	[ -n "${!v:-}" ] && ENVS+=(-e "$v=${!v}")
 done
 echo "soak: booting $G for ${SOAK_S} s of load; output in $OUT"
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 START=$(date +%s)
-MEM=${MEM:-6144} T=$((SOAK_S + 1500)) QUIET=1 "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT" "$HERE/guest-soak.sh"
+MEM=${MEM:-6144}
+MEM=$MEM T=$((SOAK_S + 1500)) QUIET=1 "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT" "$HERE/guest-soak.sh"
 RC=$?
 ELAPSED=$(($(date +%s) - START))
 S=$OUT/soak
@@ -62,8 +64,8 @@ record() {
 		echo
 		echo "- Run: $STARTED, $ELAPSED s in all (boot and set-up included); $SOAK_S s of load."
 		echo "- gotcmu at commit $commit; guest kernel $(cat "$OUT/guest-kernel" 2>/dev/null || echo '?'), qemu TCG, ${CPUS:-2} vCPU, $MEM MiB."
-		echo "- LUNs: ${SOAK_BACKENDS:-file file rbd rbd} (256 MiB each, tcm_loop, queue depth 128); fio randwrite 4 KiB, iodepth 128,"
-		echo "  verify=crc32c verify_backlog=4096 verify_fatal=1 on every LUN for the whole run."
+		echo "- LUNs: ${SOAK_BACKENDS:-file file rbd rbd} (256 MiB each, tcm_loop); fio randwrite 4 KiB, iodepth 128 on the file LUNs,"
+		echo "  ${SOAK_RBD_IODEPTH:-16} on the rbd ones, verify=crc32c verify_backlog=4096 verify_fatal=1 on every LUN for the whole run."
 		echo "- Ceph: micro Ceph (test/micro-ceph.sh) of 1 mon, 1 mgr, 3 memstore OSDs, pool rbd of size 3, min_size 2."
 		echo "  Fault: osd.1 SIGKILLed and started again (it comes back with an empty store and is backfilled)."
 		echo

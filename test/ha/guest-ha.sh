@@ -72,40 +72,6 @@ acquisition_times() {
 		while read -r t; do date -d "$t" +%s; done
 }
 
-# gateway: the user:rbd backstore, its ALUA groups and the iSCSI target with both TPGs, the local
-# one enabled with its portal; the LUN's relative port ids (1 for TPG 1, 2 for TPG 2) come out the
-# same on both gateways because the TPGs are made in the same order.
-gateway() {
-	local bs=$CFG/core/user_1/ha tpg g lun_gp name id state t
-	mkdir -p "$bs" || return 1
-	put "dev_config=rbd/rbd/$IMG" "$bs/control" && put "dev_size=$SIZE" "$bs/control" || return 1
-	put "$CMD_TIME_OUT" "$bs/attrib/cmd_time_out" || log "cmd_time_out before enable refused"
-	bounded 60 put 1 "$bs/enable" || { log "enable of $bs failed"; return 1; }
-	put "$CMD_TIME_OUT" "$bs/attrib/cmd_time_out" 2>/dev/null
-	put 5 "$bs/attrib/qfull_time_out" || return 1
-	put "$SERIAL" "$bs/wwn/vpd_unit_serial" || return 1
-	for g in ao:1:0 ano2:2:1; do
-		IFS=: read -r name id state <<< "$g"
-		mkdir -p "$bs/alua/$name" && put "$id" "$bs/alua/$name/tg_pt_gp_id" &&
-			put 1 "$bs/alua/$name/alua_access_type" && put "$state" "$bs/alua/$name/alua_access_state" &&
-			put 1 "$bs/alua/$name/alua_support_transitioning" && put 0 "$bs/alua/$name/alua_support_offline" &&
-			put 0 "$bs/alua/$name/alua_support_unavailable" && put 0 "$bs/alua/$name/nonop_delay_msecs" &&
-			put 45 "$bs/alua/$name/implicit_trans_secs" || { log "ALUA group $name"; return 1; }
-	done
-	for t in 1 2; do
-		tpg=$CFG/iscsi/$IQN/tpgt_$t
-		mkdir -p "$tpg/lun/lun_0" && ln -s "$bs" "$tpg/lun/lun_0/ha" || return 1
-		lun_gp=ao; [ "$t" = 2 ] && lun_gp=ano2
-		put "$lun_gp" "$tpg/lun/lun_0/alua_tg_pt_gp" || { log "LUN of TPG $t into $lun_gp"; return 1; }
-		put 0 "$tpg/attrib/authentication" && put 1 "$tpg/attrib/generate_node_acls" &&
-			put 1 "$tpg/attrib/cache_dynamic_acls" && put 0 "$tpg/attrib/demo_mode_write_protect" || return 1
-		log "TPG $t: relative port $(cat "$tpg/lun/lun_0/statistics/scsi_port/indx")"
-	done
-	tpg=$CFG/iscsi/$IQN/tpgt_1
-	[ "$ROLE" = b ] && tpg=$CFG/iscsi/$IQN/tpgt_2
-	mkdir "$tpg/np/$ME:3260" && put 1 "$tpg/enable"
-}
-
 if [ "$ROLE" = a ]; then
 	check "A: network up" net_up || finish
 	mkdir -p /out/ceph
@@ -119,7 +85,7 @@ if [ "$ROLE" = a ]; then
 	cp "$CEPH_DIR/ceph.conf" "$SHARE/ceph.conf"; cp "$CEPH_DIR/keyring" "$SHARE/keyring"
 	check "A: image rbd/$IMG" rbd create "rbd/$IMG" --size "$((SIZE >> 20))M" || finish
 	check "A: gotcmu starts" gotcmu_start || finish
-	check "A: gateway configured" gateway || finish
+	check "A: gateway configured" pair_gateway || finish
 	say a-ready
 	await kill-a 1800 || { fail "A: b never asked to kill gotcmu"; finish; }
 	kill -KILL "$HANDLER_PID"; wait "$HANDLER_PID" 2>/dev/null; HANDLER_PID=""
@@ -145,7 +111,7 @@ ln -sf "$CEPH_DIR/ceph.conf" /etc/ceph/ceph.conf
 cp "$CEPH_DIR/keyring" /etc/ceph/ceph.client.admin.keyring
 check "B: Ceph on $IP_A reachable" timeout 60 ceph health || finish
 check "B: gotcmu starts" gotcmu_start || finish
-check "B: gateway configured" gateway || finish
+check "B: gateway configured" pair_gateway || finish
 
 # The initiator: udev, dm-multipath with Ceph's stanza, iscsid (lib-pair.sh), then iSCSI sessions
 # to both portals.

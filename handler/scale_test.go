@@ -158,9 +158,9 @@ type perCommand struct {
 
 const scaleRounds = 50
 
-// measurePerCommand serves n mem devices from one Manager and runs the
-// mix on the last one.
-func measurePerCommand(t *testing.T, n int) perCommand {
+// countingManager is a Manager of mem devices over a countingKernel, shut
+// down when the test ends.
+func countingManager(t *testing.T) (*countingKernel, *handler.Manager) {
 	k := &countingKernel{t: t, devs: map[string]*uiotest.Kernel{}, files: map[string]*countingFiles{}}
 	m := handler.NewManager(zerolog.Nop(), k, []handler.Handler{mem.Handler()})
 	t.Cleanup(func() {
@@ -168,6 +168,13 @@ func measurePerCommand(t *testing.T, n int) perCommand {
 		defer cancel()
 		m.Shutdown(ctx)
 	})
+	return k, m
+}
+
+// measurePerCommand serves n mem devices from one Manager and runs the
+// mix on the last one.
+func measurePerCommand(t *testing.T, n int) perCommand {
+	k, m := countingManager(t)
 	var fks []*uiotest.Kernel
 	for i := range n {
 		ref, fk := k.create(fmt.Sprintf("tcm-user/1/lun%d/mem/scale%d", i, i))
@@ -269,13 +276,7 @@ func (k *countingKernel) serialReads() int64 {
 func TestCopyTargetLookupIndependentOfDeviceCount(t *testing.T) {
 	for _, n := range []int{1, 64} {
 		t.Run(fmt.Sprintf("%d devices", n), func(t *testing.T) {
-			k := &countingKernel{t: t, devs: map[string]*uiotest.Kernel{}, files: map[string]*countingFiles{}}
-			m := handler.NewManager(zerolog.Nop(), k, []handler.Handler{mem.Handler()})
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				m.Shutdown(ctx)
-			})
+			k, m := countingManager(t)
 			for i := range n {
 				ref, _ := k.create(fmt.Sprintf("tcm-user/1/lun%d/mem/naa%d", i, i))
 				if err := m.Add(context.Background(), ref); err != nil {

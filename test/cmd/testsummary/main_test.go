@@ -83,64 +83,51 @@ FAIL osd-restart: no user:rbd LUN
 	}
 }
 
-func TestEveryCheckPassed(t *testing.T) {
-	in := events(t,
-		event{Action: "run", Test: "TestHA"},
-		event{Action: "run", Test: "TestHA/fio"},
-		event{Action: "pass", Test: "TestHA/fio"},
-		event{Action: "run", Test: "TestHA/I/O_resumed"},
-		event{Action: "pass", Test: "TestHA/I/O_resumed"},
-		event{Action: "pass", Test: "TestHA"},
-		out("", "PASS\n"),
-		event{Action: "pass"},
-	)
-	if got, rc := run1(t, in); got != "PASS fio\nPASS I/O resumed\n" || rc != 0 {
-		t.Errorf("got %q, exit %d; want two PASS, exit 0", got, rc)
-	}
-}
-
-// A panic or -test.timeout ends the binary with tests running: each is a
-// FAIL, with the binary's last words.
-func TestUnendedTestsFail(t *testing.T) {
-	in := events(t,
-		event{Action: "run", Test: "TestFaults"},
-		event{Action: "run", Test: "TestFaults/a"},
-		event{Action: "pass", Test: "TestFaults/a"},
-		event{Action: "run", Test: "TestFaults/sigkill"},
-		event{Action: "run", Test: "TestFaults/sigkill/file"},
-		out("", "panic: test timed out after 35m0s\n"),
-		event{Action: "fail"},
-	)
-	got, rc := run1(t, in)
-	want := "PASS a\nFAIL sigkill: file: did not end (the test binary ended first: panic: test timed out after 35m0s)\n"
-	if got != want || rc != 1 {
-		t.Errorf("got %q, exit %d; want %q, exit 1", got, rc, want)
-	}
-}
-
-func TestNothingPassedFails(t *testing.T) {
-	for name, in := range map[string]string{
-		"no events":  "",
-		"all skips":  events(t, event{Action: "run", Test: "TestX"}, event{Action: "skip", Test: "TestX"}),
-		"build fail": "not json\n",
+// TestVerdicts: the exit status, and the lines for what is not a plain
+// test result.
+func TestVerdicts(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   string
+		want string // the summary
+		rc   int
+	}{
+		{"every check passed, a name with a slash", events(t,
+			event{Action: "run", Test: "TestHA"},
+			event{Action: "run", Test: "TestHA/fio"},
+			event{Action: "pass", Test: "TestHA/fio"},
+			event{Action: "run", Test: "TestHA/I/O_resumed"},
+			event{Action: "pass", Test: "TestHA/I/O_resumed"},
+			event{Action: "pass", Test: "TestHA"},
+			out("", "PASS\n"),
+			event{Action: "pass"},
+		), "PASS fio\nPASS I/O resumed\n", 0},
+		// A panic or -test.timeout ends the binary with tests running:
+		// each is a FAIL, with the binary's last words.
+		{"tests that never ended", events(t,
+			event{Action: "run", Test: "TestFaults"},
+			event{Action: "run", Test: "TestFaults/a"},
+			event{Action: "pass", Test: "TestFaults/a"},
+			event{Action: "run", Test: "TestFaults/sigkill"},
+			event{Action: "run", Test: "TestFaults/sigkill/file"},
+			out("", "panic: test timed out after 35m0s\n"),
+			event{Action: "fail"},
+		), "PASS a\nFAIL sigkill: file: did not end (the test binary ended first: panic: test timed out after 35m0s)\n", 1},
+		{"a binary failing with no test failing", events(t,
+			event{Action: "run", Test: "TestX"},
+			event{Action: "pass", Test: "TestX"},
+			out("", "exit status 3\n"),
+			event{Action: "fail"},
+		), "PASS TestX\nFAIL the test binary failed with no test failing: exit status 3\n", 1},
+		{"no events", "", "FAIL no test passed\n", 1},
+		{"only skips", events(t, event{Action: "run", Test: "TestX"}, out("TestX", "    x_test.go:3: no tracefs\n"),
+			event{Action: "skip", Test: "TestX"}), "SKIP TestX: no tracefs\nFAIL no test passed\n", 1},
+		{"no test binary", "not json\n", "FAIL no test passed\n", 1},
 	} {
-		t.Run(name, func(t *testing.T) {
-			if _, rc := run1(t, in); rc != 1 {
-				t.Errorf("exit status %d, want 1", rc)
+		t.Run(c.name, func(t *testing.T) {
+			if got, rc := run1(t, c.in); got != c.want || rc != c.rc {
+				t.Errorf("got %q, exit %d; want %q, exit %d", got, rc, c.want, c.rc)
 			}
 		})
-	}
-}
-
-func TestBinaryFailureWithoutFailingTest(t *testing.T) {
-	in := events(t,
-		event{Action: "run", Test: "TestX"},
-		event{Action: "pass", Test: "TestX"},
-		out("", "exit status 3\n"),
-		event{Action: "fail"},
-	)
-	got, rc := run1(t, in)
-	if rc != 1 || !strings.Contains(got, "FAIL the test binary failed with no test failing: exit status 3") {
-		t.Errorf("got %q, exit %d", got, rc)
 	}
 }

@@ -4,6 +4,7 @@ package guest
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -547,8 +548,20 @@ func (f *faults) netlinkKill(t *testing.T) {
 			t.Log("the first enable went through after all")
 			return
 		}
-		if err := bounded(30*time.Second, func() error { return put(nl+"/enable", "1") }); err != nil {
-			t.Errorf("the retried enable: %v", err)
+		// The reset that ended the first enable blocks netlink until the
+		// new gotcmu has adopted its devices: an enable in that window
+		// is failed with EAGAIN, to be retried.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			err := bounded(30*time.Second, func() error { return put(nl+"/enable", "1") })
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
+				t.Fatalf("the retried enable: %v", err)
+			}
+			t.Logf("the retried enable: %v (netlink still blocked); again", err)
+			time.Sleep(500 * time.Millisecond)
 		}
 	})
 	t.Run("gotcmu serves the device", func(t *testing.T) {

@@ -160,6 +160,9 @@ check: $(STATICCHECK)
 	if [ -n "$$files" ]; then echo "gofmt: these files need gofmt -w:"; echo "$$files"; exit 1; fi
 	$(GO) vet -tags '$(CEPH_TAG)' ./...
 	$(STATICCHECK) -tags '$(CEPH_TAG)' ./...
+	@# The guest suites' checks (test/guest) build only with the tag guest.
+	$(GO) vet -tags guest ./test/guest
+	$(STATICCHECK) -tags guest ./test/guest
 	shellcheck -S warning -x -P SCRIPTDIR .ci/run $$(find . -name '*.sh' -not -path './$(BUILD)/*')
 	@$(MAKE) --no-print-directory check-extra
 

@@ -50,6 +50,7 @@ echo "test-vm: building test tools into $TOOLS"
 (cd "$REPO" && CGO_ENABLED=0 go build -o "$TOOLS/ackwriter" ./test/cmd/ackwriter &&
 	CGO_ENABLED=0 go build -o "$TOOLS/cucompare" ./test/cmd/cucompare &&
 	CGO_ENABLED=0 go build -o "$TOOLS/hardfaults" ./test/cmd/hardfaults &&
+	test/guest/build.sh "$TOOLS" &&
 	CGO_ENABLED=0 go test -c -o "$TOOLS/netlink.test" ./netlink) || exit 2
 G=$("$HERE/build-guest.sh") || exit 2
 

@@ -130,28 +130,10 @@ static inline int gotcmu_ring_reset_behind(gotcmu_ring *r, uint32_t fetched) {
 	return t != r->tail || h >= r->cmdr_size || gotcmu_ring_dist(r, t, h) < gotcmu_ring_dist(r, t, fetched);
 }
 
-// gotcmu_ring_take makes cmd_id one of ours (uio.Ring.take) and returns
-// the ring's generation, or -1 (ring broken) if the kernel cannot have
-// issued it now.
-static inline int64_t gotcmu_ring_take(gotcmu_ring *r, uint16_t id) {
-	int64_t gen = -1;
-	pthread_mutex_lock(&r->mu);
-	uint64_t bit = (uint64_t)1 << (id % 64);
-	if (id == 0 || (r->held[id / 64] & bit)) {
-		gotcmu_ring_set_broken(r);
-	} else {
-		r->held[id / 64] |= bit;
-		r->outstanding++;
-		gen = (int64_t)r->gen;
-	}
-	pthread_mutex_unlock(&r->mu);
-	return gen;
-}
-
-// gotcmu_ring_take_n is gotcmu_ring_take for the n cmd_ids of entries
-// fetched in one batch (uio.Ring's take-ahead): all are taken, or, if one
-// of them cannot have been issued now (0, held already, or twice in the
-// batch), the ring is broken and none is.
+// gotcmu_ring_take_n makes the n cmd_ids of entries fetched in one batch
+// ours (uio.Ring's take-ahead) and returns the ring's generation: all are
+// taken, or, if one of them cannot have been issued now (0, held already,
+// or twice in the batch), the ring is broken, none is, and it returns -1.
 static inline int64_t gotcmu_ring_take_n(gotcmu_ring *r, const uint16_t *ids, uint32_t n) {
 	int64_t gen = -1;
 	uint32_t i;

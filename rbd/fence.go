@@ -50,7 +50,11 @@ import (
 // still land. The fence is retried until the entry is committed (see
 // fenceRetryMax); meanwhile the initiator sees the command take that long,
 // until the kernel's cmd_time_out (attrib/cmd_time_out) or its own SCSI
-// timeout gives up on it (test/results/guarantees.md, section 2).
+// timeout gives up on it (test/results/guarantees.md, section 2). Since no
+// I/O error reaches the device's lock gate meanwhile, the image tells the
+// gate itself that the connection is lost (WatchConnection) when it starts
+// holding writes, so that the gate takes this gateway's TPGs offline and
+// the initiators move to another gateway for as long as the cut lasts.
 //
 // The blocklist covers the whole client: with rbd_images_per_client above
 // one, the other images of a fenced client fail with ESHUTDOWN from then on
@@ -110,10 +114,18 @@ func (im *Image) failFenced(cl *client, io *handler.IO, err error) {
 	}
 }
 
+// WatchConnection registers lost, called when a write timed out and is
+// held for its client's fence: the cluster does not answer (lockgate's
+// connWatcher).
+func (im *Image) WatchConnection(lost func()) { im.connLost.Store(&lost) }
+
 // fenceAndFail fences cl, retrying until the monitors commit it, and then
 // completes every held IO.
 func (im *Image) fenceAndFail(cl *client) {
 	start := time.Now()
+	if lost := im.connLost.Load(); lost != nil {
+		(*lost)()
+	}
 	for backoff, tries := fenceRetryMin, 1; ; tries++ {
 		addr, already, err := im.pool.fence(cl)
 		if err == nil {

@@ -159,6 +159,12 @@ func staleWrite(t *testing.T, monSilence time.Duration) {
 		} else {
 			t.Logf("no write answered in %v with the OSDs paused and the monitor stopped", timeout+monSilence)
 		}
+		// No I/O error reached the lock gate, yet it must know: its TPGs
+		// go offline so that initiators leave this gateway for as long
+		// as the cut lasts (issue 15).
+		if st := gw.lock(t); st.State != "recovering" || st.ConnLosses != 1 {
+			t.Errorf("lock gate %+v with the writes held for the fence, want recovering from one connection loss", st)
+		}
 		monCont()
 	}
 	// gotcmu gives up on a write after osd_op_timeout (librados) and at

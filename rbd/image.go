@@ -41,6 +41,9 @@ type Image struct {
 
 	slots slots
 	fence fence // failed writes waiting for their client's fence (fence.go)
+	// connLost is the device's lock gate's signal of a lost connection
+	// (WatchConnection); nil until the gate registers it.
+	connLost atomic.Pointer[func()]
 
 	// Completion side (poll.go): every completion runs aio.h's callback,
 	// which answers a successful read or write in C (IO.Fast) and queues

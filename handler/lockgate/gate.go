@@ -168,6 +168,9 @@ func New(cfg Config) *Gate {
 		g.now = time.Now
 	}
 	g.holdDown.Store(int64(DefaultHoldDown))
+	if w, ok := g.lk.(connWatcher); ok {
+		w.WatchConnection(g.connectionLost)
+	}
 	return g
 }
 
@@ -299,7 +302,8 @@ func (g *Gate) lockLost() {
 	// A worker running now meets the fenced client itself.
 }
 
-// connectionLost: an I/O timed out, the cluster does not answer.
+// connectionLost: an I/O timed out, or the Locker found the cluster
+// unreachable (connWatcher): the cluster does not answer.
 func (g *Gate) connectionLost() {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -28,6 +28,7 @@ type fakeLocker struct {
 	io               *fakeIO
 	owner            string
 	connLost         int
+	lost             func() // registered by the gate (connWatcher)
 	// reopens counts Reopen's new clients: each has a name of its own
 	// as the lock's owner (me, me1, me2, ...).
 	reopens int
@@ -118,6 +119,25 @@ func (l *fakeLocker) NoteConnectionLost() {
 	l.mu.Lock()
 	l.connLost++
 	l.mu.Unlock()
+}
+
+func (l *fakeLocker) WatchConnection(lost func()) {
+	l.mu.Lock()
+	l.lost = lost
+	l.mu.Unlock()
+}
+
+// signalLost tells the gate the connection is lost as rbd does when it
+// starts holding a timed-out write for its client's fence.
+func (l *fakeLocker) signalLost(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	lost := l.lost
+	l.mu.Unlock()
+	if lost == nil {
+		t.Fatal("the gate registered no connection watch")
+	}
+	lost()
 }
 
 func (l *fakeLocker) callList() []string {
@@ -634,6 +654,47 @@ func TestConnectionLossWhileAnotherGatewayTookTheLock(t *testing.T) {
 			t.Fatalf("state %q, want locked", st.State)
 		}
 	})
+}
+
+// A partition (issue 15): the cluster stops answering and the backend
+// holds the write that timed out, since it may still land until its
+// client is fenced, which needs the monitors. No I/O error reaches the gate
+// for as long as the cut lasts, so the backend's own signal must take the
+// TPGs offline at once, with the write still in flight; once the held
+// write is answered after the cut, the gate reopens, sees the lock with
+// another gateway and holds down, without a second recovery for the
+// write's own ETIMEDOUT.
+func TestConnectionLossSignalledWhileTheWriteIsHeld(t *testing.T) {
+	h, sw := lockedHarness(t)
+	h.io.add(1)
+	h.lk.signalLost(t)
+	if got := sw.switchesAfter(t, 1); !slices.Equal(got, []string{iqn + "/1=false"}) {
+		t.Fatalf("TPG switches %v with the write held, want the local TPG offline", got)
+	}
+	if st := h.g.Status(); st.State != "recovering" || st.ConnLosses != 1 {
+		t.Fatalf("with the write held: %+v, want recovering", st)
+	}
+	h.expect(t, write, Busy)
+	h.expect(t, read, Busy)
+	h.io.waitedOn(t)
+	if calls := h.lk.callList(); !slices.Equal(calls, []string{"acquire"}) {
+		t.Fatalf("calls %v with the write held: a reopen may not replace the client under it", calls)
+	}
+	// The cut ends: the fence is committed and the held write fails.
+	h.lk.setOwner("gw-b")
+	h.g.NoteError(syscall.ETIMEDOUT)
+	h.io.add(-1)
+	st := h.settled(t)
+	if st.State != "held-down" || st.Owner != "gw-b" || st.Losses != 1 || st.ConnLosses != 1 {
+		t.Fatalf("after the cut: %+v, want held down behind gw-b after one connection loss", st)
+	}
+	if got := sw.switchesAfter(t, 2); !slices.Equal(got, []string{iqn + "/1=false", iqn + "/1=true"}) {
+		t.Errorf("TPG switches %v, want the local TPG offline then back", got)
+	}
+	if got := h.lk.inflightAtReopen; !slices.Equal(got, []int64{0}) {
+		t.Errorf("I/O in flight at each reopen: %v, want [0]", got)
+	}
+	h.expect(t, write, Standby)
 }
 
 // Without a switch, or without ports, a lost connection is recovered from

@@ -34,6 +34,21 @@ type connLossNoter interface {
 	NoteConnectionLost()
 }
 
+// connWatcher is a Locker that can learn of a lost connection before any
+// of its I/O fails with it. rbd holds a write that timed out until its
+// client is on the OSD blocklist (a failed write must never land later),
+// and the blocklist needs the monitors: while the gateway is cut off from
+// the cluster no I/O error reaches the gate, so without this signal the
+// gate would keep the TPGs online, TUR would keep passing, and the
+// initiator would fail back into the cut-off gateway every time its path
+// checker ran.
+type connWatcher interface {
+	// WatchConnection registers lost, which the Locker calls (from any
+	// goroutine, holding none of its own locks) when it finds the
+	// cluster unreachable.
+	WatchConnection(lost func())
+}
+
 // Ports is what the gate asks about the device's ALUA target port groups;
 // package handler answers from configfs.
 type Ports interface {

@@ -15,10 +15,13 @@ OUT=$(realpath -m "${OUT:-$REPO/build/test-ha}")
 GOTCMU=$(realpath -m "${GOTCMU:-$REPO/bin/gotcmu}")
 T=${T:-1800}
 SCRIPT=${SCRIPT:-$HERE/guest-ha.sh}
-ENVS=(-e "GOTCMU=$GOTCMU")
+TOOLS=$REPO/build/bin
+ENVS=(-e "GOTCMU=$GOTCMU" -e "TOOLS=$TOOLS")
 for v in ${GUEST_ENV:-}; do ENVS+=(-e "$v"); done
 [ -x "$GOTCMU" ] || { echo "test-ha: $GOTCMU missing: run 'make build'" >&2; exit 2; }
 case $GOTCMU in /tmp/*|/run/*) echo "test-ha: the guests cannot see $GOTCMU" >&2; exit 2 ;; esac
+# b's verdict is Go (test/guest's TestHA): build it where the guests see it.
+"$REPO/test/guest/build.sh" "$TOOLS" || exit 2
 G=$("$REPO/test/vm/build-guest.sh") || exit 2
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 rm -rf "$OUT"; mkdir -p "$OUT/a" "$OUT/b"

@@ -250,7 +250,10 @@ func open(tb *runTB, h handler.Handler, o options, name string, log zerolog.Logg
 	}
 	// Cleanups run last-in first-out: the fake stops before the unmap.
 	tb.Cleanup(func() { unix.Munmap(region) })
-	k := uiotest.New(tb, uiotest.Config{RingSize: ringSize, DataSize: dataSize, Region: region, NoDataIn: !o.dataIn})
+	// The doorbell fd lets librbd's thread answer and ring as it does with
+	// the uio fd of a real device (rbd answers reads and writes in C);
+	// without it those answers wait for the loop's next wake-up.
+	k := uiotest.New(tb, uiotest.Config{RingSize: ringSize, DataSize: dataSize, Region: region, NoDataIn: !o.dataIn, DoorbellFD: true})
 	dev, err := handler.NewDevice(log, info, k.Ring(), k, be, nil)
 	if err != nil {
 		be.Close()

@@ -118,6 +118,7 @@ type cost struct {
 	ctx    float64 // context switches, voluntary and involuntary (fio-rbd: net)
 	ios    int64   // the IOs they are divided by
 	gone   int     // threads that exited in the window: their switches are missing
+	sysmon float64 // of ctx, the Go runtime's sysmon thread's (gotcmu only; see sysmonSwitches)
 	devIOs int64   // requests the tcm_loop disk completed in the window; -1 unknown
 	t0, t1 float64 // the window, Unix seconds; 0 unknown
 }
@@ -240,6 +241,9 @@ func (r *report) loadCost(dir, name string, res result) (*cost, error) {
 	if err != nil {
 		return nil, err
 	}
+	if strings.HasPrefix(filepath.Base(filepath.Dir(dir)), "gotcmu") {
+		c.sysmon = sysmonSwitches(pre, post)
+	}
 	switch {
 	case r.rampZero() && res.ios > 0:
 		if c.devIOs >= 0 {
@@ -299,6 +303,29 @@ func snapshotCost(pre, post snapshot) (cost, error) {
 		}
 	}
 	return c, nil
+}
+
+// sysmonSwitches are the context switches in the window of a Go process's
+// sysmon thread. runtime.main starts sysmon before any other thread, so it
+// is the first thread after the main one: the lowest TID above the PID
+// (gotcmu re-executes itself once at start, keeping its PID: the threads
+// of the first image are gone). sysmon wakes on a timer, 100 times a second
+// in gotcmu (cmd/gotcmu/sysmon.go), whatever the IO rate: per IO it weighs
+// on slow emulated rows and vanishes at real ones.
+func sysmonSwitches(pre, post snapshot) float64 {
+	tid := 0
+	for k := range post.Tasks {
+		if n, err := strconv.Atoi(k); err == nil && n > pre.PID && (tid == 0 || n < tid) {
+			tid = n
+		}
+	}
+	k := strconv.Itoa(tid)
+	a, ok1 := pre.Tasks[k]
+	b, ok2 := post.Tasks[k]
+	if tid == 0 || !ok1 || !ok2 {
+		return 0
+	}
+	return float64(b.Vcsw + b.Ivcsw - a.Vcsw - a.Ivcsw)
 }
 
 // rusageCost: fio-rbd's whole process, less its one-IO run of the same
@@ -404,6 +431,28 @@ func ctxPerIO(x sample) (float64, bool) {
 		return 0, false
 	}
 	return x.cost.ctxPerIO(), true
+}
+
+func sysmonPerIO(x sample) (float64, bool) {
+	if x.cost == nil || x.cost.ios <= 0 {
+		return 0, false
+	}
+	return x.cost.sysmon / float64(x.cost.ios), true
+}
+func sysmonPerSec(x sample) (float64, bool) {
+	if x.cost == nil || x.cost.t1 <= x.cost.t0 {
+		return 0, false
+	}
+	return x.cost.sysmon / (x.cost.t1 - x.cost.t0), true
+}
+
+// ctxLessSysmonPerIO is ctxPerIO without the sysmon thread's switches (the
+// same as ctxPerIO for a process that is not gotcmu).
+func ctxLessSysmonPerIO(x sample) (float64, bool) {
+	if x.cost == nil || x.cost.ios <= 0 {
+		return 0, false
+	}
+	return (x.cost.ctx - x.cost.sysmon) / float64(x.cost.ios), true
 }
 
 // hostLoadOf is the mean host load outside the guest during a sample's
@@ -537,6 +586,15 @@ func (r *report) markdown(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+	fmt.Fprintf(w, "\nOf gotcmu's context switches, the Go runtime's sysmon thread's (see below):\n\n")
+	fmt.Fprintf(w, "| row | sysmon switches per IO | sysmon switches per second | gotcmu's switches per IO without sysmon | the same / tcmu-runner's |\n")
+	fmt.Fprintf(w, "|---|---:|---:|---:|---:|\n")
+	for _, rw := range rows {
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", rw.title,
+			r.over("gotcmu-rbd", rw.name, sysmonPerIO).format("%.2f", ""), r.over("gotcmu-rbd", rw.name, sysmonPerSec).format("%.0f", ""),
+			r.over("gotcmu-rbd", rw.name, ctxLessSysmonPerIO).format("%.1f", ""),
+			ratioCell(r.ratios("gotcmu-rbd", "tcmu-runner-rbd", rw.name, ctxLessSysmonPerIO)))
+	}
 
 	fmt.Fprintf(w, "\n### RAM\n\n")
 	fmt.Fprintf(w, "| row | gotcmu user:mem | LIO rd_mcp | gotcmu / rd_mcp |\n|---|---:|---:|---:|\n")
@@ -612,6 +670,10 @@ func (r *report) costNotes(w io.Writer) {
 		fmt.Fprintf(w, "the requests the tcm_loop disk completed in the window (/sys/block/DEV/stat); fio-rbd has none, "+
 			"and fio's own count leaves out the ramp, so its cost is n/a.")
 	}
+	fmt.Fprintf(w, "\n\nsysmon: the Go runtime's monitor thread, the first thread gotcmu starts after its main one (the lowest "+
+		"thread ID above the PID). gotcmu keeps it from its deep sleep (cmd/gotcmu/sysmon.go: GODEBUG schedtrace), so it "+
+		"wakes on its 10 ms timer, about 100 times a second whatever the IO rate: a cost per second, which per IO weighs "+
+		"on the slow rows of an emulated guest and vanishes at a real machine's IO rates.")
 	if len(r.fioSetup) > 0 {
 		var runs []string
 		for k, v := range r.fioSetup {

@@ -327,7 +327,7 @@ grown() {
 	[ "$(blockdev --getsize64 "/dev/mapper/$MP")" -eq $((320 << 20)) ]
 }
 check "initiator: sees disk1 resized to 320M" wait_until 120 grown
-DM=$(basename "$(readlink -f "/dev/mapper/$MP")")
+DM=$(dm_of "$MP")
 # path_writes: "disk:writes" for each path of disk1's map.
 path_writes() { for p in /sys/block/"$DM"/slaves/*; do printf '%s:%s ' "${p##*/}" "$(awk '{print $5}' "/sys/block/${p##*/}/stat")"; done; }
 ( while kill -0 $FIO 2>/dev/null; do echo "$(date +%s) $(awk '{print $5}' "/sys/block/$DM/stat")"; sleep 1; done ) > /out/progress.txt &
@@ -378,7 +378,7 @@ udevadm settle -t 60
 disk1_two_paths() {
 	MP=$(for m in $(dmsetup ls --target multipath | awk '{print $1}'); do echo "$(blockdev --getsize64 "/dev/mapper/$m") $m"; done | sort -n | tail -1 | cut -d' ' -f2)
 	[ -n "$MP" ] && [ "$(blockdev --getsize64 "/dev/mapper/$MP")" -eq $((320 << 20)) ] &&
-		[ "$(ls "/sys/block/$(basename "$(readlink -f "/dev/mapper/$MP")")/slaves" 2>/dev/null | wc -l)" -eq 2 ]
+		[ "$(ls "/sys/block/$(dm_of "$MP")/slaves" 2>/dev/null | wc -l)" -eq 2 ]
 }
 check "initiator: disk1's multipath device back with both paths" wait_until 120 disk1_two_paths
 multipath -ll > /out/multipath-reconfigured.txt 2>&1

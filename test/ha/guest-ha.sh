@@ -111,26 +111,10 @@ check "B: Ceph on $IP_A reachable" timeout 60 ceph health || finish
 check "B: gotcmu starts" gotcmu_start || finish
 check "B: gateway configured" pair_gateway || finish
 
-# The initiator: udev, dm-multipath with Ceph's stanza, iscsid (lib-pair.sh), then iSCSI sessions
-# to both portals.
+# The initiator: udev, dm-multipath with Ceph's stanza, iscsid, then iSCSI sessions to both
+# portals and the multipath device over them (lib-pair.sh: MP, DM, PATH_A).
 initiator_up
-for p in $IP_A $IP_B; do
-	iscsiadm -m discovery -t st -p "$p:3260" > /out/discovery-$p.txt 2>&1 || fail "B: discovery at $p"
-done
-for p in $IP_A $IP_B; do
-	iscsiadm -m node -T "$IQN" -p "$p:3260" -o update -n node.session.timeo.replacement_timeout -v 15
-	check "B: login to $p" iscsiadm -m node -T "$IQN" -p "$p:3260" --login > /out/login-$p.txt 2>&1
-done
-udevadm settle -t 60
-wait_until 120 sh -c 'dmsetup ls --target multipath 2>/dev/null | grep -q mpath' ||
-	{ fail "B: a multipath device over both paths"; multipath -ll > /out/multipath.txt 2>&1; finish; }
-MP=$(dmsetup ls --target multipath | awk 'NR == 1 {print $1}')
-DM=$(basename "$(readlink -f "/dev/mapper/$MP")")
-wait_until 60 sh -c "[ \$(ls /sys/block/$DM/slaves | wc -l) -eq 2 ]" || fail "B: two paths under $MP"
-# The path through gateway A: the disk of the iSCSI session to A's portal.
-PATH_A=$(iscsiadm -m session -P 3 2>/dev/null | awk -v p="$IP_A:3260" '
-	/Current Portal:/ { cur = index($0, p) > 0 } cur && /Attached scsi disk/ { print $4; exit }')
-[ -n "$PATH_A" ] || { fail "B: the disk of the session to $IP_A"; iscsiadm -m session -P 3 > /out/sessions.txt 2>&1; finish; }
+check "B: logged in to both gateways, one multipath device" pair_login || finish
 # a_group: the number of the path group holding PATH_A in multipathd's topology ("" if none).
 a_group() { multipathd show topology | awk -v d=" $PATH_A " '/-\+- policy=/ { n++ } index($0, d) { print n; exit }'; }
 # dm-multipath builds the map from whichever path appears first and fails back only after

@@ -129,7 +129,7 @@ await a-ready 900 || { fail "B: gateway A ready"; finish; }
 initiator_up
 check "B: logged in to both gateways, one multipath device" pair_login || finish
 log "multipath device $MP ($DM), path A $PATH_A"
-"$PARTITION" -map "$MP" -path-a "$PATH_A" -ackwriter "$ACKWRITER" -peer "http://$IP_A:8080" -share "$SHARE" \
+"$PARTITION" -map "$MP" -dm "$DM" -path-a "$PATH_A" -ackwriter "$ACKWRITER" -peer "http://$IP_A:8080" -share "$SHARE" \
 	-log "$GLOG" -metrics-a "http://$IP_A:9560/metrics" -metrics-b "http://$IP_B:9560/metrics" \
 	-addr-a "$IP_A" -addr-b "$IP_CEPH" -image "rbd/$IMG" -out /out -summary "$SUMMARY" -figures /out/figures.txt ||
 	FAILED=$((FAILED + 1))

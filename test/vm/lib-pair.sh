@@ -109,6 +109,11 @@ pair_gateway() {
 	mkdir "$tpg/np/$ME:3260" && put 1 "$tpg/enable"
 }
 
+# dm_of MAP: the map's block device name (dm-N), from device-mapper itself: /dev/mapper/MAP is a
+# symlink to /dev/dm-N only once udev has processed the map, and a node of its own before (make
+# test-ha of 15:05 on 2026-12-05 met that: readlink gave the map's name, not dm-N).
+dm_of() { dmsetup info -c --noheadings -o blkdevname "$1" 2>/dev/null | tr -d ' '; }
+
 # pair_login: after initiator_up, log in to $IQN at both gateways' portals ($IP_A, $IP_B; the
 # session's replacement_timeout 15 s) and wait for the multipath device over both paths. Sets MP
 # (its map name), DM (dm-N) and PATH_A (sdX, the path through gateway a); returns 1 if any is
@@ -126,7 +131,8 @@ pair_login() {
 	wait_until 120 sh -c 'dmsetup ls --target multipath 2>/dev/null | grep -q mpath' ||
 		{ log "no multipath device"; multipath -ll > /out/multipath.txt 2>&1; return 1; }
 	MP=$(dmsetup ls --target multipath | awk 'NR == 1 {print $1}')
-	DM=$(basename "$(readlink -f "/dev/mapper/$MP")")
+	DM=$(dm_of "$MP")
+	[ -n "$DM" ] || { log "no block device of $MP"; return 1; }
 	wait_until 60 sh -c "[ \$(ls /sys/block/$DM/slaves | wc -l) -eq 2 ]" || { log "not two paths under $MP"; return 1; }
 	PATH_A=$(iscsiadm -m session -P 3 2>/dev/null | awk -v p="$IP_A:3260" '
 		/Current Portal:/ { cur = index($0, p) > 0 } cur && /Attached scsi disk/ { print $4; exit }')

@@ -22,10 +22,10 @@ const usage = `usage: partition -map MPATH -path-a sdX -ackwriter PATH -peer URL
 `
 
 type config struct {
-	mpath, pathA, ackwriter, peerURL, share, logB string
-	metricsA, metricsB, addrA, addrB, image       string
-	device, out                                   string
-	baseline, cutFor, holdDown, after             time.Duration
+	mpath, dm, pathA, ackwriter, peerURL, share, logB string
+	metricsA, metricsB, addrA, addrB, image           string
+	device, out                                       string
+	baseline, cutFor, holdDown, after                 time.Duration
 }
 
 func main() {
@@ -33,6 +33,7 @@ func main() {
 	var summary, figures string
 	fs := flag.NewFlagSet("partition", flag.ContinueOnError)
 	fs.StringVar(&cfg.mpath, "map", "", "the multipath map (its name under /dev/mapper)")
+	fs.StringVar(&cfg.dm, "dm", "", "the map's block device (dm-N); default: where /dev/mapper/MAP links to, which udev may not have made yet")
 	fs.StringVar(&cfg.pathA, "path-a", "", "the map's path through gateway A (sdX)")
 	fs.StringVar(&cfg.ackwriter, "ackwriter", "ackwriter", "test/cmd/ackwriter binary")
 	fs.StringVar(&cfg.peerURL, "peer", "", "guest a's share (http://10.99.0.1:8080)")
@@ -224,9 +225,14 @@ const (
 func (r *run) scenario() {
 	cfg := r.cfg
 	dev := "/dev/mapper/" + cfg.mpath
-	dm, err := filepath.EvalSymlinks(dev)
-	if err == nil {
+	r.dm = cfg.dm
+	var err error
+	if r.dm == "" {
+		var dm string
+		dm, err = filepath.EvalSymlinks(dev)
 		r.dm = filepath.Base(dm)
+	}
+	if err == nil {
 		r.pathB, err = otherSlave(r.dm, cfg.pathA)
 	}
 	if !r.check("the multipath device and its two paths", err == nil, fmt.Sprint(err)) {

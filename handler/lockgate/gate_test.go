@@ -827,6 +827,54 @@ func TestSharedTPGBackWhenLastGateRecovered(t *testing.T) {
 	}
 }
 
+// blockingSwitch blocks taking one TPG offline until released, as the
+// kernel does while that TPG's sessions still have commands in flight.
+type blockingSwitch struct {
+	fakeSwitch
+	block   TPG
+	blocked chan struct{} // closed once the switch blocks
+	release chan struct{}
+}
+
+func (s *blockingSwitch) SetTPGEnabled(wwn string, tpgt uint16, on bool) error {
+	if !on && (TPG{wwn, tpgt}) == s.block {
+		close(s.blocked)
+		<-s.release
+	}
+	return s.fakeSwitch.SetTPGEnabled(wwn, tpgt, on)
+}
+
+// One TPG whose switch blocks holds up no other (issue 15's partition with
+// ceph-iscsi's cmd_time_out 0: taking A's TPG offline waits in the kernel
+// for the writes held for the fence, as long as the cut lasts).
+func TestBlockedTPGSwitchHoldsUpNoOther(t *testing.T) {
+	stuck, other := TPG{"iqn.2026-01.test:stuck", 1}, TPG{"iqn.2026-01.test:other", 1}
+	sw := &blockingSwitch{block: stuck, blocked: make(chan struct{}), release: make(chan struct{})}
+	var holds Holds
+	log := zerolog.New(zerolog.NewTestWriter(t))
+	held := make(chan func())
+	go func() { held <- holds.hold(log, sw, []TPG{stuck}) }()
+	<-sw.blocked
+	done := make(chan struct{})
+	go func() {
+		holds.hold(log, sw, []TPG{other})()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the other TPG's offline and back waited for the stuck TPG's switch")
+	}
+	if got := sw.switches(); !slices.Equal(got, []string{other.WWN + "/1=false", other.WWN + "/1=true"}) {
+		t.Errorf("switches %v with the stuck one still blocked", got)
+	}
+	close(sw.release)
+	(<-held)()
+	if got := sw.switches(); !slices.Equal(got[2:], []string{stuck.WWN + "/1=false", stuck.WWN + "/1=true"}) {
+		t.Errorf("switches %v, want the stuck TPG offline then back after its release", got)
+	}
+}
+
 func TestCloseStopsWorkers(t *testing.T) {
 	h := newHarness(t, options{})
 	h.lk.acquireHold = make(chan struct{}) // never released

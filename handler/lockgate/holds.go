@@ -20,10 +20,36 @@ type TPG struct {
 // are kernel-wide: every gate of a process should share one Holds (the
 // handler.Manager owns it).
 //
+// Each TPG has a lock of its own, held across its configfs write: taking
+// a TPG offline may block in the kernel until the commands its sessions
+// have in flight end (a user:rbd write held for its client's fence ends
+// only at the kernel's cmd_time_out, never with ceph-iscsi's 0), and that
+// wait must not hold up the other TPGs' switches.
+//
 // The zero value is ready to use; a Holds is safe for concurrent use.
 type Holds struct {
+	mu   sync.Mutex // guards tpgs, not the holds in it
+	tpgs map[TPG]*tpgHold
+}
+
+// tpgHold is one TPG's count of holders; mu orders its switches.
+type tpgHold struct {
 	mu    sync.Mutex
-	count map[TPG]int
+	count int
+}
+
+func (h *Holds) of(t TPG) *tpgHold {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.tpgs == nil {
+		h.tpgs = map[TPG]*tpgHold{}
+	}
+	th := h.tpgs[t]
+	if th == nil {
+		th = new(tpgHold)
+		h.tpgs[t] = th
+	}
+	return th
 }
 
 // hold takes tpgs offline through sw (those not offline already) and
@@ -33,35 +59,32 @@ func (h *Holds) hold(log zerolog.Logger, sw TPGSwitch, tpgs []TPG) (release func
 	if sw == nil || len(tpgs) == 0 {
 		return func() {}
 	}
-	h.mu.Lock()
-	if h.count == nil {
-		h.count = map[TPG]int{}
-	}
 	for _, t := range tpgs {
-		h.count[t]++
-		if h.count[t] == 1 {
+		th := h.of(t)
+		th.mu.Lock()
+		th.count++
+		if th.count == 1 {
 			if err := sw.SetTPGEnabled(t.WWN, t.TPGT, false); err != nil {
 				log.Error().Err(err).Str("target", t.WWN).Uint16("tpgt", t.TPGT).Msg("take target portal group offline")
 			} else {
 				log.Warn().Str("target", t.WWN).Uint16("tpgt", t.TPGT).Msg("target portal group offline")
 			}
 		}
+		th.mu.Unlock()
 	}
-	h.mu.Unlock()
 	return func() {
-		h.mu.Lock()
-		defer h.mu.Unlock()
 		for _, t := range tpgs {
-			h.count[t]--
-			if h.count[t] > 0 {
-				continue
+			th := h.of(t)
+			th.mu.Lock()
+			th.count--
+			if th.count == 0 {
+				if err := sw.SetTPGEnabled(t.WWN, t.TPGT, true); err != nil {
+					log.Error().Err(err).Str("target", t.WWN).Uint16("tpgt", t.TPGT).Msg("bring target portal group back")
+				} else {
+					log.Info().Str("target", t.WWN).Uint16("tpgt", t.TPGT).Msg("target portal group back online")
+				}
 			}
-			delete(h.count, t)
-			if err := sw.SetTPGEnabled(t.WWN, t.TPGT, true); err != nil {
-				log.Error().Err(err).Str("target", t.WWN).Uint16("tpgt", t.TPGT).Msg("bring target portal group back")
-			} else {
-				log.Info().Str("target", t.WWN).Uint16("tpgt", t.TPGT).Msg("target portal group back online")
-			}
+			th.mu.Unlock()
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -86,4 +87,83 @@ func scrape(t *testing.T, addr string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// devices is a source of n busy devices: every class has counted commands
+// in every latency bucket and every sense key has fired, the most series a
+// device exports.
+func devices(n int) fakeSource {
+	var snap handler.StatsSnapshot
+	for i := range snap.Classes {
+		b := make([]uint64, len(handler.LatencyBuckets))
+		for j := range b {
+			b[j] = uint64(j + 1)
+		}
+		snap.Classes[i] = handler.ClassSnapshot{Ops: 100, Bytes: 409600, LatencySum: time.Second, Buckets: b}
+	}
+	for k := range snap.BySenseKey {
+		snap.BySenseKey[k] = 1
+	}
+	src := make(fakeSource, n)
+	for i := range src {
+		src[i] = handler.DeviceStats{DeviceStatus: handler.DeviceStatus{Name: fmt.Sprintf("lun%d", i), Handler: "rbd", Size: 1 << 30}, Snapshot: snap}
+	}
+	return src
+}
+
+// seriesCount is the number of samples in a scrape (lines that are not
+// comments).
+func seriesCount(body string) int {
+	n := 0
+	for _, l := range strings.Split(body, "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			n++
+		}
+	}
+	return n
+}
+
+// The endpoint's size grows with the devices and with nothing else (issue
+// 16 point 3): the same number of series for every device, whether 1 or
+// 256 are served, besides the process's own (Go runtime and process
+// collectors).
+func TestScrapeSeriesPerDeviceConstant(t *testing.T) {
+	count := func(n int) int {
+		srv, err := Serve("127.0.0.1:0", devices(n), zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Stop()
+		return seriesCount(scrape(t, srv.Addr()))
+	}
+	base := count(0)
+	one, many := count(1)-base, count(256)-base
+	t.Logf("series: %d for the process, %d per device, %d for 256 devices", base, one, many)
+	if one == 0 || many != 256*one {
+		t.Errorf("256 devices export %d series, want 256 x %d", many, one)
+	}
+}
+
+// BenchmarkScrape256 is one scrape of the endpoint with 256 busy devices,
+// HTTP included (make scale quotes it for the status views at N = 256).
+func BenchmarkScrape256(b *testing.B) {
+	srv, err := Serve("127.0.0.1:0", devices(256), zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Stop()
+	size := 0
+	for b.Loop() {
+		resp, err := http.Get("http://" + srv.Addr() + "/metrics")
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = int(n)
+	}
+	b.ReportMetric(float64(size), "bytes/scrape")
 }

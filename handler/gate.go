@@ -40,6 +40,12 @@ func (c *Cmd) refuse(v lockgate.Verdict) result {
 	return c.busy(class, 0)
 }
 
+// cmdTimeouter is a DeviceConfig that knows the kernel's time limit on the
+// device's commands (configfs attrib/cmd_time_out).
+type cmdTimeouter interface {
+	CmdTimeout() (time.Duration, error)
+}
+
 // newGate returns the lock gate of a device whose backend is lk, sharing
 // holds (nil: its own) with the other devices' gates.
 func (d *Device) newGate(lk Locker, holds *lockgate.Holds) *lockgate.Gate {
@@ -54,6 +60,15 @@ func (d *Device) newGate(lk Locker, holds *lockgate.Holds) *lockgate.Gate {
 	}
 	if sw, ok := d.cfg.(lockgate.TPGSwitch); ok {
 		gc.Switch = sw
+	}
+	if ct, ok := d.cfg.(cmdTimeouter); ok {
+		gc.CmdTimeout = func() time.Duration {
+			limit, err := ct.CmdTimeout()
+			if err != nil {
+				d.log.Warn().Err(err).Msg("read cmd_time_out; taking target portal groups offline without waiting for it")
+			}
+			return limit
+		}
 	}
 	return lockgate.New(gc)
 }

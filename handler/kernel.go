@@ -2,6 +2,7 @@ package handler
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/gotcmu/gotcmu/uio"
 )
@@ -59,6 +60,13 @@ func (f configfsFiles) ResetRing() error { return f.c.ResetRing(uio.ResetBusy) }
 
 func (f configfsFiles) SetPortGroupState(id uint16, state uint8) error {
 	return f.c.SetALUAState(id, state)
+}
+
+// CmdTimeout is the device's attrib/cmd_time_out (0: none), for the lock
+// gate (lockgate.Config.CmdTimeout).
+func (f configfsFiles) CmdTimeout() (time.Duration, error) {
+	a, err := f.c.Attrib()
+	return a.CmdTimeOut, err
 }
 
 func (f configfsFiles) Attributes() (size int64, blockSize, maxSectors uint32, writeCache bool, err error) {

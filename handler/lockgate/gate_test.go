@@ -297,9 +297,10 @@ type harness struct {
 
 // options are the parts of a gate's Config a test chooses.
 type options struct {
-	ports Ports
-	sw    TPGSwitch
-	holds *Holds
+	ports      Ports
+	sw         TPGSwitch
+	holds      *Holds
+	cmdTimeout time.Duration // Config.CmdTimeout's answer; 0: no CmdTimeout
 }
 
 func newHarness(t *testing.T, o options) *harness {
@@ -308,7 +309,7 @@ func newHarness(t *testing.T, o options) *harness {
 	lk := &fakeLocker{io: io}
 	clock := &fakeClock{}
 	clock.ns.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
-	g := New(Config{
+	cfg := Config{
 		Log:      zerolog.New(zerolog.NewTestWriter(t)),
 		Locker:   lk,
 		WaitIdle: io.wait,
@@ -316,7 +317,11 @@ func newHarness(t *testing.T, o options) *harness {
 		Switch:   o.sw,
 		Holds:    o.holds,
 		Now:      clock.now,
-	})
+	}
+	if o.cmdTimeout > 0 {
+		cfg.CmdTimeout = func() time.Duration { return o.cmdTimeout }
+	}
+	g := New(cfg)
 	t.Cleanup(g.Close)
 	return &harness{g: g, lk: lk, io: io, clock: clock}
 }
@@ -695,6 +700,47 @@ func TestConnectionLossSignalledWhileTheWriteIsHeld(t *testing.T) {
 		t.Errorf("I/O in flight at each reopen: %v, want [0]", got)
 	}
 	h.expect(t, write, Standby)
+}
+
+// With a kernel time limit on commands (cmd_time_out), a gate that loses
+// its connection while a write is held lets the kernel end that write
+// (CHECK CONDITION, which moves the initiator to another path at once)
+// before it takes the TPG offline, which would drop the session instead;
+// a device with nothing in flight goes offline at once.
+func TestTPGOfflineAfterTheKernelsTimeLimit(t *testing.T) {
+	const limit = 300 * time.Millisecond
+	t.Run("held", func(t *testing.T) {
+		sw := &fakeSwitch{}
+		h := newHarness(t, options{ports: localPorts(), sw: sw, cmdTimeout: limit})
+		h.expect(t, write, Busy)
+		h.settled(t)
+		h.io.add(1)
+		start := time.Now()
+		h.lk.signalLost(t)
+		got := sw.switchesAfter(t, 1)
+		took := time.Since(start)
+		if !slices.Equal(got, []string{iqn + "/1=false"}) || took < limit+time.Second {
+			t.Fatalf("TPG switches %v %v after the loss, want the TPG offline only after cmd_time_out and a second (%v)",
+				got, took.Round(time.Millisecond), limit+time.Second)
+		}
+		h.lk.setOwner("gw-b")
+		h.io.add(-1)
+		if st := h.settled(t); st.State != "held-down" || st.ConnLosses != 1 {
+			t.Fatalf("after the cut: %+v", st)
+		}
+	})
+	t.Run("idle", func(t *testing.T) {
+		sw := &fakeSwitch{}
+		h := newHarness(t, options{ports: localPorts(), sw: sw, cmdTimeout: time.Minute})
+		h.expect(t, write, Busy)
+		h.settled(t)
+		start := time.Now()
+		h.g.NoteError(syscall.ETIMEDOUT)
+		if got := sw.switchesAfter(t, 1); len(got) == 0 || got[0] != iqn+"/1=false" || time.Since(start) > 10*time.Second {
+			t.Fatalf("TPG switches %v after %v, want the idle device's TPG offline at once", got, time.Since(start))
+		}
+		h.settled(t)
+	})
 }
 
 // Without a switch, or without ports, a lost connection is recovered from

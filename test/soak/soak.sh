@@ -38,6 +38,9 @@ for v in SOAK_BACKENDS SOAK_RBD_IODEPTH SOAK_EVERY SOAK_OSD_KILL_AT SOAK_OSD_DOW
 done
 echo "soak: booting $G for ${SOAK_S} s of load; output in $OUT"
 STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
+# The tree the binary was built from, taken now: the run lasts an hour, and HEAD may move meanwhile.
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)
+git -C "$REPO" diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT (with uncommitted changes)"
 START=$(date +%s)
 MEM=${MEM:-6144}
 MEM=$MEM T=$((SOAK_S + 1500)) QUIET=1 "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT" "$HERE/guest-soak.sh"
@@ -55,9 +58,7 @@ fi
 
 # record FILE: the run as Markdown, for test/results/soak.md.
 record() {
-	local commit verdict
-	commit=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)
-	git -C "$REPO" diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
+	local commit=$COMMIT verdict
 	verdict=PASS; [ "$OK" = 1 ] || verdict=FAIL
 	{
 		echo "# Soak: $verdict (issue 15 point 4, \`make soak\`)"

@@ -482,8 +482,9 @@ func (g *Gate) recover(ctx context.Context, held bool) {
 // path at once. Commands the backend holds (a write waiting for its
 // client's fence, which needs the monitors) end only that way. So the gate
 // waits for the device to go idle, at most the limit and a second. The
-// partition of 2026-12-05 15:24 (cmd_time_out 20 s, no such wait) stalled
-// 45.8 s where the boot before, whose TPG stayed online, stalled 27.6 s.
+// partition of 2026-12-05 15:24 (cmd_time_out 20 s, no such wait) had the
+// other gateway take the lock at +47.7 s, the one of 16:53 with it at
+// +29.2 s (test/results/partition.md).
 // With cmd_time_out 0 (ceph-iscsi's) the kernel never ends them and the
 // TPGs go offline at once.
 func (g *Gate) awaitKernelTimeout(ctx context.Context) {

@@ -488,7 +488,7 @@ func (g *Gate) recover(ctx context.Context, held bool) {
 // With cmd_time_out 0 (ceph-iscsi's) the kernel never ends them and the
 // TPGs go offline at once.
 func (g *Gate) awaitKernelTimeout(ctx context.Context) {
-	if g.cmdLimit == nil || g.waitIdle == nil {
+	if g.cmdLimit == nil {
 		return
 	}
 	limit := g.cmdLimit()

@@ -80,7 +80,8 @@ func (p *clientPool) get(ctx context.Context, key connKey) (*client, error) {
 // may carry that image's service-map registration.
 func (p *clientPool) exclusive() bool { return p.perClient == 1 }
 
-// put releases one image's use of c and shuts c down after the last one.
+// put releases one image's use of c and shuts c down after the last one,
+// then hands the C heap's freed pages back (trimCHeap).
 func (p *clientPool) put(c *client) {
 	p.mu.Lock()
 	c.images--
@@ -102,6 +103,8 @@ func (p *clientPool) put(c *client) {
 	p.mu.Unlock()
 	if last {
 		c.conn.Shutdown()
+		// Rarely: a reopen or a device going away.
+		trimCHeap()
 	}
 }
 

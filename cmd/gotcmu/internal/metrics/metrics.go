@@ -125,6 +125,7 @@ func (s *Server) Stop() {
 func Serve(addr string, src Source, log zerolog.Logger) (*Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewCollector(src), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(cHeapCollectors()...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: nil}))
 	ln, err := net.Listen("tcp", addr)

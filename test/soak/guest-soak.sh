@@ -39,6 +39,7 @@ select_handler
 finish() {
 	[ -n "${FIO:-}" ] && kill "$FIO" 2>/dev/null
 	[ -n "${FAULT:-}" ] && kill "$FAULT" 2>/dev/null
+	[ -n "${PROBE:-}" ] && kill "$PROBE" 2>/dev/null
 	[ -n "${HANDLER_PID:-}" ] && { stop_handler || log "gotcmu did not stop cleanly"; }
 	if [ -d "$CEPH" ]; then
 		cp "$CEPH"/*.log "$OUT/" 2>/dev/null
@@ -67,8 +68,11 @@ status() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$HANDLER_PID/status"; }
 # from /dev/uioN (smaps), which the kernel hands out as their blocks are first used, up to
 # max_data_area_mb per device: bounded by the kernel, not by gotcmu. The rest of RSS is
 # file-backed: the binary and the shared libraries' pages as code paths are first run.
+# The C heap (glibc malloc, gotcmu_c_heap_bytes: librados', librbd's and gotcmu's cgo allocations)
+# in use and held free by malloc's arenas tells a leak from memory malloc keeps; the guest's
+# MemAvailable tells whether the guest itself ran short (the 15:44 run of 2026-12-05 did not say).
 sample() {
-	local t g fd heap rss anon uio thr
+	local t g fd heap rss anon uio thr avail
 	t=$(now)
 	M=$(curl -s --max-time 10 http://127.0.0.1:9560/metrics)
 	g=$(metric go_goroutines); fd=$(metric process_open_fds)
@@ -78,10 +82,30 @@ sample() {
 	[ -n "$anon" ] && anon=$(mib $((anon << 10)))
 	uio=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { in_uio = ($6 ~ "^/dev/uio") } in_uio && $1 == "Rss:" { kb += $2 }
 		END { print kb * 1024 }' "/proc/$HANDLER_PID/smaps")
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${g:-?}" "${fd:-?}" "${thr:-?}" "${anon:-?}" \
-		"${heap:-?}" "$rss" "$(mib "$uio")"
+	avail=$(awk '$1 == "MemAvailable:" { print $2 * 1024 }' /proc/meminfo)
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${g:-?}" "${fd:-?}" "${thr:-?}" "${anon:-?}" \
+		"${heap:-?}" "$rss" "$(mib "$uio")" "$(mib "$(metric 'gotcmu_c_heap_bytes{state="in_use"}')")" \
+		"$(mib "$(metric 'gotcmu_c_heap_bytes{state="free"}')")" "$(mib "$avail")"
 }
-COLS=$(printf '%s\t' t_s goroutines open_fds threads anon_mib go_heap_mib rss_mib data_area_mib)
+COLS=$(printf '%s\t' t_s goroutines open_fds threads anon_mib go_heap_mib rss_mib data_area_mib c_heap_mib c_free_mib guest_avail_mib)
+
+# stall_probe: the guest's own pulse. A 1 s sleep that takes STALL_MS or more means every process
+# of the guest waited (TCG starved by the host, or the guest reclaiming memory), gotcmu and the
+# OSDs alike; each such gap goes to stalls.txt, so that a command the kernel timed out can be told
+# from one gotcmu held while the rest of the guest ran. (The 15:44 run of 2026-12-05 failed a file
+# LUN's reads in the same half minute as an rbd LUN's writes; the monitor's log showed it delayed
+# 89 s then, and the OSDs missed each other's heartbeats for 40 s: a guest stall, read by hand.)
+STALL_MS=${SOAK_STALL_MS:-3000}
+stall_probe() {
+	local prev cur gap
+	prev=$(date +%s%N)
+	while sleep 1; do
+		cur=$(date +%s%N)
+		gap=$(((cur - prev) / 1000000))
+		[ "$gap" -ge "$STALL_MS" ] && echo "+$(now) s the guest stalled: a 1 s sleep took $gap ms" >> "$OUT/stalls.txt"
+		prev=$cur
+	done
+}
 
 # osd_fault: osd.1 SIGKILLed at KILL_AT, started again DOWN s later, then the time until every PG
 # is active+clean again (the restarted memstore OSD comes back empty and is backfilled). Runs in
@@ -138,6 +162,15 @@ for be in $BACKENDS; do
 	mkdir -p "$dir" && put "dev_config=$cfg" "$dir/control" && put "dev_size=$SIZE" "$dir/control" &&
 		bounded 60 put 1 "$dir/enable" && put "$(new_uuid)" "$dir/wwn/vpd_unit_serial" ||
 		{ fail "LUN $i ($be) enabled"; finish; }
+	# The rbd LUNs as ceph-iscsi sets them up (ceph_iscsi_config/lun.py): no kernel command timer
+	# (cmd_time_out 0), so a command waits for rados_osd_op_timeout (30 s) and gotcmu's recovery
+	# instead of the kernel's 30 s timer racing it; qfull_time_out 5. The file LUNs keep the
+	# kernel's defaults. (In the 15:44 run both timers were 30 s, and the kernel failed the writes
+	# a backfilling cluster had held 30 s a second before gotcmu's own timeout fired.)
+	if [ "$be" = rbd ]; then
+		put 0 "$dir/attrib/cmd_time_out" && put 5 "$dir/attrib/qfull_time_out" ||
+			{ fail "LUN $i: cmd_time_out 0 and qfull_time_out 5 as ceph-iscsi sets them"; finish; }
+	fi
 	dev=$(loop_export "$(printf 'naa.50014050000050%02x' "$i")" "$dir")
 	check "LUN $i: user:$be on tcm_loop (${dev:-none})" test -b "$dev" || finish
 	# tcm_loop's default queue depth is 128 already; say it, so the run is what it claims.
@@ -162,7 +195,10 @@ T0=$(date +%s)
 fio --output="$OUT/fio.txt" "$OUT/soak.fio" &
 FIO=$!
 T0=$(date +%s)
-event "fio started on ${#DEVS[@]} LUNs"
+event "fio started on ${#DEVS[@]} LUNs (guest uptime $(cut -d' ' -f1 /proc/uptime) s: the kernel log's clock)"
+: > "$OUT/stalls.txt"
+stall_probe &
+PROBE=$!
 if [ "$RBD" = 1 ]; then
 	osd_fault &
 	FAULT=$!
@@ -191,6 +227,8 @@ if [ "$RBD" = 1 ]; then
 		test "$(cat "$OUT/osd-fault.rc" 2>/dev/null)" = 0
 	ceph -s > "$OUT/ceph-status.txt" 2>&1
 fi
+kill "$PROBE" 2>/dev/null; PROBE=""
+log "guest stalls of ${STALL_MS} ms or more: $(wc -l < "$OUT/stalls.txt")$(sort -t' ' -k9 -n "$OUT/stalls.txt" | tail -1 | awk '{ print ", longest " $9 " ms at " $1 " s" }')"
 dmesg | grep -i 'I/O error\|blk_update_request' > "$OUT/dmesg-io-errors.txt"
 check "no I/O error in the kernel log ($(wc -l < "$OUT/dmesg-io-errors.txt") lines)" test ! -s "$OUT/dmesg-io-errors.txt"
 # shellcheck disable=SC2086 # SOAKREPORT_ARGS is a list of words

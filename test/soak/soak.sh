@@ -16,7 +16,7 @@
 # Usage: test/soak/soak.sh         Env: SOAK_S (SOAK_SECS is an alias), SOAK_BACKENDS (default
 #   "file file rbd rbd"), SOAK_RBD_IODEPTH, SOAK_EVERY, SOAK_OSD_KILL_AT, SOAK_OSD_DOWN, SOAKREPORT_ARGS,
 #   RESULTS (a directory to write soak.md into, e.g. test/results), OUT (default build/soak),
-#   GOTCMU (default bin/gotcmu), MEM (MiB, default 6144), CPUS.
+#   GOTCMU (default bin/gotcmu), MEM (MiB, default 10240), SOAK_STALL_MS, CPUS.
 # Serialise with other guests: flock /tmp/gotcmu-vm.lock test/soak/soak.sh
 set -uo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
@@ -33,7 +33,7 @@ case $GOTCMU in /tmp/*|/run/*) echo "soak: the guest cannot see $GOTCMU" >&2; ex
 G=$("$REPO/test/vm/build-guest.sh") || exit 2
 rm -rf "$OUT"; mkdir -p "$OUT"
 ENVS=(-e "GOTCMU=$GOTCMU" -e "SOAK_S=$SOAK_S" -e "SOAKREPORT=$TOOLS/soakreport")
-for v in SOAK_BACKENDS SOAK_RBD_IODEPTH SOAK_EVERY SOAK_OSD_KILL_AT SOAK_OSD_DOWN SOAKREPORT_ARGS GOTCMU_ARGS; do
+for v in SOAK_BACKENDS SOAK_RBD_IODEPTH SOAK_EVERY SOAK_OSD_KILL_AT SOAK_OSD_DOWN SOAK_STALL_MS SOAKREPORT_ARGS GOTCMU_ARGS; do
 	[ -n "${!v:-}" ] && ENVS+=(-e "$v=${!v}")
 done
 echo "soak: booting $G for ${SOAK_S} s of load; output in $OUT"
@@ -42,7 +42,10 @@ STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)
 git -C "$REPO" diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT (with uncommitted changes)"
 START=$(date +%s)
-MEM=${MEM:-6144}
+# 10 GiB: in the 6 GiB guest of the 15:44 run of 2026-12-05 (three memstore OSDs holding three
+# copies of both images, two tmpfs images) the guest reclaimed gotcmu's file-backed pages (its RSS
+# fell from 108 to 56 MiB) and stalled for tens of seconds at a time.
+MEM=${MEM:-10240}
 MEM=$MEM T=$((SOAK_S + 1500)) QUIET=1 "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT" "$HERE/guest-soak.sh"
 RC=$?
 ELAPSED=$(($(date +%s) - START))
@@ -67,12 +70,23 @@ record() {
 		echo "- gotcmu at commit $commit; guest kernel $(cat "$OUT/guest-kernel" 2>/dev/null || echo '?'), qemu TCG, ${CPUS:-2} vCPU, $MEM MiB."
 		echo "- LUNs: ${SOAK_BACKENDS:-file file rbd rbd} (256 MiB each, tcm_loop); fio randwrite 4 KiB, iodepth 128 on the file LUNs,"
 		echo "  ${SOAK_RBD_IODEPTH:-16} on the rbd ones, verify=crc32c verify_backlog=4096 verify_fatal=1 on every LUN for the whole run."
+		echo "  The rbd LUNs with cmd_time_out 0 and qfull_time_out 5, as ceph-iscsi sets them; the file LUNs with the kernel's defaults."
 		echo "- Ceph: micro Ceph (test/micro-ceph.sh) of 1 mon, 1 mgr, 3 memstore OSDs, pool rbd of size 3, min_size 2."
 		echo "  Fault: osd.1 SIGKILLed and started again (it comes back with an empty store and is backfilled)."
 		echo
 		echo "## Events (seconds since fio started)"
 		echo
 		sed 's/^/    /' "$S/events.txt" 2>/dev/null
+		echo
+		echo "## Guest stalls (a 1 s sleep in the guest that took ${SOAK_STALL_MS:-3000} ms or more)"
+		echo
+		if [ -s "$S/stalls.txt" ]; then sed 's/^/    /' "$S/stalls.txt"; else echo "None."; fi
+		if [ -s "$S/dmesg-io-errors.txt" ]; then
+			echo
+			echo "The kernel's I/O errors (its clock is the guest's uptime; fio started at the uptime in Events):"
+			echo
+			sed 's/^/    /' "$S/dmesg-io-errors.txt"
+		fi
 		echo
 		echo "## Trend over the last half (test/cmd/soakreport)"
 		echo

@@ -81,6 +81,9 @@ type TargetPort struct {
 	// through: TCMU does not say which port a command came in on, and
 	// tcmu-runner makes the same inference (tcmu_get_enabled_port).
 	Enabled bool
+	// AlwaysOn: the TPG has no enable attribute (tcm_loop): nothing can
+	// take it offline.
+	AlwaysOn bool
 }
 
 // settings is a snapshot of what the kernel told us about the device;

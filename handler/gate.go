@@ -88,7 +88,9 @@ func (p gatePorts) Refusal() (lockgate.Verdict, error) {
 
 // LocalTPGs implements lockgate.Ports: the TPGs of the device's ports that
 // are enabled, on a gateway its own (ceph-iscsi enables only the local
-// TPG; see TargetPort.Enabled).
+// TPG; see TargetPort.Enabled), and that can be disabled: tcm_loop's have
+// no enable attribute, and writing it only logged an error at every
+// recovery (make soak of 2026-12-05 15:44).
 func (p gatePorts) LocalTPGs() ([]lockgate.TPG, error) {
 	groups, err := p.cfg.PortGroups()
 	if err != nil {
@@ -99,7 +101,7 @@ func (p gatePorts) LocalTPGs() ([]lockgate.TPG, error) {
 	for _, pg := range groups {
 		for _, p := range pg.Ports {
 			t := lockgate.TPG{WWN: p.TargetName, TPGT: p.TPGT}
-			if p.Enabled && p.TargetName != "" && !seen[t] {
+			if p.Enabled && !p.AlwaysOn && p.TargetName != "" && !seen[t] {
 				seen[t] = true
 				tpgs = append(tpgs, t)
 			}

@@ -533,7 +533,8 @@ func TestGatePortsLocalTPGs(t *testing.T) {
 	groups = append(groups, PortGroup{Name: "more", ID: 3, Ports: []TargetPort{
 		{RelativeID: 3, TargetName: "iqn.2026-01.test:a", TPGT: 1, Enabled: true}, // the same TPG, another LUN
 		{RelativeID: 4, TargetName: "iqn.2026-01.test:b", TPGT: 3, Enabled: true},
-		{RelativeID: 5, TPGT: 4, Enabled: true}, // no target name
+		{RelativeID: 5, TPGT: 4, Enabled: true},                                                     // no target name
+		{RelativeID: 6, TargetName: "naa.5001405000000001", TPGT: 1, Enabled: true, AlwaysOn: true}, // tcm_loop
 	}})
 	got, err := gatePorts{&tpgConfig{groups: groups}}.LocalTPGs()
 	if err != nil {

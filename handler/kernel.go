@@ -109,6 +109,7 @@ func (f configfsFiles) PortGroups() ([]PortGroup, error) {
 				TargetName: m.WWN,
 				TPGT:       m.TPGT,
 				Enabled:    m.Enabled,
+				AlwaysOn:   m.AlwaysOn,
 			})
 		}
 		out[i] = pg

@@ -60,6 +60,7 @@ type TargetPort struct {
 	RelPortID uint16 // relative target port id (lun_rtpi), statistics/scsi_port/indx
 	ProtoID   uint8  // SCSI protocol identifier, statistics/scsi_transport/proto_id
 	Enabled   bool   // tpgt_N/enable
+	AlwaysOn  bool   // no tpgt_N/enable: tcm_loop's TPGs cannot be disabled
 }
 
 // ALUAGroups reads the device's target port groups in name order.
@@ -290,7 +291,7 @@ func (c *Configfs) readPort(p *TargetPort) error {
 	if p.Enabled, err = readBoolFile(filepath.Join(tpg, "enable")); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			// tcm_loop has no enable attribute: its TPGs are always on.
-			p.Enabled = true
+			p.Enabled, p.AlwaysOn = true, true
 			return nil
 		}
 		return fmt.Errorf("read port state: %w", err)

@@ -336,7 +336,7 @@ func TestALUAGroups(t *testing.T) {
 		Supported: allSup,
 		Members: []TargetPort{
 			{Fabric: "iSCSI", WWN: iqn, TPGT: 1, LUN: 0, RelPortID: 1, ProtoID: 5, Enabled: true},
-			{Fabric: "loopback", WWN: loopWWN, TPGT: 1, LUN: 2, RelPortID: 2, ProtoID: 6, Enabled: true},
+			{Fabric: "loopback", WWN: loopWWN, TPGT: 1, LUN: 2, RelPortID: 2, ProtoID: 6, Enabled: true, AlwaysOn: true},
 		},
 	}}
 	if diff := cmp.Diff(want, got); diff != "" {

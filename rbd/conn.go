@@ -44,9 +44,9 @@ func osdOpTimeout(user, clusterDefault, grace, interval time.Duration) time.Dura
 
 // connect makes a new connected client for key, with librbd's cache off
 // (a gateway must not acknowledge a write that another gateway cannot
-// read after failover) and the osd_op_timeout rule applied. It returns the
-// timeout in force.
-func connect(ctx context.Context, key connKey) (*rados.Conn, time.Duration, error) {
+// read after failover), the osd_op_timeout rule applied and then the
+// options of extra (name, value) set. It returns the timeout in force.
+func connect(ctx context.Context, key connKey, extra ...[2]string) (*rados.Conn, time.Duration, error) {
 	id := key.id
 	if id == "" {
 		id = "admin"
@@ -115,6 +115,11 @@ func connect(ctx context.Context, key connKey) (*rados.Conn, time.Duration, erro
 		left := strconv.Itoa(max(1, int(math.Ceil(time.Until(dl).Seconds()))))
 		if err := conn.SetConfigOption("client_mount_timeout", left); err != nil {
 			return nil, 0, fmt.Errorf("set client_mount_timeout: %w", cephErrno(err))
+		}
+	}
+	for _, o := range extra {
+		if err := conn.SetConfigOption(o[0], o[1]); err != nil {
+			return nil, 0, fmt.Errorf("set %s: %w", o[0], cephErrno(err))
 		}
 	}
 	if err := conn.Connect(); err != nil {

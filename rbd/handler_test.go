@@ -338,6 +338,17 @@ func TestClientSharing(t *testing.T) {
 			return serviceDaemon(t, admin, "share:rbd/"+n) != nil
 		})
 	}
+	// Each entry rides on a connection of its own, configured small.
+	for _, im := range ims {
+		if im.svc.own == nil {
+			t.Fatal("a shared client's image has no service connection of its own")
+		}
+		for _, o := range serviceOnly {
+			if v, err := im.svc.own.GetConfigOption(o[0]); err != nil || v != o[1] {
+				t.Errorf("service connection: %s = %q (%v), want %q", o[0], v, err, o[1])
+			}
+		}
+	}
 	buf := fill(mmapBuf(t, 4096), 's')
 	for _, im := range ims {
 		if _, err := do(im, handler.OpWrite, 0, 4096, false, buf); err != nil {

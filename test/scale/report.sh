@@ -103,6 +103,26 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 	awk -F'\t' 'function ms(u) { return (u == "-" || u == "") ? "-" : sprintf("%.1f", u / 1000) }
 		{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $15, ms($16), ms($17), ($18 == "-" ? "-" : sprintf("%.1f", $18 / 1024)) }' "$W/rows"
 	echo
+	# image-cost.txt (scale.sh's host step): BenchmarkImageCost's lines.
+	if [ -s "$DIR/image-cost.txt" ]; then
+		echo "## One idle image's cost, on this machine (not the guest)"
+		echo
+		echo "rbd's BenchmarkImageCost, each configuration in a process of its own against a micro Ceph on this"
+		echo "machine: 16 images opened and idle, the process's RssAnon, OS threads and RADOS clients"
+		echo "(msgr-worker-0 threads) before and after, per image. go-ceph is librados and librbd alone, a"
+		echo "client per image (tcmu-runner's layout: the floor for any handler that keeps it). gotcmu's"
+		echo "handler runs here without a device loop, so each image's completion goroutine waits in poll(2)"
+		echo "on a thread of its own: one thread per image more than in the daemon, whose loop polls instead."
+		echo "images-per-client-K is gotcmu's rbd handler at rbd_images_per_client K (each image of a shared"
+		echo "client keeps a small connection for its service-map entry, which ceph-iscsi reads)."
+		echo
+		echo "| configuration | anon KiB per image | threads per image | RADOS clients for 16 images |"
+		echo "|---|---:|---:|---:|"
+		awk '/^BenchmarkImageCost\// { name = $1; sub(/^BenchmarkImageCost\//, "", name); sub(/-[0-9]+$/, "", name)
+			for (i = 3; i < NF; i += 2) v[$(i + 1)] = $i
+			printf "| %s | %s | %s | %s |\n", name, v["anon-KiB/image"], v["threads/image"], v["rados-clients"] }' "$DIR/image-cost.txt"
+		echo
+	fi
 	echo "## gotcmu's status views"
 	echo
 	echo "One scrape of the metrics endpoint (curl, series = lines that are not comments) and one"

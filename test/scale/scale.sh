@@ -4,6 +4,9 @@
 #      and each daemon of DAEMONS in turn, test/scale/guest-scale.sh creates N LUNs on one tcm_loop
 #      target and measures start-up, memory, threads, RADOS clients, an aggregate fio load,
 #      adoption after SIGKILL and the SIGTERM drain (one line per daemon and N in rows.tsv).
+#   0. Before the boot, on this machine: one idle image's cost in memory, threads and RADOS clients
+#      (rbd's BenchmarkImageCost against a micro Ceph here: go-ceph alone and gotcmu's handler at
+#      rbd_images_per_client 1, 4 and 16), for the report.
 #   2. test/results/scale.md (the tables) and scale.png (the curves), from that file (gnuplot).
 # Usage: test/scale/scale.sh      (make scale runs it under flock /tmp/gotcmu-vm.lock)
 #        The default takes about 20 minutes under TCG: every LUN costs some 6 s of each daemon's
@@ -29,6 +32,21 @@ command -v gnuplot >/dev/null || { echo "scale: gnuplot missing (gnuplot-nox; ru
 mkdir -p "$OUT" "$RESULTS"
 
 if [ "${GUEST:-1}" != 0 ]; then
+	# Step 0, on this machine: one idle image's cost (rbd's BenchmarkImageCost), each configuration
+	# in a process of its own against one micro Ceph; the report reads it from the guest's directory.
+	echo "==== scale 0/2: one idle image's cost on a micro Ceph here (rbd BenchmarkImageCost)"
+	CEPHDIR=$(mktemp -d /tmp/gotcmu-scale-ceph.XXXXXX)
+	if go test -c -tags "$("$REPO/test/ceph-tag.sh")" -o "$REPO/build/bin/rbd.test" ./rbd &&
+		MON_PORT_V2=3310 MON_PORT_V1=6799 "$REPO/test/micro-ceph.sh" start "$CEPHDIR" > "$OUT/image-cost-ceph.log" 2>&1; then
+		for c in go-ceph images-per-client-1 images-per-client-4 images-per-client-16; do
+			(cd rbd && CEPH_CONF=$CEPHDIR/ceph.conf "$REPO/build/bin/rbd.test" -test.run '^$' \
+				-test.bench "^BenchmarkImageCost/$c\$" -test.benchtime 1x) | grep '^BenchmarkImageCost/' || rc=1
+		done > "$OUT/image-cost.txt"
+		cat "$OUT/image-cost.txt"
+	else
+		echo "scale: BenchmarkImageCost could not run (see $OUT/image-cost-ceph.log)"; rc=1
+	fi
+	"$REPO/test/micro-ceph.sh" stop "$CEPHDIR" > /dev/null 2>&1; rm -rf "$CEPHDIR"
 	[ -x "$GOTCMU" ] || { echo "scale: $GOTCMU missing: run 'make build'" >&2; exit 2; }
 	case $GOTCMU in /tmp/*|/run/*) echo "scale: the guest cannot see $GOTCMU" >&2; exit 2 ;; esac
 	# The guest runs it from this machine's root: a static binary.
@@ -46,6 +64,7 @@ if [ "${GUEST:-1}" != 0 ]; then
 	tail -n +1 -f --pid="$pid" "$OUT/guest/console.log" | grep --line-buffered -E '^\[[0-9:]+\] |^(PASS|FAIL|SKIP) '
 	wait "$pid" || { echo "scale: the guest run failed (see $OUT/guest/console.log)"; rc=1; }
 	mkdir -p "$OUT/guest/scale"
+	cp "$OUT/image-cost.txt" "$OUT/guest/scale/" 2>/dev/null
 	{
 		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "gotcmu: $("$GOTCMU" --version 2>&1 | head -1), tree ${GOTCMU_REV:-$(git describe --always --dirty 2>/dev/null)}"

@@ -47,7 +47,7 @@ const tcmuRunnerPolicy = `
 
 // startBus runs a private system-like dbus-daemon with gotcmu's policy file
 // from systemd/ (and extra policy text) and returns its address.
-func startBus(t *testing.T, extraPolicy string) string {
+func startBus(t testing.TB, extraPolicy string) string {
 	t.Helper()
 	daemon, err := exec.LookPath("dbus-daemon")
 	if err != nil {
@@ -120,7 +120,7 @@ func startBus(t *testing.T, extraPolicy string) string {
 
 // worldReadableDir makes a temporary directory that uid 65534 can enter,
 // which t.TempDir (mode 0700) is not.
-func worldReadableDir(t *testing.T) string {
+func worldReadableDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "gotcmu-dbusapi-")
 	if err != nil {
@@ -133,7 +133,7 @@ func worldReadableDir(t *testing.T) string {
 	return dir
 }
 
-func connect(t *testing.T, addr string) *dbus.Conn {
+func connect(t testing.TB, addr string) *dbus.Conn {
 	t.Helper()
 	conn, err := dbus.Connect(addr)
 	if err != nil {

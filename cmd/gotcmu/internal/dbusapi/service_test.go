@@ -77,7 +77,7 @@ var testDevices = fakeStatus{
 }
 
 // startService serves testHandlers on the bus at addr until the test ends.
-func startService(t *testing.T, addr string, opts ...Option) *Service {
+func startService(t testing.TB, addr string, opts ...Option) *Service {
 	t.Helper()
 	release := make(chan struct{})
 	conn := connect(t, addr)
@@ -103,7 +103,7 @@ func startService(t *testing.T, addr string, opts ...Option) *Service {
 	return s
 }
 
-func waitOwned(t *testing.T, conn *dbus.Conn, name string) {
+func waitOwned(t testing.TB, conn *dbus.Conn, name string) {
 	t.Helper()
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		var has bool

@@ -67,12 +67,14 @@ const statusObjects = 64
 // (in this image or, for a clone, its parent). librbd cannot be
 // interrupted; ctx is checked before starting.
 //
-// Implements:
-//
-//	int rbd_diff_iterate2(rbd_image_t image, const char *fromsnapname,
-//	                      uint64_t ofs, uint64_t len, uint8_t include_parent,
-//	                      uint8_t whole_object,
-//	                      int (*cb)(uint64_t, size_t, int, void *), void *arg);
+// librbd asks the OSDs about every object of the range it is given, one
+// operation each, so Status asks about as few as the answer needs: the
+// object holding off first, then twice as many objects each time the run
+// reaches the end of what was asked, up to statusObjects. A run that ends
+// in its first object (libiscsi's GetLBAStatus tests unmap single blocks)
+// costs one operation instead of statusObjects; through a ceph-iscsi
+// target on two TCG gateways that suite took 297 and 302 s of its 300 s
+// budget (make test-gateway, 2026-12-05 12:00 and 18:12).
 func (im *Image) Status(ctx context.Context, off, length int64) (bool, int64, error) {
 	if err := ctx.Err(); err != nil {
 		return false, 0, err
@@ -82,11 +84,36 @@ func (im *Image) Status(ctx context.Context, off, length int64) (bool, int64, er
 		return false, 0, fmt.Errorf("lba status %d+%d of %s: outside the image's %d bytes: %w",
 			off, length, im.cfg.ImageSpec(), size, syscall.EINVAL)
 	}
-	length = min(length, size-off, statusObjects*im.objSize)
+	end := off + min(length, size-off, statusObjects*im.objSize)
 
 	im.handle.RLock()
 	defer im.handle.RUnlock()
 
+	var mapped bool
+	var run int64
+	for pos, objs := off, int64(1); pos < end; objs *= 2 {
+		to := min(end, (pos/im.objSize+objs)*im.objSize)
+		m, n, err := im.firstRunOf(pos, to-pos)
+		if err != nil {
+			return false, 0, err
+		}
+		if pos == off {
+			mapped = m
+		} else if m != mapped {
+			break
+		}
+		run += n
+		if n < to-pos {
+			break
+		}
+		pos = to
+	}
+	return mapped, run, nil
+}
+
+// firstRunOf asks librbd for the allocated extents of [off, off+length)
+// and returns firstRun of them.
+func (im *Image) firstRunOf(off, length int64) (bool, int64, error) {
 	e := (*C.gotcmu_extents)(C.calloc(1, C.sizeof_gotcmu_extents))
 	defer C.free(unsafe.Pointer(e))
 	ret := C.gotcmu_diff(im.image, C.uint64_t(off), C.uint64_t(length), e)

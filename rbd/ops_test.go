@@ -365,6 +365,10 @@ func TestLBAStatus(t *testing.T) {
 		{"mapped_run", 3 * obj, size - 3*obj, true, 2 * obj},
 		{"mapped_clipped_to_length", 3*obj + 4096, 8192, true, 8192},
 		{"unmapped_after_writes", 5 * obj, 4 * obj, false, 4 * obj},
+		// Runs that end past Status's first objects, and inside one.
+		{"unmapped_to_the_end", 5 * obj, size - 5*obj, false, size - 5*obj},
+		{"unmapped_from_mid_object", 512, size, false, 3*obj - 512},
+		{"mapped_ends_mid_object", 3*obj + obj/2, size, true, obj + obj/2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -382,6 +386,23 @@ func TestLBAStatus(t *testing.T) {
 	}
 	if mapped, extent, err := im.Status(ctx, 3*obj, size-3*obj); err != nil || mapped || extent != obj {
 		t.Errorf("Status after discarding an object = %v, %d, %v; want false, %d", mapped, extent, err, obj)
+	}
+	// An object deallocated between two mapped ones: each run ends at an
+	// object boundary, and the first inside the object Status asks first.
+	if _, err := do(im, handler.OpWrite, 10*obj, 3*obj, false, fill(mmapBuf(t, 3*obj), 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := do(im, handler.OpDiscard, 11*obj, obj, false); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []struct {
+		off        int64
+		wantMapped bool
+		wantExtent int64
+	}{{10 * obj, true, obj}, {10*obj + 512, true, obj - 512}, {11 * obj, false, obj}, {12 * obj, true, obj}, {9 * obj, false, obj}} {
+		if mapped, extent, err := im.Status(ctx, q.off, size-q.off); err != nil || mapped != q.wantMapped || extent != q.wantExtent {
+			t.Errorf("Status(%d) with object 11 discarded = %v, %d, %v; want %v, %d", q.off, mapped, extent, err, q.wantMapped, q.wantExtent)
+		}
 	}
 	if _, _, err := im.Status(ctx, size, 512); !errors.Is(err, syscall.EINVAL) {
 		t.Errorf("Status beyond the end: %v, want EINVAL", err)
@@ -410,5 +431,30 @@ func TestFirstRun(t *testing.T) {
 				t.Errorf("firstRun = %v, %d; want %v, %d", mapped, n, tt.wantMapped, tt.wantN)
 			}
 		})
+	}
+}
+
+// BenchmarkLBAStatus is one GET LBA STATUS's query as libiscsi's
+// GetLBAStatus tests make them: from one of the first 256 blocks of a
+// 256 MiB image with 4 MiB objects whose first 8 MiB are written, to the
+// end of the image.
+func BenchmarkLBAStatus(b *testing.B) {
+	needCeph(b)
+	const size = 256 << 20
+	name := newImage(b, "rbd", size, 22)
+	im := openDevice(b, Handler(Options{}), "rbd/"+name, size)
+	buf := fill(mmapBuf(b, 1<<20), 3)
+	for off := int64(0); off < 8<<20; off += 1 << 20 {
+		if _, err := do(im, handler.OpWrite, off, 1<<20, false, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := range b.N {
+		off := int64(i%256) * 512
+		if _, _, err := im.Status(ctx, off, size-off); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -95,6 +95,9 @@ func (im *Image) Status(ctx context.Context, off, length int64) (bool, int64, er
 		to := min(end, (pos/im.objSize+objs)*im.objSize)
 		m, n, err := im.firstRunOf(pos, to-pos)
 		if err != nil {
+			if pos > off {
+				break // the run so far; the handler asks again from its end
+			}
 			return false, 0, err
 		}
 		if pos == off {
@@ -113,6 +116,13 @@ func (im *Image) Status(ctx context.Context, off, length int64) (bool, int64, er
 
 // firstRunOf asks librbd for the allocated extents of [off, off+length)
 // and returns firstRun of them.
+//
+// Implements:
+//
+//	int rbd_diff_iterate2(rbd_image_t image, const char *fromsnapname,
+//	                      uint64_t ofs, uint64_t len, uint8_t include_parent,
+//	                      uint8_t whole_object,
+//	                      int (*cb)(uint64_t, size_t, int, void *), void *arg);
 func (im *Image) firstRunOf(off, length int64) (bool, int64, error) {
 	e := (*C.gotcmu_extents)(C.calloc(1, C.sizeof_gotcmu_extents))
 	defer C.free(unsafe.Pointer(e))

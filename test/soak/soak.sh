@@ -78,7 +78,7 @@ record() {
 		echo
 		sed 's/^/    /' "$S/events.txt" 2>/dev/null
 		echo
-		echo "## Guest stalls (a 1 s sleep in the guest that took ${SOAK_STALL_MS:-3000} ms or more)"
+		echo "## Guest stalls (a 1 s sleep in the guest that took ${SOAK_STALL_MS:-10000} ms or more)"
 		echo
 		if [ -s "$S/stalls.txt" ]; then sed 's/^/    /' "$S/stalls.txt"; else echo "None."; fi
 		if [ -s "$S/dmesg-io-errors.txt" ]; then

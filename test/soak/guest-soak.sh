@@ -100,8 +100,8 @@ COLS=$(printf '%s\t' t_s goroutines open_fds threads anon_mib go_heap_mib go_sys
 # from one gotcmu held while the rest of the guest ran. (The 15:44 run of 2026-12-05 failed a file
 # LUN's reads in the same half minute as an rbd LUN's writes; the monitor's log showed it delayed
 # 89 s then, and the OSDs missed each other's heartbeats for 40 s: a guest stall, read by hand.)
-# 10 s: at 3 s the first run with the probe (19:16) logged a gap every few seconds, a 1 s sleep
-# taking 3-6 s whenever fio, the OSDs and gotcmu kept both TCG vCPUs busy: that is the load,
+# 10 s: at 3 s the first run with the probe (19:16) logged 171 gaps in the hour, a 1 s sleep
+# taking 3-7.5 s whenever fio, the OSDs and gotcmu kept both TCG vCPUs busy: that is the load,
 # not a stall. The kernel's command timer is 30 s.
 STALL_MS=${SOAK_STALL_MS:-10000}
 stall_probe() {

@@ -147,7 +147,7 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 			f=$DIR/$d-n$n/cpu.pprof
 			[ -s "$f" ] || continue
 			go tool pprof -top -nodecount=100000 "$f" 2> /dev/null | awk -v d="$d" -v n="$n" '
-				/^Duration:/ { dur = $2 + 0; tot = $6; sub(/s$/, "", tot); tot += 0 }
+				/^Duration:/ { dur = $2 + 0; tot = $6; t = 1; if (tot ~ /ms$/) t = 0.001; sub(/m?s$/, "", tot); tot *= t }
 				$1 ~ /s$/ && $2 ~ /%$/ && NF >= 6 { v = $1; u = 1; if (v ~ /ms$/) u = 0.001; sub(/m?s$/, "", v); v *= u
 					f = $6; for (i = 7; i <= NF; i++) f = f " " $i
 					if (f ~ /gotcmu\/gotcmu\/(handler|uio)/) c["hu"] += v

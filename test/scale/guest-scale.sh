@@ -20,8 +20,8 @@
 #      devices open; then the backstores are removed with no daemon running.
 # One line per (daemon, N) in /out/scale/rows.tsv (header in its first line); logs beside it.
 # Env: GOTCMU, NS (default "1 16"), DAEMONS (default "gotcmu:1 gotcmu:8 tcmu-runner"; gotcmu:K
-#      runs gotcmu with rbd_images_per_client = K; a spec ending in @N,N... runs at those N
-#      only), SIZE_MB (default 16), MEMSTORE_MB (default 4096), FIO_SECS (default 10), TOOLS (lunready's directory,
+#      runs gotcmu with rbd_images_per_client = K, gotcmu:K:P also with GOMAXPROCS=P; a spec
+#      ending in @N,N... runs at those N only: test/scale/spec.sh), SIZE_MB (default 16), MEMSTORE_MB (default 4096), FIO_SECS (default 10), TOOLS (lunready's directory,
 #      default $REPO/build/bin), PROFILE_SECS (default 5: gotcmu's CPU profile, --debug-addr,
 #      under a second fio run of the same load; 0 skips it).
 HERE=$(dirname "$(readlink -f "$0")")
@@ -31,6 +31,8 @@ SUMMARY=$OUT/summary.txt
 mkdir -p "$OUT"
 # shellcheck source=test/vm/lib.sh
 . "$REPO/test/vm/lib.sh"
+# shellcheck source=test/scale/spec.sh
+. "$HERE/spec.sh"
 GOTCMU=${GOTCMU:-$REPO/bin/gotcmu}
 TOOLS=${TOOLS:-$REPO/build/bin}
 NS=${NS:-1 16}
@@ -46,7 +48,7 @@ MEMSTORE_MB=${MEMSTORE_MB:-4096}
 WWN=naa.5001405000005ca1
 : > "$SUMMARY"
 ROWS=$OUT/rows.tsv
-printf 'daemon\tn\tcreate_s\tready_s\trss_anon_kib\trss_file_kib\trss_shmem_kib\tthreads\tgoroutines\tfds\trados_clients\tscrape_series\tscrape_ms\tstatus_ms\tiops\tp99_read_us\tp99_write_us\trss_load_kib\tadopt_s\tdrain_s\tfirst_write_s\n' > "$ROWS"
+printf 'daemon\tn\tcreate_s\tready_s\trss_anon_kib\trss_file_kib\trss_shmem_kib\tthreads\tgoroutines\tfds\trados_clients\tscrape_series\tscrape_ms\tstatus_ms\tiops\tp99_read_us\tp99_write_us\trss_load_kib\tadopt_s\tdrain_s\tfirst_write_s\tcpu_us_per_io\tswitches_per_io\tdaemon_cpus\tguest_busy\n' > "$ROWS"
 # 256 librados clients hold some 13 fds each: above the default soft limit of 1024.
 ulimit -n 1048576
 
@@ -92,15 +94,20 @@ proc_field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
 # rados_clients PID: threads named msgr-worker-0, one per librados client.
 rados_clients() { grep -lx 'msgr-worker-0' /proc/"$1"/task/*/comm 2>/dev/null | wc -l; }
 
-# start_daemon NAME IPC LOG: start the daemon in the background; sets DPID.
+# start_daemon NAME IPC PROCS LOG: start the daemon in the background (PROCS: gotcmu's
+# GOMAXPROCS, - for the runtime's default); sets DPID.
 start_daemon() {
 	case $1 in
 	gotcmu)
 		printf 'rbd_images_per_client = %s\n' "$2" > /tmp/scale-tcmu.conf
-		"$GOTCMU" --config /tmp/scale-tcmu.conf -l "" --metrics-addr 127.0.0.1:9560 --debug-addr 127.0.0.1:9198 > "$3" 2>&1 & ;;
+		if [ "$3" = - ]; then
+			"$GOTCMU" --config /tmp/scale-tcmu.conf -l "" --metrics-addr 127.0.0.1:9560 --debug-addr 127.0.0.1:9198 > "$4" 2>&1 &
+		else
+			GOMAXPROCS=$3 "$GOTCMU" --config /tmp/scale-tcmu.conf -l "" --metrics-addr 127.0.0.1:9560 --debug-addr 127.0.0.1:9198 > "$4" 2>&1 &
+		fi ;;
 	tcmu-runner)
-		mkdir -p "$3.d"
-		tcmu-runner --tcmu-log-dir="$3.d" > "$3" 2>&1 & ;;
+		mkdir -p "$4.d"
+		tcmu-runner --tcmu-log-dir="$4.d" > "$4" 2>&1 & ;;
 	esac
 	DPID=$!
 }
@@ -118,16 +125,42 @@ wait_exit() {
 
 secs_since() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
 
-# one NAME IPC N: the five steps for one daemon at N LUNs; appends its row.
+# cost_snapshot PID DEV...: one line "daemon_ticks daemon_switches guest_busy_ticks
+# guest_ticks ios": the daemon's CPU (utime + stime of all its threads, /proc/PID/stat), its
+# context switches (voluntary and not, summed over /proc/PID/task/*/status), the guest's busy and
+# total CPU ticks (/proc/stat), and the IOs the disks DEV... have completed (reads + writes of
+# /sys/block/*/stat).
+cost_snapshot() {
+	local pid=$1 ticks sw cpu ios=0 d s
+	shift
+	ticks=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+	sw=$(cat /proc/"$pid"/task/*/status 2>/dev/null | awk '/^(non)?voluntary_ctxt_switches:/ { s += $2 } END { print s + 0 }')
+	cpu=$(awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t }' /proc/stat)
+	for d in "$@"; do
+		read -r -a s < "/sys/block/${d#/dev/}/stat"
+		ios=$((ios + s[0] + s[4]))
+	done
+	echo "$ticks $sw $cpu $ios"
+}
+
+# cost_per_io BEFORE AFTER SECONDS: "cpu_us_per_io switches_per_io daemon_cpus guest_busy"
+# from two cost_snapshot lines SECONDS apart (USER_HZ 100: a tick is 10 ms).
+cost_per_io() {
+	awk -v a="$1" -v b="$2" -v secs="$3" 'BEGIN { split(a, x, " "); split(b, y, " "); io = y[5] - x[5]
+		if (io <= 0 || secs <= 0) { print "- - - -"; exit }
+		printf "%.0f %.2f %.2f %.2f\n", (y[1] - x[1]) * 10000 / io, (y[2] - x[2]) / io, (y[1] - x[1]) / 100 / secs, (y[3] - x[3]) / (y[4] - x[4]) }'
+}
+
+# one NAME IPC PROCS LABEL N: the five steps for one daemon at N LUNs; appends its row.
 one() {
-	local name=$1 ipc=$2 n=$3 label i dir t0 create ready lock adopt drain addr devs=() d
+	local name=$1 ipc=$2 procs=$3 label=$4 n=$5 i dir t0 create ready lock adopt drain addr devs=() d
 	local anon file shmem threads gor=- fds clients series=- scrape=- status=- iops=- p99r=- p99w=- rssload=-
-	label=$name; [ "$name" = gotcmu ] && label=gotcmu-ipc$ipc
+	local c0 c1 t1 cost="- - - -"
 	local L=$OUT/$label-n$n
 	mkdir -p "$L"
 	log "scale: $label, N=$n"
 	mkimages "$label-n$n-" "$n" || { fail "$label N=$n: rbd images not created"; return 1; }
-	start_daemon "$name" "$ipc" "$L/daemon.log"
+	start_daemon "$name" "$ipc" "$procs" "$L/daemon.log"
 	# Started before any device exists: give it the time to join the netlink family, as
 	# start_handler does (an ADDED event nobody hears would block its enable write).
 	sleep 3
@@ -178,6 +211,7 @@ one() {
 	# 3. the aggregate load
 	local jobs=()
 	for d in "${devs[@]}"; do jobs+=(--name="${d#/dev/}" --filename="$d"); done
+	c0=$(cost_snapshot "$DPID" "${devs[@]}"); t1=$(date +%s%N)
 	if fio --thread --ioengine=libaio --direct=1 --rw=randrw --rwmixread=70 --bs=4k --iodepth=4 \
 		--size=$((SIZE_MB << 20)) --time_based --runtime="$FIO_SECS" --ramp_time=2 --randrepeat=0 --norandommap \
 		--lat_percentiles=1 --group_reporting --output-format=json --output="$L/fio.json" "${jobs[@]}" \
@@ -188,9 +222,11 @@ one() {
 	else
 		fail "$label N=$n: fio: $(head -3 "$L/fio.err")"
 	fi
+	c1=$(cost_snapshot "$DPID" "${devs[@]}")
+	cost=$(cost_per_io "$c0" "$c1" "$(secs_since "$t1")")
 	rssload=$(proc_field "$DPID" VmRSS)
 	cat /proc/"$DPID"/status > "$L/status-load"
-	log "$label N=$n: $iops IOPS, p99 read $p99r us, write $p99w us"
+	log "$label N=$n: $iops IOPS, p99 read $p99r us, write $p99w us; CPU us, switches per IO, daemon CPUs, guest busy: $cost"
 	# gotcmu's CPU profile under the same load, in a run of its own (PROFILE_SECS, 0: none) so
 	# that the profiler's cost is in no figure above.
 	if [ "$name" = gotcmu ] && [ "$PROFILE_SECS" -gt 0 ]; then
@@ -206,7 +242,7 @@ one() {
 	# 4. SIGKILL, restart, every LUN answers again
 	kill -KILL "$DPID"; wait "$DPID" 2>/dev/null
 	t0=$(date +%s%N)
-	start_daemon "$name" "$ipc" "$L/daemon-adopt.log"
+	start_daemon "$name" "$ipc" "$procs" "$L/daemon-adopt.log"
 	adopt=$("$TOOLS/lunready" -since "$t0" -timeout 300s "${devs[@]}" 2> "$L/adopt.err" | cut -d' ' -f1)
 	[ -s "$L/adopt.err" ] && fail "$label N=$n: adopt: $(cat "$L/adopt.err")"
 	log "$label N=$n: adopted in $adopt s"
@@ -230,21 +266,18 @@ one() {
 	done
 	rmimages "$label-n$n-" "$n" > "$L/rmimages.log" 2>&1 || log "$label N=$n: images not removed: $(tail -1 "$L/rmimages.log")"
 	ceph df > "$L/ceph-df.txt" 2>&1
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
 		"$anon" "$file" "$shmem" "$threads" "$gor" "$fds" "$clients" "$series" "$scrape" "$status" "$iops" "$p99r" "$p99w" \
-		"$rssload" "$adopt" "$drain" "$lock" >> "$ROWS"
+		"$rssload" "$adopt" "$drain" "$lock" "${cost// /$'\t'}" >> "$ROWS"
 	pass "$label N=$n"
 }
 
 start_dbus || log "no system D-Bus: gotcmu status is not measured"
 for n in $NS; do
 	for spec in $DAEMONS; do
-		# name[:K][@N,N...]: only at those N when given
-		if [[ $spec == *@* ]]; then
-			[[ ",${spec#*@}," == *",$n,"* ]] || continue
-			spec=${spec%%@*}
-		fi
-		one "${spec%%:*}" "${spec#*:}" "$n"
+		spec_at "$spec" "$n" || continue
+		# shellcheck disable=SC2046 # four words
+		one $(spec_fields "$spec") "$n"
 	done
 done
 "$REPO/test/micro-ceph.sh" stop /tmp/ceph > /dev/null 2>&1

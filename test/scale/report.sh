@@ -5,6 +5,8 @@
 # measured twice keeps the last file's line; each file's meta* is listed under "Runs". A
 # notes.md there (written by hand after the run) goes in as "Notes on this run".
 set -uo pipefail
+# shellcheck source=test/scale/spec.sh
+. "$(dirname "$(readlink -f "$0")")/spec.sh"
 [ $# -eq 3 ] || { echo "usage: $0 DIR MD PNG" >&2; exit 2; }
 DIR=$1 MD=$2 PNG=$3
 shopt -s nullglob
@@ -24,7 +26,8 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 	echo "(software emulation, 2 vCPUs: only ratios between rows of one boot mean anything), Ceph inside"
 	echo "the guest (micro-ceph, one memstore OSD), N images of the same size, the N LUNs of one tcm_loop"
 	echo "target; each daemon alone, in turn, for each N. \`gotcmu-ipcK\` is gotcmu with"
-	echo "\`rbd_images_per_client = K\` (1 is the default: one RADOS client per image, as tcmu-runner)."
+	echo "\`rbd_images_per_client = K\` (1 is the default: one RADOS client per image, as tcmu-runner);"
+	echo "\`gotcmu-ipcK-pP\` the same with the Go runtime's GOMAXPROCS set to P."
 	echo
 	echo "## Runs"
 	echo
@@ -34,8 +37,8 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 		while IFS='|' read -r ns daemons; do
 			for n in $ns; do
 				for spec in $daemons; do
-					if [[ $spec == *@* ]]; then [[ ",${spec#*@}," == *",$n,"* ]] || continue; spec=${spec%%@*}; fi
-					d=${spec%%:*}; [ "$d" = gotcmu ] && d=gotcmu-ipc${spec#*:}
+					spec_at "$spec" "$n" || continue
+					d=$(spec_fields "$spec" | cut -d' ' -f4)
 					awk -F'\t' -v d="$d" -v n="$n" '$1 == d && $2 == n { f = 1 } END { exit !f }' "$W/rows" || echo "$d N=$n"
 				done
 			done
@@ -102,6 +105,17 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 	echo "|---|---:|---:|---:|---:|---:|"
 	awk -F'\t' 'function ms(u) { return (u == "-" || u == "") ? "-" : sprintf("%.1f", u / 1000) }
 		{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $15, ms($16), ms($17), ($18 == "-" ? "-" : sprintf("%.1f", $18 / 1024)) }' "$W/rows"
+	echo
+	echo "The cost of that load, from /proc over the whole fio run (ramp included): the daemon's CPU"
+	echo "time (all its threads, librados' included) and context switches per IO the disks completed"
+	echo "(/sys/block/*/stat), the daemon's CPUs busy (1.00 = one CPU), and the share of the guest's"
+	echo "two CPUs that was busy (1.00: saturated; then IOPS follow what each IO costs the guest and"
+	echo "how the kernel's scheduler shares it out). - : a run before these columns existed."
+	echo
+	echo "| daemon | N | CPU µs per IO | switches per IO | daemon CPUs | guest busy |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	awk -F'\t' 'function v(i) { return (i > NF || $i == "") ? "-" : $i }
+		{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, v(22), v(23), v(24), v(25) }' "$W/rows"
 	echo
 	# image-cost.txt (scale.sh's host step): BenchmarkImageCost's lines.
 	if [ -s "$DIR/image-cost.txt" ]; then

@@ -198,6 +198,8 @@ one() {
 	fds=$(find /proc/"$DPID"/fd -mindepth 1 | wc -l)
 	clients=$(rados_clients "$DPID")
 	cat /proc/"$DPID"/status > "$L/status-idle"
+	# What the fds are, by kind (numbers masked): sockets, eventfds, epoll sets, timerfds, uio.
+	find /proc/"$DPID"/fd -mindepth 1 -printf '%l\n' 2>/dev/null | sed 's/[0-9]\+/N/g' | sort | uniq -c | sort -rn > "$L/fds-idle.txt"
 	if [ "$name" = gotcmu ]; then
 		t1=$(date +%s%N)
 		curl -s http://127.0.0.1:9560/metrics > "$L/metrics.txt"

@@ -16,7 +16,8 @@
 #        NS (default "1 16 64"), DAEMONS (default "gotcmu:1 gotcmu:8@1,16 tcmu-runner": gotcmu at
 #        rbd_images_per_client 1 and 8, the second at N = 1 and 16 only), SIZE_MB (default 16), MEMSTORE_MB (default 4096),
 #        FIO_SECS (default 10), MEM (guest MiB, default 10240), T (guest seconds, default 2400), GOTCMU_REV (the commit GOTCMU was built from, for the record; default
-#        git describe of this tree), REPORT=0 (only the guest run), GUEST=0 (only the report, from OUT).
+#        git describe of this tree), REPORT=0 (only the guest run), GUEST=0 (only the report, from OUT),
+#        IMAGE_COST=0 (no step 0: for a run that only compares daemons in the guest).
 # Exit status: 0 when every measurement ran; 1 if one failed (the tables show what there is).
 set -uo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
@@ -36,7 +37,9 @@ if [ "${GUEST:-1}" != 0 ]; then
 	# in a process of its own against one micro Ceph; the report reads it from the guest's directory.
 	echo "==== scale 0/2: one idle image's cost on a micro Ceph here (rbd BenchmarkImageCost)"
 	CEPHDIR=$(mktemp -d /tmp/gotcmu-scale-ceph.XXXXXX)
-	if go test -c -tags "$("$REPO/test/ceph-tag.sh")" -o "$REPO/build/bin/rbd.test" ./rbd &&
+	if [ "${IMAGE_COST:-1}" = 0 ]; then
+		echo "scale: IMAGE_COST=0: not measured"; : > "$OUT/image-cost.txt"
+	elif go test -c -tags "$("$REPO/test/ceph-tag.sh")" -o "$REPO/build/bin/rbd.test" ./rbd &&
 		MON_PORT_V2=3310 MON_PORT_V1=6799 "$REPO/test/micro-ceph.sh" start "$CEPHDIR" > "$OUT/image-cost-ceph.log" 2>&1; then
 		for c in go-ceph images-per-client-1 images-per-client-4 images-per-client-16; do
 			(cd rbd && CEPH_CONF=$CEPHDIR/ceph.conf "$REPO/build/bin/rbd.test" -test.run '^$' \

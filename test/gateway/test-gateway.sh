@@ -7,8 +7,9 @@
 # ceph-iscsi's rbd-target-api configured by /etc/ceph/iscsi-gateway.cfg; gwcli builds everything
 # (see guest-gateway.sh). The table of checks lands in OUT/table.md and, with RESULTS set, in
 # RESULTS/gateway-HANDLER.md; the SCSI family's results through the ceph-iscsi target in
-# RESULTS/gateway-cu/HANDLER/ and, once both handlers have a run there, their comparison test by
-# test in RESULTS/gateway-cu-compare.md (test/cmd/cucompare, tcmu-runner as the baseline).
+# RESULTS/gateway-cu/HANDLER/; once both handlers have a run there, the two tables side by side
+# (RESULTS/gateway-compare.md, test/cmd/gwcompare) and the SCSI family's comparison test by test
+# (RESULTS/gateway-cu-compare.md, test/cmd/cucompare), tcmu-runner as the baseline of both.
 # Usage: test-gateway.sh   Env: HANDLER, GOTCMU_DEB (`make test-gateway` builds it: make deb),
 #        OUT (default build/test-gateway-HANDLER), T (s), RESULTS
 # Serialise with other guests on a shared machine: flock /tmp/gotcmu-vm.lock test-gateway.sh
@@ -86,6 +87,12 @@ if [ -n "${RESULTS:-}" ]; then
 			t=$(basename "$(dirname "$x")")
 			mkdir -p "$RESULTS/gateway-cu/$HANDLER/$t" && cp "$x" "$RESULTS/gateway-cu/$HANDLER/$t/"
 		done
+	fi
+	# Each check side by side with the other handler's last run (issue 14 point 4).
+	if [ -s "$RESULTS/gateway-tcmu-runner.md" ] && [ -s "$RESULTS/gateway-gotcmu.md" ]; then
+		(cd "$REPO" && go run ./test/cmd/gwcompare -md "$RESULTS/gateway-compare.md" \
+			"$RESULTS/gateway-tcmu-runner.md" "$RESULTS/gateway-gotcmu.md") > "$OUT/compare.txt" 2>&1
+		echo "test-gateway: gwcompare tcmu-runner against gotcmu: exit $? ($RESULTS/gateway-compare.md)"
 	fi
 	if [ -d "$RESULTS/gateway-cu/tcmu-runner" ] && [ -d "$RESULTS/gateway-cu/gotcmu" ]; then
 		(cd "$REPO" && go run ./test/cmd/cucompare -base-name "tcmu-runner (ceph-iscsi target)" \

@@ -37,12 +37,14 @@ type Poller interface {
 	SetPolled(on bool)
 	// Poll delivers every finished IO (IO.Done) on the calling goroutine
 	// and does the backend's periodic work when due (failing stuck IOs);
-	// it does not block. It must be called at least every PollInterval.
+	// it does not block. The loop calls it at least every PollInterval
+	// while the device has IOs in flight, and when PollFD is readable.
 	Poll()
 }
 
 // PollInterval is the longest the polled loop sleeps without calling
-// Poll: the stuck-IO sweep's period.
+// Poll while IOs are in flight: the stuck-IO sweep's period. With none in
+// flight it sleeps until signalled.
 const PollInterval = time.Second
 
 // polled returns the waiter and backend of a device whose loop can poll.
@@ -79,8 +81,9 @@ func (d *Device) runPolled(ctx context.Context, w EventWaiter, p Poller) error {
 			d.log.Warn().Err(err).Msg("stop watching backend completions")
 		}
 	}()
+	timeout := PollInterval
 	for {
-		ev, err := w.WaitEvents(ctx, PollInterval)
+		ev, err := w.WaitEvents(ctx, timeout)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -96,6 +99,18 @@ func (d *Device) runPolled(ctx context.Context, w EventWaiter, p Poller) error {
 			if err := d.drain(); err != nil {
 				return err
 			}
+		}
+		// The tick is for IOs in flight (the stuck-IO sweep, and IOs
+		// answered in C that wait to be settled): with none, the loop
+		// sleeps until the kernel or the backend signals it, so that an
+		// idle device costs no wake-ups (a gateway's hundreds of idle LUNs
+		// would otherwise wake it hundreds of times a second). Arming
+		// and disarming cost a system call each, at the edges of an idle
+		// spell only.
+		if d.inflight.load() == 0 {
+			timeout = -1
+		} else {
+			timeout = PollInterval
 		}
 	}
 }

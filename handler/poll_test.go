@@ -170,6 +170,35 @@ func TestPollLoopOff(t *testing.T) {
 	}
 }
 
+// TestIdlePolledLoopSleeps: with nothing in flight the polled loop has no
+// tick (hundreds of idle LUNs would each wake once a PollInterval), and an
+// IO whose completion is never signalled is still delivered by the tick
+// that runs while it is in flight.
+func TestIdlePolledLoopSleeps(t *testing.T) {
+	k, be := pollDevice(t, true)
+	l := lun{t, k}
+	l.write(0, blockData(0, 0)) // the loop is up, the IO settled
+	waits, polls := k.Waits(), be.polls.Load()
+	time.Sleep(2*handler.PollInterval + handler.PollInterval/2)
+	if dw, dp := k.Waits()-waits, be.polls.Load()-polls; dw > 1 || dp > 1 {
+		t.Errorf("idle for 2.5 poll intervals: %d wake-ups, %d polls; want at most 1 each (no tick)", dw, dp)
+	}
+	// An IO the backend finishes without signalling: only the tick, armed
+	// while the IO is in flight, delivers it.
+	be.hold(true)
+	start := time.Now()
+	l.submit(uiotest.Request{CDB: rw10(0x2a, 1), DataOut: blockData(1, 1)})
+	if c := l.next(); c.Status != 0 {
+		t.Fatalf("status %#x", c.Status)
+	}
+	if took := time.Since(start); took > 3*handler.PollInterval {
+		t.Errorf("an unsignalled completion was delivered after %v; want within a poll interval or two", took)
+	}
+	be.mu.Lock()
+	be.held = false
+	be.mu.Unlock()
+}
+
 // TestPolledLoopCostPerBatch holds what the polled design relies on: a
 // batch of 32 commands queued with one notification, whose IOs finish
 // together, costs the loop at most three wake-ups (the ring, the

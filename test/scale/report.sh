@@ -27,7 +27,8 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 	echo "the guest (micro-ceph, one memstore OSD), N images of the same size, the N LUNs of one tcm_loop"
 	echo "target; each daemon alone, in turn, for each N. \`gotcmu-ipcK\` is gotcmu with"
 	echo "\`rbd_images_per_client = K\` (1 is the default: one RADOS client per image, as tcmu-runner);"
-	echo "\`gotcmu-ipcK-pP\` the same with the Go runtime's GOMAXPROCS set to P."
+	echo "\`gotcmu-ipcK-pP\` the same with the Go runtime's GOMAXPROCS set to P, \`-aA\` with glibc's"
+	echo "MALLOC_ARENA_MAX set to A."
 	echo
 	echo "## Runs"
 	echo
@@ -38,7 +39,7 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 			for n in $ns; do
 				for spec in $daemons; do
 					spec_at "$spec" "$n" || continue
-					d=$(spec_fields "$spec" | cut -d' ' -f4)
+					d=$(spec_fields "$spec" | cut -d' ' -f5)
 					awk -F'\t' -v d="$d" -v n="$n" '$1 == d && $2 == n { f = 1 } END { exit !f }' "$W/rows" || echo "$d N=$n"
 				done
 			done

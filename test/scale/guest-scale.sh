@@ -49,7 +49,7 @@ MEMSTORE_MB=${MEMSTORE_MB:-4096}
 WWN=naa.5001405000005ca1
 : > "$SUMMARY"
 ROWS=$OUT/rows.tsv
-printf 'daemon\tn\tcreate_s\tready_s\trss_anon_kib\trss_file_kib\trss_shmem_kib\tthreads\tgoroutines\tfds\trados_clients\tscrape_series\tscrape_ms\tstatus_ms\tiops\tp99_read_us\tp99_write_us\trss_load_kib\tadopt_s\tdrain_s\tfirst_write_s\tcpu_us_per_io\tswitches_per_io\tdaemon_cpus\tguest_busy\n' > "$ROWS"
+printf 'daemon\tn\tcreate_s\tready_s\trss_anon_kib\trss_file_kib\trss_shmem_kib\tthreads\tgoroutines\tfds\trados_clients\tscrape_series\tscrape_ms\tstatus_ms\tiops\tp99_read_us\tp99_write_us\trss_load_kib\tadopt_s\tdrain_s\tfirst_write_s\tcpu_us_per_io\tswitches_per_io\tdaemon_cpus\tguest_busy\tidle_switches_per_s\n' > "$ROWS"
 # 256 librados clients hold some 13 fds each: above the default soft limit of 1024.
 ulimit -n 1048576
 
@@ -155,7 +155,7 @@ cost_per_io() {
 one() {
 	local name=$1 ipc=$2 procs=$3 arenas=$4 label=$5 n=$6 i dir t0 create ready lock adopt drain addr devs=() d
 	local anon file shmem threads gor=- fds clients series=- scrape=- status=- iops=- p99r=- p99w=- rssload=-
-	local c0 c1 t1 cost="- - - -"
+	local c0 c1 t1 cost="- - - -" idlesw=-
 	local L=$OUT/$label-n$n
 	mkdir -p "$L"
 	log "scale: $label, N=$n"
@@ -191,8 +191,12 @@ one() {
 	lock=$("$TOOLS/lunready" -write -timeout 300s "${devs[@]}" 2> "$L/lock.err" | cut -d' ' -f1)
 	[ -s "$L/lock.err" ] && fail "$label N=$n: first writes: $(cat "$L/lock.err")"
 	log "$label N=$n: every LUN written once after $lock s"
-	# 2. idle
+	# 2. idle: what the daemon does with no IO (context switches a second over 5 s)
 	sleep 2
+	c0=$(cost_snapshot "$DPID"); t1=$(date +%s%N)
+	sleep 5
+	c1=$(cost_snapshot "$DPID")
+	idlesw=$(awk -v a="$c0" -v b="$c1" -v s="$(secs_since "$t1")" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.0f", (y[2] - x[2]) / s }')
 	anon=$(proc_field "$DPID" RssAnon); file=$(proc_field "$DPID" RssFile); shmem=$(proc_field "$DPID" RssShmem)
 	threads=$(proc_field "$DPID" Threads)
 	fds=$(find /proc/"$DPID"/fd -mindepth 1 | wc -l)
@@ -268,9 +272,9 @@ one() {
 	done
 	rmimages "$label-n$n-" "$n" > "$L/rmimages.log" 2>&1 || log "$label N=$n: images not removed: $(tail -1 "$L/rmimages.log")"
 	ceph df > "$L/ceph-df.txt" 2>&1
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
 		"$anon" "$file" "$shmem" "$threads" "$gor" "$fds" "$clients" "$series" "$scrape" "$status" "$iops" "$p99r" "$p99w" \
-		"$rssload" "$adopt" "$drain" "$lock" "${cost// /$'\t'}" >> "$ROWS"
+		"$rssload" "$adopt" "$drain" "$lock" "${cost// /$'\t'}" "$idlesw" >> "$ROWS"
 	pass "$label N=$n"
 }
 

@@ -17,7 +17,6 @@ W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = k; row[k] = $0 }
 	END { for (i = 1; i <= n; i++) print row[order[i]] }' "${files[@]}" | sort -t$'\t' -k1,1 -k2,2n > "$W/rows"
 
-mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "%.1f", k / 1024 }'; }
 
 {
 	echo "# gotcmu and tcmu-runner with N user:rbd LUNs (issue 16)"
@@ -80,11 +79,12 @@ mib() { awk -v k="$1" 'BEGIN { if (k == "-" || k == "") print "-"; else printf "
 	echo "the daemon's OS threads; RADOS clients: its threads named msgr-worker-0 (one per librados"
 	echo "client). Goroutines from gotcmu's metrics endpoint (go_goroutines)."
 	echo
-	echo "| daemon | N | RSS anon MiB | RSS file MiB | RSS shmem MiB | threads | goroutines | fds | RADOS clients |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-	while IFS=$'\t' read -r d n _ _ an fl sh th go fd cl _; do
-		echo "| $d | $n | $(mib "$an") | $(mib "$fl") | $(mib "$sh") | $th | $go | $fd | $cl |"
-	done < "$W/rows"
+	echo "Idle switches: the daemon's context switches a second (all threads) over 5 s with no IO."
+	echo
+	echo "| daemon | N | RSS anon MiB | RSS file MiB | RSS shmem MiB | threads | goroutines | fds | RADOS clients | idle switches/s |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	awk -F'\t' 'function mib(k) { return (k == "-" || k == "") ? "-" : sprintf("%.1f", k / 1024) }
+		{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, mib($5), mib($6), mib($7), $8, $9, $10, $11, (NF < 26 || $26 == "") ? "-" : $26 }' "$W/rows"
 	echo
 	echo "Per LUN, from the smallest to the largest N each daemon reached (the difference divided by the"
 	echo "difference in N):"

@@ -17,7 +17,6 @@ W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = k; row[k] = $0 }
 	END { for (i = 1; i <= n; i++) print row[order[i]] }' "${files[@]}" | sort -t$'\t' -k1,1 -k2,2n > "$W/rows"
 
-
 {
 	echo "# gotcmu and tcmu-runner with N user:rbd LUNs (issue 16)"
 	echo

@@ -116,6 +116,12 @@ type Device struct {
 	// are not exactly those that reach it (or that cannot be read). Set by
 	// the Manager; nil otherwise.
 	copyPeer func(naa [16]byte) (*Device, error)
+	// copyTenant says who alone reaches this device (one initiator, or
+	// this host through tcm_loop), and false when that is not one: the
+	// condition on which EXTENDED COPY holds its status for RECEIVE COPY
+	// RESULTS, since TCMU does not say which I_T nexus sent a command.
+	// Set by the Manager; nil otherwise (no status is held).
+	copyTenant func() (string, bool)
 
 	set               atomic.Pointer[settings]
 	dsense            atomic.Bool // Control mode page D_SENSE

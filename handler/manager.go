@@ -329,6 +329,7 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool, w *waiter
 	}
 	key := name.DeviceKey()
 	dev.copyPeer = func(naa [16]byte) (*Device, error) { return m.copyPeer(key, naa) }
+	dev.copyTenant = func() (string, bool) { return m.copyTenant(key) }
 	runCtx, cancel := context.WithCancel(context.Background())
 	md := &managed{ref: ref, key: key, dev: dev, port: port, files: files, sub: subtype, cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()

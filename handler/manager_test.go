@@ -3,7 +3,9 @@ package handler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,6 +40,28 @@ type fakeKernel struct {
 type fakeReach map[string]string
 
 func (r fakeReach) Same(a, b string) bool { return r[a] != "" && r[a] == r[b] }
+
+// Paths gives each "+"-separated part of a device's group as an access
+// path: "demo" any initiator of an iSCSI TPG, "loop" tcm_loop's, anything
+// else the node ACL of an initiator of that name.
+func (r fakeReach) Paths(key string) []string {
+	if r[key] == "" {
+		return nil
+	}
+	var paths []string
+	for i, part := range strings.Split(r[key], "+") {
+		tpg := fmt.Sprintf("iscsi/iqn.2003-01.org.test:t/tpgt_%d", i+1)
+		switch part {
+		case "demo":
+			paths = append(paths, tpg+" * rw")
+		case "loop":
+			paths = append(paths, fmt.Sprintf("loopback/naa.5001405000000001/tpgt_%d * rw", i+1))
+		default:
+			paths = append(paths, tpg+" acl="+part+" rw")
+		}
+	}
+	return paths
+}
 
 func (k *fakeKernel) Reach() (handler.Reach, error) {
 	k.mu.Lock()

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -12,6 +13,10 @@ type Reach interface {
 	// Same reports whether exactly the same access paths, at least one,
 	// reach devices a and b.
 	Same(a, b string) bool
+	// Paths returns the access paths that reach a device, sorted (see
+	// uio.Reach): "<fabric>/<wwn>/tpgt_<n> * rw|ro" or
+	// "<fabric>/<wwn>/tpgt_<n> acl=<initiator> rw|ro".
+	Paths(key string) []string
 }
 
 // reachMaxAge is how long a reading of configfs may allow copies between
@@ -64,6 +69,19 @@ func (c *reachCache) same(a, b string) (bool, error) {
 	return c.r.Same(a, b), nil
 }
 
+// paths returns the access paths of device key from a reading no older
+// than reachMaxAge.
+func (c *reachCache) paths(key string) ([]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.r == nil || c.now().Sub(c.at) >= reachMaxAge {
+		if err := c.refresh(); err != nil {
+			return nil, err
+		}
+	}
+	return c.r.Paths(key), nil
+}
+
 func (c *reachCache) refresh() error {
 	r, err := c.read()
 	if err != nil {
@@ -98,4 +116,44 @@ func (m *Manager) copyPeer(self string, naa [16]byte) (*Device, error) {
 		return nil, fmt.Errorf("copy between %s and %s: %w", self, key, ErrCopyTargetNotReachable)
 	}
 	return d, nil
+}
+
+// copyTenant is Device.copyTenant for the device with key self.
+func (m *Manager) copyTenant(self string) (string, bool) {
+	paths, err := m.reach.paths(self)
+	if err != nil {
+		return "", false
+	}
+	return soleTenant(paths)
+}
+
+// soleTenant returns who alone reaches a device by the access paths
+// paths, and false when that is not one initiator: no path, a path open
+// to any initiator of a fabric with logins ("*" on iSCSI, demo mode), or
+// ACLs of two initiators. Every path of tcm_loop is this host's own: the
+// loopback fabric has no remote initiators. The same initiator through
+// several TPGs (ceph-iscsi gives each gateway its own) is one tenant.
+func soleTenant(paths []string) (string, bool) {
+	tenant := ""
+	for _, p := range paths {
+		where, who, ok := strings.Cut(p, " ")
+		if !ok {
+			return "", false
+		}
+		who, _, _ = strings.Cut(who, " ")
+		var t string
+		switch {
+		case strings.HasPrefix(who, "acl="):
+			t = who
+		case who == "*" && strings.HasPrefix(where, "loopback/"):
+			t = "loopback"
+		default:
+			return "", false
+		}
+		if tenant != "" && t != tenant {
+			return "", false
+		}
+		tenant = t
+	}
+	return tenant, tenant != ""
 }

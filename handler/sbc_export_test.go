@@ -25,3 +25,6 @@ func LookupNAA(m *Manager, naa [16]byte) *Device {
 	d, _ := m.lookupNAA(naa)
 	return d
 }
+
+// SoleTenant is soleTenant: who alone reaches a device by its access paths.
+func SoleTenant(paths []string) (string, bool) { return soleTenant(paths) }

@@ -3,6 +3,7 @@ package handler
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"math/bits"
 	"sync"
 )
@@ -51,8 +52,9 @@ const (
 // REQUEST / COPY TARGET DEVICE NOT REACHABLE before anything is read or
 // written: the copy is not allowed, rather than failed.
 //
-// LIST IDENTIFIERs are not tracked: the copy is done when the command
-// completes, so there is no status to hold for RECEIVE COPY RESULTS.
+// The copy is done when the command completes. With LIST ID USAGE 00b its
+// status is held for RECEIVE COPY RESULTS (COPY STATUS) under its LIST
+// IDENTIFIER, when one tenant alone reaches the device (heldCopies).
 func extendedCopyCmd(c *Cmd) result {
 	pll := uint64(be32(c.CDB[10:]))
 	switch {
@@ -70,12 +72,18 @@ func extendedCopyCmd(c *Cmd) result {
 	if tdll+sdll > xcopyMaxDescListLen || xcopyHeaderLen+tdll+sdll+inline > pll {
 		return c.check(keyIllegalRequest, ascParameterListLengthError)
 	}
-	switch usage := hdr[1] >> 3 & 0x03; {
+	usage := hdr[1] >> 3 & 0x03
+	switch {
 	case usage == 1, usage == 3 && hdr[0] != 0:
 		// 01b is reserved; with 11b the LIST IDENTIFIER must be zero.
 		return c.invalidParamField(1, 4)
 	case inline != 0:
 		return c.invalidParamField(12, -1)
+	}
+	// A new copy under a LIST IDENTIFIER ends what was held under it.
+	c.sbc.xcopy.listID, c.sbc.xcopy.hold = hdr[0], usage == 0
+	if usage == 0 {
+		c.dev.sbc.copies.drop(hdr[0])
 	}
 	var descs [xcopyMaxDescListLen]byte
 	list := descs[:tdll+sdll]
@@ -103,7 +111,7 @@ func extendedCopyCmd(c *Cmd) result {
 		}
 	}
 	if sdll == 0 {
-		return c.good()
+		return c.copyDone(0, 0)
 	}
 	seg := segments[:xcopySegmentLen]
 	if be16(seg[2:]) != xcopySegmentLen-4 {
@@ -134,11 +142,12 @@ func extendedCopyCmd(c *Cmd) result {
 	x := &c.sbc.xcopy
 	x.src, x.dst = src, dst
 	if n == 0 {
-		return c.good()
+		return c.copyDone(1, 0)
 	}
 	s := dst.set.Load()
 	bs := uint64(s.blockSize)
 	x.srcOff, x.dstOff, x.left, x.fua = int64(be64(seg[12:])*bs), int64(be64(seg[20:])*bs), int64(n*bs), dst.needFUA(!s.writeCache)
+	x.total = x.left
 	return c.lockRange(dst, be64(seg[20:]), n, false, xcopyStep)
 }
 
@@ -230,8 +239,12 @@ type xcopyState struct {
 	// are held (copyUsers) until the command is recycled.
 	src, dst       *Device
 	srcOff, dstOff int64
-	left           int64
+	left, total    int64
 	fua            bool
+	// listID is the LIST IDENTIFIER; hold says its status is to be held
+	// (LIST ID USAGE 00b).
+	listID byte
+	hold   bool
 }
 
 // release lets go of the devices the copy held.
@@ -272,7 +285,7 @@ func xcopyWritten(c *Cmd, err error) result {
 	k := c.io.Len
 	x.srcOff, x.dstOff, x.left = x.srcOff+k, x.dstOff+k, x.left-k
 	if x.left == 0 {
-		return c.good()
+		return c.copyDone(1, uint64(x.total))
 	}
 	return xcopyStep(c)
 }
@@ -311,6 +324,97 @@ func receiveCopyResultsCmd(c *Cmd) result {
 	p[43] = 2           // IMPLEMENTED DESCRIPTOR LIST LENGTH
 	p[44] = segBlockToBlock
 	p[45] = targetIdentifier
+	return c.respond(p[:], int(be32(c.CDB[10:])))
+}
+
+// copyDone ends a copy that moved what it was asked to: GOOD, and its
+// status held if it asked for that.
+func (c *Cmd) copyDone(segments uint16, bytes uint64) result {
+	if x := &c.sbc.xcopy; x.hold && c.dev.copyTenant != nil {
+		if tenant, ok := c.dev.copyTenant(); ok {
+			c.dev.sbc.copies.put(x.listID, heldCopy{tenant: tenant, segments: segments, bytes: bytes})
+		}
+	}
+	return c.good()
+}
+
+// heldCopies is the status of finished EXTENDED COPYs that asked for it to
+// be held (LIST ID USAGE 00b), by LIST IDENTIFIER, until RECEIVE COPY
+// RESULTS (COPY STATUS) returns it (SPC-4 6.18.3). SPC-4 holds it for the
+// I_T nexus that sent the copy, which TCMU does not tell a handler; so a
+// status is held only while one tenant alone reaches the device (one
+// initiator's ACLs, or this host through tcm_loop: Device.copyTenant), and
+// returned only while that same tenant alone reaches it. Another tenant
+// never learns of a copy, and a device open to any initiator (demo mode)
+// holds nothing. At most 256 (a LIST IDENTIFIER is a byte). Safe for
+// concurrent use.
+type heldCopies struct {
+	mu   sync.Mutex
+	byID map[byte]heldCopy
+}
+
+// heldCopy is one held status: a copy completed without errors.
+type heldCopy struct {
+	tenant   string
+	segments uint16
+	bytes    uint64
+}
+
+func (h *heldCopies) put(id byte, c heldCopy) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byID == nil {
+		h.byID = make(map[byte]heldCopy)
+	}
+	h.byID[id] = c
+}
+
+func (h *heldCopies) drop(id byte) {
+	h.mu.Lock()
+	delete(h.byID, id)
+	h.mu.Unlock()
+}
+
+// take returns and discards the status held under id for tenant.
+func (h *heldCopies) take(id byte, tenant string) (heldCopy, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.byID[id]
+	if !ok || c.tenant != tenant {
+		return heldCopy{}, false
+	}
+	delete(h.byID, id)
+	return c, true
+}
+
+// receiveCopyStatusCmd serves RECEIVE COPY RESULTS with COPY STATUS (SPC-4
+// 6.18.3): the held status of the copy with the CDB's LIST IDENTIFIER, or
+// ILLEGAL REQUEST / INVALID FIELD IN CDB (on the LIST IDENTIFIER) when
+// none is held for whoever reaches the device now.
+func receiveCopyStatusCmd(c *Cmd) result {
+	tenant, ok := "", false
+	if c.dev.copyTenant != nil {
+		tenant, ok = c.dev.copyTenant()
+	}
+	var held heldCopy
+	if ok {
+		held, ok = c.dev.sbc.copies.take(c.CDB[2], tenant)
+	}
+	if !ok {
+		return c.invalidCDBField(2, -1)
+	}
+	var p [12]byte
+	binary.BigEndian.PutUint32(p[0:], uint32(len(p)-4)) // AVAILABLE DATA
+	p[4] = 0x01                                         // COPY MANAGER STATUS: completed without errors
+	binary.BigEndian.PutUint16(p[5:], held.segments)
+	// TRANSFER COUNT in bytes, or in KiB, MiB... (TRANSFER COUNT UNITS
+	// 00h, 01h, 02h...) when it does not fit 32 bits.
+	units, count := byte(0), held.bytes
+	for count > math.MaxUint32 {
+		units, count = units+1, count>>10
+	}
+	p[7] = units
+	binary.BigEndian.PutUint32(p[8:], uint32(count))
 	return c.respond(p[:], int(be32(c.CDB[10:])))
 }
 

@@ -281,6 +281,8 @@ func TestReceiveCopyResultsOperatingParameters(t *testing.T) {
 	if r := d.run(t, cdb, nil, 10); !bytes.Equal(r.DataIn, want[:10]) {
 		t.Fatalf("allocation length 10 gave % x", r.DataIn)
 	}
-	// COPY STATUS and the other service actions are not supported.
-	checkCond(keyIllegalRequest, ascInvalidFieldCDB).cdbField(1, 4).check(t, "COPY STATUS", d.run(t, cdb16(0x84, 0x00, 0, 64), nil, 64))
+	// RECEIVE DATA is not supported; COPY STATUS of a device no one
+	// reaches alone (this one is not the Manager's) holds nothing.
+	checkCond(keyIllegalRequest, ascInvalidFieldCDB).cdbField(1, 4).check(t, "RECEIVE DATA", d.run(t, cdb16(0x84, 0x01, 0, 64), nil, 64))
+	checkCond(keyIllegalRequest, ascInvalidFieldCDB).cdbField(2, -1).check(t, "COPY STATUS", d.run(t, cdb16(0x84, 0x00, 0, 64), nil, 64))
 }

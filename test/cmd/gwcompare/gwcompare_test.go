@@ -20,6 +20,8 @@ Harness at commit 5ceb7fb; tcmu-runner 1.5.4-4.1; ceph-iscsi 3.5-3.
 | a | rbd-target-api's disk1 status sampled through the failover (16 samples) | PASS |
 | b | iscsi-test-cu across both gateways: MultipathIO.Simple ([FAILED] WRITE10 failed) | FAIL |
 | b | iscsi-test-cu across both gateways: MultipathIO.CompareAndWriteAsync | PASS |
+| a | gw-a: systemd started tcmu-runner again after SIGKILL (the unit's Restart=: no): 'wait_until 30 restarted_from 269' failed | FAIL |
+| b | initiator: writes stalled 35 s after gw-a's handler was killed, at most 60 s | PASS |
 `
 
 const gotcmuTable = `## ceph-iscsi on two gateways: gotcmu (2026-12-05, 3807 s, test/gateway/test-gateway.sh)
@@ -35,6 +37,8 @@ Harness at commit a92be50; gotcmu 0.1 (the package); ceph-iscsi 3.5-3.
 | a | rbd-target-api's disk1 status sampled through the failover (14 samples) | PASS |
 | b | iscsi-test-cu across both gateways: MultipathIO.Simple ([FAILED] WRITE10 failed with status 8) | PASS |
 | b | iscsi-test-cu across both gateways: MultipathIO.CompareAndWriteAsync (FAILED) | FAIL |
+| a | gw-a: systemd started gotcmu again after SIGKILL (the unit's Restart=: on-failure) | PASS |
+| b | initiator: writes stalled 7 s after gw-a's handler was killed, at most 60 s | PASS |
 `
 
 func run(t *testing.T, a, b string) (string, int) {
@@ -71,8 +75,10 @@ func TestCompareMatchesChecksAcrossHandlers(t *testing.T) {
 		"| b | iscsi-test-cu across both gateways: MultipathIO.Simple ([FAILED] WRITE10 failed) | FAIL | PASS |",
 		"| a | gw-a: dpkg -i gotcmu_0.1_amd64.deb over tcmu-runner (ceph-iscsi stays installed) | — | PASS |",
 		"Checks tcmu-runner passes and gotcmu fails: 1:\n\n- b: iscsi-test-cu across both gateways: MultipathIO.CompareAndWriteAsync\n",
-		"Checks gotcmu passes and tcmu-runner fails: 1:\n\n- b: iscsi-test-cu across both gateways: MultipathIO.Simple ([FAILED] WRITE10 failed)\n",
-		"| passed / failed | 5 / 1 | 6 / 1 |",
+		"Checks gotcmu passes and tcmu-runner fails: 2:\n\n- b: iscsi-test-cu across both gateways: MultipathIO.Simple ([FAILED] WRITE10 failed)\n" +
+			"- a: gw-a: systemd started tcmu-runner again after SIGKILL (the unit's Restart=: no): 'wait_until 30 restarted_from 269' failed\n",
+		"| b | initiator: writes stalled 35 s after gw-a's handler was killed, at most 60 s | PASS | PASS |",
+		"| passed / failed | 6 / 2 | 8 / 1 |",
 		"| build | Harness at commit 5ceb7fb; tcmu-runner 1.5.4-4.1; ceph-iscsi 3.5-3. | Harness at commit a92be50; gotcmu 0.1 (the package); ceph-iscsi 3.5-3. |",
 	} {
 		if !strings.Contains(out, want) {

@@ -144,9 +144,14 @@ func tableCells(line string) ([]string, bool) {
 	return parts, true
 }
 
-// normalize takes out of a check's text what differs between runs and handlers: every
-// parenthesised part and the handlers' names (a word of its own, or NAME.service).
+// normalize takes out of a check's text what differs between runs and handlers: the
+// command a failed check appends (": 'CMD' failed"), every parenthesised part, numbers that
+// stand as words of their own ("stalled 7 s") and the handlers' names (a word of its own,
+// or NAME.service).
 func normalize(check string) string {
+	if i := strings.LastIndex(check, ": '"); i >= 0 && strings.HasSuffix(check, "' failed") {
+		check = check[:i]
+	}
 	var b strings.Builder
 	depth := 0
 	for _, c := range check {
@@ -162,6 +167,10 @@ func normalize(check string) string {
 	words := strings.Fields(b.String())
 	for i, w := range words {
 		core := strings.TrimRight(w, ",;:")
+		if strings.Trim(core, "0123456789.") == "" {
+			words[i] = "N" + w[len(core):]
+			continue
+		}
 		for _, h := range handlers {
 			switch core {
 			case h, h + "'s":

@@ -7,13 +7,15 @@
 #      of the target: create_s; then lunready reads 4 KiB from every LUN at once: ready_s
 #      (both from the first mkdir); then writes 4 KiB to every LUN at once (the exclusive
 #      locks taken): first_write_s;
-#   2. idle: the daemon's RssAnon/RssFile/RssShmem (/proc/PID/status), OS threads, fds,
+#   2. idle: the daemon's context switches a second, RssAnon/RssFile/RssShmem
+#      (/proc/PID/status), OS threads, fds (and by kind),
 #      RADOS clients (threads named msgr-worker-0: each librados client starts one set of
 #      messenger workers), and for gotcmu its goroutines and the cost of one metrics scrape
 #      (series, ms) and of one `gotcmu status` (ms);
 #   3. fio, one job per LUN, 4k random 70/30 read/write at iodepth 4 each for FIO_SECS after
 #      a 2 s ramp:
-#      total IOPS, p99 read and write latency (fio's group report), RSS after the load;
+#      total IOPS, p99 read and write latency (fio's group report), the daemon's CPU and
+#      switches per IO and the guest's busy share (/proc), RSS after the load;
 #   4. SIGKILL, start again, lunready from the start: adopt_s (first read answered on every
 #      LUN; a read needs no exclusive lock, so no lock takeover is in this figure);
 #   5. the LUNs leave the target, then SIGTERM: drain_s until the daemon has exited with its N
@@ -21,10 +23,11 @@
 # One line per (daemon, N) in /out/scale/rows.tsv (header in its first line); logs beside it.
 # Env: GOTCMU, NS (default "1 16"), DAEMONS (default "gotcmu:1 gotcmu:8 tcmu-runner"; gotcmu:K
 #      runs gotcmu with rbd_images_per_client = K, gotcmu:K:P:A also with GOMAXPROCS=P and
-#      MALLOC_ARENA_MAX=A (- for the default); a spec
-#      ending in @N,N... runs at those N only: test/scale/spec.sh), SIZE_MB (default 16), MEMSTORE_MB (default 4096), FIO_SECS (default 10), TOOLS (lunready's directory,
-#      default $REPO/build/bin), PROFILE_SECS (default 5: gotcmu's CPU profile, --debug-addr,
-#      under a second fio run of the same load; 0 skips it).
+#      MALLOC_ARENA_MAX=A (- for the default); a spec ending in @N,N... runs at those N only:
+#      test/scale/spec.sh), SIZE_MB (default 16), MEMSTORE_MB (default 4096), FIO_SECS
+#      (default 10), TOOLS (lunready's directory, default $REPO/build/bin), PROFILE_SECS
+#      (default 5: gotcmu's CPU profile, --debug-addr, under a second fio run of the same load;
+#      0 skips it).
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
 OUT=/out/scale

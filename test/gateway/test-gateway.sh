@@ -11,7 +11,8 @@
 # (RESULTS/gateway-compare.md, test/cmd/gwcompare) and the SCSI family's comparison test by test
 # (RESULTS/gateway-cu-compare.md, test/cmd/cucompare), tcmu-runner as the baseline of both.
 # Usage: test-gateway.sh   Env: HANDLER, GOTCMU_DEB (`make test-gateway` builds it: make deb),
-#        OUT (default build/test-gateway-HANDLER), T (s), RESULTS
+#        OUT (default build/test-gateway-HANDLER), T (s), RESULTS, CU_TESTS (the SCSI family's
+#        suites to run, comma separated: test/vm/lib.sh's cu_suite_list; default all)
 # Serialise with other guests on a shared machine: flock /tmp/gotcmu-vm.lock test-gateway.sh
 set -uo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
@@ -33,7 +34,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 rm -rf "$OUT"; mkdir -p "$OUT/a" "$OUT/b"
 START=$(date +%s)
 echo "test-gateway: $HANDLER; booting guests a and b ($G), joined on 127.0.0.1:$PORT; output in $OUT"
-ENVS=(-s -e "GOTCMU_DEB=${GOTCMU_DEB:-}" -e "HANDLER=$HANDLER")
+ENVS=(-s -e "GOTCMU_DEB=${GOTCMU_DEB:-}" -e "HANDLER=$HANDLER" -e "CU_TESTS=${CU_TESTS:-}")
 NIC="-netdev socket,id=n0,listen=127.0.0.1:$PORT -device virtio-net-pci,netdev=n0,mac=52:54:00:99:00:01" \
 	MEM=3072 QUIET=1 T=$T "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/a" "$HERE/guest-gateway.sh" a &
 A=$!

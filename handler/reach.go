@@ -50,12 +50,9 @@ func newReachCache(read func() (Reach, error), now func() time.Time) *reachCache
 func (c *reachCache) same(a, b string) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	fresh := false
-	if c.r == nil || c.now().Sub(c.at) >= reachMaxAge {
-		if err := c.refresh(); err != nil {
-			return false, err
-		}
-		fresh = true
+	fresh, err := c.current()
+	if err != nil {
+		return false, err
 	}
 	if c.r.Same(a, b) {
 		return true, nil
@@ -74,12 +71,19 @@ func (c *reachCache) same(a, b string) (bool, error) {
 func (c *reachCache) paths(key string) ([]string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.r == nil || c.now().Sub(c.at) >= reachMaxAge {
-		if err := c.refresh(); err != nil {
-			return nil, err
-		}
+	if _, err := c.current(); err != nil {
+		return nil, err
 	}
 	return c.r.Paths(key), nil
+}
+
+// current reads configfs again unless the reading is younger than
+// reachMaxAge; fresh says it has just been made. Called with mu held.
+func (c *reachCache) current() (fresh bool, err error) {
+	if c.r != nil && c.now().Sub(c.at) < reachMaxAge {
+		return false, nil
+	}
+	return true, c.refresh()
 }
 
 func (c *reachCache) refresh() error {

@@ -54,7 +54,7 @@ help:
 	@echo "                then test-partition"
 	@echo "make test-partition  gateway A cut off from Ceph and reconnected under a verifying load (15 min)"
 	@echo "make test-gateway  ceph-iscsi (gwcli, rbd-target-api) on two gateways; HANDLER=tcmu-runner for the reference"
-	@echo "make soak       4 LUNs at QD 128 for 10 minutes in the VM; goroutines, fds, RSS bounded"
+	@echo "make soak       4 LUNs under fio verify for an hour (SOAK_S) in the VM, an OSD SIGKILLed; memory, fds, threads flat"
 	@echo "make demo       Ceph, gotcmu, targetcli, an iSCSI initiator and ext4 in the VM, step by step"
 	@echo "make bench      the performance table (issue 7)"
 	@echo "make scale      1 to 64 user:rbd LUNs per daemon in the VM, gotcmu and tcmu-runner (issue 16)"

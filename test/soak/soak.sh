@@ -3,7 +3,7 @@
 # VM, fio writing with CRC32C verification (verify_backlog, verify_fatal) on every LUN, the file
 # LUNs at queue depth 128, the rbd ones at SOAK_RBD_IODEPTH (default 16; see guest-soak.sh); the
 # two rbd LUNs on a micro Ceph of 3 memstore OSDs (pool size 3, min_size 2), one of
-# which is SIGKILLed at 40% of the run and started again a minute later (it comes back empty and
+# which is SIGKILLed at a fifth of the run and started again a minute later (it comes back empty and
 # is backfilled by its peers while fio goes on).
 # The daemon's goroutines, open fds, OS threads, anonymous memory, RSS and Go heap (its metrics
 # endpoint, 127.0.0.1:9560, and /proc) are sampled every minute (every SOAK_S/40 s, 10 s at least,
@@ -72,7 +72,7 @@ record() {
 		echo "  ${SOAK_RBD_IODEPTH:-16} on the rbd ones, verify=crc32c verify_backlog=4096 verify_fatal=1 on every LUN for the whole run."
 		echo "  The rbd LUNs with cmd_time_out 0 and qfull_time_out 5, as ceph-iscsi sets them; the file LUNs with the kernel's defaults."
 		echo "- Ceph: micro Ceph (test/micro-ceph.sh) of 1 mon, 1 mgr, 3 memstore OSDs, pool rbd of size 3, min_size 2."
-		echo "  Fault: osd.1 SIGKILLed and started again (it comes back with an empty store and is backfilled)."
+		echo "  Fault: osd.1 SIGKILLed at +${SOAK_OSD_KILL_AT:-$((SOAK_S / 5))} s and started again (it comes back with an empty store and is backfilled)."
 		echo
 		echo "## Events (seconds since fio started)"
 		echo

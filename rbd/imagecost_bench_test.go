@@ -3,8 +3,10 @@
 package rbd
 
 import (
+	"fmt"
 	"os"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/ceph/go-ceph/rados"
 	cephrbd "github.com/ceph/go-ceph/rbd"
+	"github.com/rs/zerolog"
 )
 
 // BenchmarkImageCost measures what an open, idle image costs the process
@@ -24,7 +27,22 @@ import (
 // '^BenchmarkImageCost/NAME$'), since glibc's arenas keep what an earlier
 // one freed; the iteration count is ignored (-benchtime 1x).
 func BenchmarkImageCost(b *testing.B) {
-	b.Run("go-ceph", func(b *testing.B) { imageCost(b, openRaw) })
+	b.Run("go-ceph", func(b *testing.B) { imageCost(b, func(b *testing.B, name string) { openRaw(b, name) }) })
+	b.Run("go-ceph-registered", func(b *testing.B) {
+		imageCost(b, func(b *testing.B, name string) { openRaw(b, name).registered(b, name) })
+	})
+	// gotcmu bounds mon commands (conn.go: rados_mon_op_timeout) and runs
+	// two at open (poolNonRotational); librados then arms a timer on the
+	// client's io_context, whose reactor costs an epoll set, an eventfd
+	// and a timerfd per client that go-ceph's plain open does not have.
+	b.Run("go-ceph-mon-op-timeout", func(b *testing.B) {
+		imageCost(b, func(b *testing.B, name string) {
+			r := openRaw(b, name, [2]string{"rados_mon_op_timeout", "30"})
+			if _, err := poolNonRotational(r.conn, "rbd"); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
 	for _, ipc := range []int{1, 4, 16} {
 		b.Run("images-per-client-"+strconv.Itoa(ipc), func(b *testing.B) {
 			h := Handler(Options{ImagesPerClient: ipc})
@@ -38,9 +56,16 @@ const (
 	imageCostSize = 16 << 20
 )
 
+// rawImage is an image openRaw opened, with its client.
+type rawImage struct {
+	conn  *rados.Conn
+	image *cephrbd.Image
+}
+
 // openRaw opens rbd/name on a client of its own with go-ceph, as gotcmu
-// configures one (rbd_cache off), closing both at the end of the benchmark.
-func openRaw(b *testing.B, name string) {
+// configures one (rbd_cache off) and with the options of extra, closing
+// both at the end of the benchmark.
+func openRaw(b *testing.B, name string, extra ...[2]string) rawImage {
 	conn, err := rados.NewConn()
 	if err != nil {
 		b.Fatal(err)
@@ -49,8 +74,10 @@ func openRaw(b *testing.B, name string) {
 	if err := conn.ReadConfigFile(cluster.conf); err != nil {
 		b.Fatal(err)
 	}
-	if err := conn.SetConfigOption("rbd_cache", "false"); err != nil {
-		b.Fatal(err)
+	for _, o := range append([][2]string{{"rbd_cache", "false"}}, extra...) {
+		if err := conn.SetConfigOption(o[0], o[1]); err != nil {
+			b.Fatal(err)
+		}
 	}
 	if err := conn.Connect(); err != nil {
 		b.Fatal(err)
@@ -65,6 +92,22 @@ func openRaw(b *testing.B, name string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { im.Close() })
+	return rawImage{conn, im}
+}
+
+// registered adds the image to Ceph's service map on its client, as
+// tcmu-runner does for each image it opens (rados_service_register): with
+// it the raw open is tcmu-runner's layout.
+func (r rawImage) registered(b *testing.B, name string) {
+	id, err := r.image.GetId()
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := registerService(r.conn, nil, zerolog.Nop(), "bench", Config{Pool: "rbd", Image: name}, id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(svc.close)
 }
 
 func imageCost(b *testing.B, open func(*testing.B, string)) {
@@ -74,15 +117,54 @@ func imageCost(b *testing.B, open func(*testing.B, string)) {
 		names[i] = newImage(b, "rbd", imageCostSize, 22)
 	}
 	anon0, threads0, clients0 := processCost(b)
+	fds0 := fdKinds(b)
 	for _, n := range names {
 		open(b, n)
 	}
 	anon1, threads1, clients1 := processCost(b)
+	fds1 := fdKinds(b)
 	b.ReportMetric(float64(anon1-anon0)/imageCostN, "anon-KiB/image")
 	b.ReportMetric(float64(threads1-threads0)/imageCostN, "threads/image")
 	b.ReportMetric(float64(clients1-clients0), "rados-clients")
-	b.Logf("%d images: RssAnon %d -> %d KiB, threads %d -> %d, RADOS clients %d -> %d",
-		imageCostN, anon0, anon1, threads0, threads1, clients0, clients1)
+	b.ReportMetric(float64(fds1[""]-fds0[""])/imageCostN, "fds/image")
+	var kinds []string
+	for k, n := range fds1 {
+		if k != "" && n != fds0[k] {
+			kinds = append(kinds, fmt.Sprintf("%s %+.2f", k, float64(n-fds0[k])/imageCostN))
+		}
+	}
+	sort.Strings(kinds)
+	b.Logf("%d images: RssAnon %d -> %d KiB, threads %d -> %d, RADOS clients %d -> %d, fds %d -> %d; per image: %s",
+		imageCostN, anon0, anon1, threads0, threads1, clients0, clients1, fds0[""], fds1[""], strings.Join(kinds, ", "))
+}
+
+// fdKinds counts this process's open fds by what they are ("" holds the
+// total): an anon inode by its name ([eventpoll], [eventfd], [timerfd]),
+// a socket, a pipe, or "file".
+func fdKinds(b *testing.B) map[string]int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, e := range ents {
+		l, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil {
+			continue // the directory's own fd, closed by now
+		}
+		kind := "file"
+		switch {
+		case strings.HasPrefix(l, "anon_inode:"):
+			kind = strings.TrimPrefix(l, "anon_inode:")
+		case strings.HasPrefix(l, "socket:"):
+			kind = "socket"
+		case strings.HasPrefix(l, "pipe:"):
+			kind = "pipe"
+		}
+		n[kind]++
+		n[""]++
+	}
+	return n
 }
 
 // processCost settles (a GC, then 3 s for librados' threads to start and

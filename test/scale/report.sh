@@ -123,18 +123,25 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 		echo
 		echo "rbd's BenchmarkImageCost, each configuration in a process of its own against a micro Ceph on this"
 		echo "machine: 16 images opened and idle, the process's RssAnon, OS threads and RADOS clients"
-		echo "(msgr-worker-0 threads) before and after, per image. go-ceph is librados and librbd alone, a"
-		echo "client per image (tcmu-runner's layout: the floor for any handler that keeps it). gotcmu's"
+		echo "(msgr-worker-0 threads) and fds before and after, per image. go-ceph is librados and librbd"
+		echo "alone, a client per image (the floor for any handler that keeps a client per image). gotcmu's"
 		echo "handler runs here without a device loop, so each image's completion goroutine waits in poll(2)"
 		echo "on a thread of its own: one thread per image more than in the daemon, whose loop polls instead."
+		echo "go-ceph-registered adds the image's service-map entry on its client (tcmu-runner's layout);"
+		echo "go-ceph-mon-op-timeout sets rados_mon_op_timeout and runs the two mon commands gotcmu runs at"
+		echo "open (the pool's device class): librados then arms a timer on the client's io_context, whose"
+		echo "reactor holds an epoll set, an eventfd and a timerfd (fds per image, 3 more than go-ceph's)."
 		echo "images-per-client-K is gotcmu's rbd handler at rbd_images_per_client K (each image of a shared"
-		echo "client keeps a small connection for its service-map entry, which ceph-iscsi reads)."
+		echo "client keeps a small connection for its service-map entry, which ceph-iscsi reads); its own fd"
+		echo "here is the completion eventfd (in the daemon the device loop adds an epoll set, a wake eventfd"
+		echo "and a timerfd)."
 		echo
-		echo "| configuration | anon KiB per image | threads per image | RADOS clients for 16 images |"
-		echo "|---|---:|---:|---:|"
+		echo "| configuration | anon KiB per image | threads per image | fds per image | RADOS clients for 16 images |"
+		echo "|---|---:|---:|---:|---:|"
 		awk '/^BenchmarkImageCost\// { name = $1; sub(/^BenchmarkImageCost\//, "", name); sub(/-[0-9]+$/, "", name)
-			for (i = 3; i < NF; i += 2) v[$(i + 1)] = $i
-			printf "| %s | %s | %s | %s |\n", name, v["anon-KiB/image"], v["threads/image"], v["rados-clients"] }' "$DIR/image-cost.txt"
+			delete v; for (i = 3; i < NF; i += 2) v[$(i + 1)] = $i
+			printf "| %s | %s | %s | %s | %s |\n", name, v["anon-KiB/image"], v["threads/image"],
+				("fds/image" in v) ? v["fds/image"] : "-", v["rados-clients"] }' "$DIR/image-cost.txt"
 		echo
 	fi
 	echo "## gotcmu's status views"

@@ -41,7 +41,7 @@ if [ "${GUEST:-1}" != 0 ]; then
 		echo "scale: IMAGE_COST=0: not measured"; : > "$OUT/image-cost.txt"
 	elif go test -c -tags "$("$REPO/test/ceph-tag.sh")" -o "$REPO/build/bin/rbd.test" ./rbd &&
 		MON_PORT_V2=3310 MON_PORT_V1=6799 "$REPO/test/micro-ceph.sh" start "$CEPHDIR" > "$OUT/image-cost-ceph.log" 2>&1; then
-		for c in go-ceph images-per-client-1 images-per-client-4 images-per-client-16; do
+		for c in go-ceph go-ceph-registered go-ceph-mon-op-timeout images-per-client-1 images-per-client-4 images-per-client-16; do
 			(cd rbd && CEPH_CONF=$CEPHDIR/ceph.conf "$REPO/build/bin/rbd.test" -test.run '^$' \
 				-test.bench "^BenchmarkImageCost/$c\$" -test.benchtime 1x) | grep '^BenchmarkImageCost/' || rc=1
 		done > "$OUT/image-cost.txt"

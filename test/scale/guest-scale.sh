@@ -11,7 +11,8 @@
 #      (/proc/PID/status), OS threads, fds (and by kind),
 #      RADOS clients (threads named msgr-worker-0: each librados client starts one set of
 #      messenger workers), and for gotcmu its goroutines and the cost of one metrics scrape
-#      (series, ms) and of one `gotcmu status` (ms);
+#      (series, ms) and of one `gotcmu status` (ms); for both, this run's entries in Ceph's
+#      service map (ceph-iscsi reads it) and the time of one `ceph service dump`;
 #   3. fio, one job per LUN, 4k random 70/30 read/write at iodepth 4 each for FIO_SECS after
 #      a 2 s ramp:
 #      total IOPS, p99 read and write latency (fio's group report), the daemon's CPU and
@@ -52,7 +53,7 @@ MEMSTORE_MB=${MEMSTORE_MB:-4096}
 WWN=naa.5001405000005ca1
 : > "$SUMMARY"
 ROWS=$OUT/rows.tsv
-printf 'daemon\tn\tcreate_s\tready_s\trss_anon_kib\trss_file_kib\trss_shmem_kib\tthreads\tgoroutines\tfds\trados_clients\tscrape_series\tscrape_ms\tstatus_ms\tiops\tp99_read_us\tp99_write_us\trss_load_kib\tadopt_s\tdrain_s\tfirst_write_s\tcpu_us_per_io\tswitches_per_io\tdaemon_cpus\tguest_busy\tidle_switches_per_s\n' > "$ROWS"
+printf 'daemon\tn\tcreate_s\tready_s\trss_anon_kib\trss_file_kib\trss_shmem_kib\tthreads\tgoroutines\tfds\trados_clients\tscrape_series\tscrape_ms\tstatus_ms\tiops\tp99_read_us\tp99_write_us\trss_load_kib\tadopt_s\tdrain_s\tfirst_write_s\tcpu_us_per_io\tswitches_per_io\tdaemon_cpus\tguest_busy\tidle_switches_per_s\tsvc_entries\tsvc_dump_ms\n' > "$ROWS"
 # 256 librados clients hold some 13 fds each: above the default soft limit of 1024.
 ulimit -n 1048576
 
@@ -158,7 +159,7 @@ cost_per_io() {
 one() {
 	local name=$1 ipc=$2 procs=$3 arenas=$4 label=$5 n=$6 i dir t0 create ready lock adopt drain addr devs=() d
 	local anon file shmem threads gor=- fds clients series=- scrape=- status=- iops=- p99r=- p99w=- rssload=-
-	local c0 c1 t1 cost="- - - -" idlesw=-
+	local c0 c1 t1 cost="- - - -" idlesw=- svc=- svcms=-
 	local L=$OUT/$label-n$n
 	mkdir -p "$L"
 	log "scale: $label, N=$n"
@@ -217,6 +218,15 @@ one() {
 		"$GOTCMU" status > "$L/gotcmu-status.txt" 2>&1
 		status=$(awk -v a="$t1" -v b="$(date +%s%N)" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')
 	fi
+	# Ceph's service map as ceph-iscsi reads it (rbd-target-api's device status, the dashboard):
+	# this run's entries under the tcmu-runner service, and what one `ceph service dump` costs.
+	t1=$(date +%s%N)
+	if timeout 60 ceph service dump -f json > "$L/service-dump.json" 2> "$L/service-dump.err"; then
+		svcms=$(awk -v a="$t1" -v b="$(date +%s%N)" 'BEGIN { printf "%.0f", (b - a) / 1e6 }')
+		svc=$(jq --arg p ":rbd/$label-n$n-" '[.services["tcmu-runner"].daemons // {} | keys[] | select(contains($p))] | length' \
+			"$L/service-dump.json")
+	fi
+	log "$label N=$n idle: $idlesw switches/s, $fds fds, $threads threads; service map: ${svc} entries (${svcms} ms)"
 	# 3. the aggregate load
 	local jobs=()
 	for d in "${devs[@]}"; do jobs+=(--name="${d#/dev/}" --filename="$d"); done
@@ -275,9 +285,9 @@ one() {
 	done
 	rmimages "$label-n$n-" "$n" > "$L/rmimages.log" 2>&1 || log "$label N=$n: images not removed: $(tail -1 "$L/rmimages.log")"
 	ceph df > "$L/ceph-df.txt" 2>&1
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
 		"$anon" "$file" "$shmem" "$threads" "$gor" "$fds" "$clients" "$series" "$scrape" "$status" "$iops" "$p99r" "$p99w" \
-		"$rssload" "$adopt" "$drain" "$lock" "${cost// /$'\t'}" "$idlesw" >> "$ROWS"
+		"$rssload" "$adopt" "$drain" "$lock" "${cost// /$'\t'}" "$idlesw" "$svc" "$svcms" >> "$ROWS"
 	pass "$label N=$n"
 }
 

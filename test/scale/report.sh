@@ -152,6 +152,17 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 	echo "| daemon | N | metrics series | scrape ms | gotcmu status ms |"
 	echo "|---|---:|---:|---:|---:|"
 	awk -F'\t' '$1 ~ /^gotcmu/ { printf "| %s | %s | %s | %s | %s |\n", $1, $2, $12, $13, $14 }' "$W/rows"
+	echo
+	echo "## Ceph's service map"
+	echo
+	echo "Each LUN's entry under the tcmu-runner service (what ceph-iscsi's rbd-target-api and the"
+	echo "dashboard read), counted in one \`ceph service dump\` while idle, and that command's time (the"
+	echo "ceph CLI's own start-up included)."
+	echo
+	echo "| daemon | N | entries | ceph service dump ms |"
+	echo "|---|---:|---:|---:|"
+	awk -F'\t' 'function v(i) { return (i > NF || $i == "") ? "-" : $i }
+		{ printf "| %s | %s | %s | %s |\n", $1, $2, v(27), v(28) }' "$W/rows"
 	if command -v go > /dev/null && compgen -G "$DIR/gotcmu*/cpu.pprof" > /dev/null; then
 		echo
 		echo "## Where gotcmu's CPU time goes under the load"

@@ -206,6 +206,9 @@ one() {
 	fds=$(find /proc/"$DPID"/fd -mindepth 1 | wc -l)
 	clients=$(rados_clients "$DPID")
 	cat /proc/"$DPID"/status > "$L/status-idle"
+	# Every mapping's residency, for telling RssAnon apart offline (test/scale/anon.sh): the Go
+	# heap, glibc's arenas and main heap, thread stacks.
+	cat /proc/"$DPID"/smaps > "$L/smaps-idle" 2>/dev/null
 	# What the fds are, by kind (numbers masked): sockets, eventfds, epoll sets, timerfds, uio.
 	find /proc/"$DPID"/fd -mindepth 1 -printf '%l\n' 2>/dev/null | sed 's/[0-9]\+/N/g' | sort | uniq -c | sort -rn > "$L/fds-idle.txt"
 	if [ "$name" = gotcmu ]; then

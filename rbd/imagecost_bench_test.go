@@ -117,13 +117,14 @@ func imageCost(b *testing.B, open func(*testing.B, string)) {
 		names[i] = newImage(b, "rbd", imageCostSize, 22)
 	}
 	anon0, threads0, clients0 := processCost(b)
-	fds0 := fdKinds(b)
+	fds0, heap0 := fdKinds(b), cHeapInUse()
 	for _, n := range names {
 		open(b, n)
 	}
 	anon1, threads1, clients1 := processCost(b)
-	fds1 := fdKinds(b)
+	fds1, heap1 := fdKinds(b), cHeapInUse()
 	b.ReportMetric(float64(anon1-anon0)/imageCostN, "anon-KiB/image")
+	b.ReportMetric((float64(heap1)-float64(heap0))/1024/imageCostN, "c-heap-KiB/image")
 	b.ReportMetric(float64(threads1-threads0)/imageCostN, "threads/image")
 	b.ReportMetric(float64(clients1-clients0), "rados-clients")
 	b.ReportMetric(float64(fds1[""]-fds0[""])/imageCostN, "fds/image")

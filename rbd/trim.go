@@ -14,3 +14,11 @@ import "C"
 // 119 MiB and RssAnon from 11 to 22-31 MiB; trimmed every fifth reopen,
 // RssAnon stayed at 11-16.5 MiB. A variable, so tests can count the calls.
 var trimCHeap = func() { C.malloc_trim(0) }
+
+// cHeapInUse returns the bytes glibc malloc has allocated, in every arena
+// and in mmapped chunks (mallinfo2): what librados, librbd and gotcmu's
+// cgo hold, without the free memory the arenas keep (BenchmarkImageCost).
+func cHeapInUse() uint64 {
+	mi := C.mallinfo2()
+	return uint64(mi.uordblks) + uint64(mi.hblkhd)
+}

@@ -153,12 +153,14 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 		echo "here is the completion eventfd (in the daemon the device loop adds an epoll set, a wake eventfd"
 		echo "and a timerfd)."
 		echo
-		echo "| configuration | anon KiB per image | threads per image | fds per image | RADOS clients for 16 images |"
-		echo "|---|---:|---:|---:|---:|"
+		echo "C heap: what glibc malloc has allocated (mallinfo2), the arenas' free memory left out."
+		echo
+		echo "| configuration | anon KiB per image | C heap KiB per image | threads per image | fds per image | RADOS clients for 16 images |"
+		echo "|---|---:|---:|---:|---:|---:|"
 		awk '/^BenchmarkImageCost\// { name = $1; sub(/^BenchmarkImageCost\//, "", name); sub(/-[0-9]+$/, "", name)
 			delete v; for (i = 3; i < NF; i += 2) v[$(i + 1)] = $i
-			printf "| %s | %s | %s | %s | %s |\n", name, v["anon-KiB/image"], v["threads/image"],
-				("fds/image" in v) ? v["fds/image"] : "-", v["rados-clients"] }' "$DIR/image-cost.txt"
+			printf "| %s | %s | %s | %s | %s | %s |\n", name, v["anon-KiB/image"], ("c-heap-KiB/image" in v) ? v["c-heap-KiB/image"] : "-",
+				v["threads/image"], ("fds/image" in v) ? v["fds/image"] : "-", v["rados-clients"] }' "$DIR/image-cost.txt"
 		echo
 	fi
 	echo "## gotcmu's status views"

@@ -42,10 +42,12 @@ STARTED=$(date -u '+%Y-%m-%d %H:%M UTC')
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)
 git -C "$REPO" diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT (with uncommitted changes)"
 START=$(date +%s)
-# 10 GiB: in the 6 GiB guest of the 15:44 run of 2026-12-05 (three memstore OSDs holding three
+# 16 GiB: in the 6 GiB guest of the 15:44 run of 2026-12-05 (three memstore OSDs holding three
 # copies of both images, two tmpfs images) the guest reclaimed gotcmu's file-backed pages (its RSS
-# fell from 108 to 56 MiB) and stalled for tens of seconds at a time.
-MEM=${MEM:-10240}
+# fell from 108 to 56 MiB) and stalled for tens of seconds at a time; in 10 GiB the run of
+# 2026-12-06 01:12 had 3.5 GiB left at +1500 s, falling 150-200 MiB a minute (the memstore OSDs:
+# gotcmu's RSS stayed at 107 MiB), and was stopped before the guest ran out.
+MEM=${MEM:-16384}
 MEM=$MEM T=$((SOAK_S + 1500)) QUIET=1 "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT" "$HERE/guest-soak.sh"
 RC=$?
 ELAPSED=$(($(date +%s) - START))

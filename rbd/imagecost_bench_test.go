@@ -18,11 +18,13 @@ import (
 )
 
 // BenchmarkImageCost measures what an open, idle image costs the process
-// (issue 16): anonymous memory and OS threads per image, and RADOS clients
-// (librados' msgr-worker-0 threads, one per client), for imageCostN images
-// opened by go-ceph alone (a client each, no more than librados and librbd
-// need: the floor for any handler, tcmu-runner's layout) and by gotcmu's
-// handler at several rbd_images_per_client. Each configuration should run
+// (issue 16): anonymous memory, the C heap in use, OS threads and fds per
+// image, and RADOS clients (librados' msgr-worker-0 threads, one per
+// client), for imageCostN images opened by go-ceph alone (a client each,
+// no more than librados and librbd need: the floor for any handler), the
+// same with the image's service-map entry (tcmu-runner's layout), the same
+// with gotcmu's bound on mon commands, and by gotcmu's handler at several
+// rbd_images_per_client. Each configuration should run
 // in a process of its own (test/scale/scale.sh does: -test.bench
 // '^BenchmarkImageCost/NAME$'), since glibc's arenas keep what an earlier
 // one freed; the iteration count is ignored (-benchtime 1x).

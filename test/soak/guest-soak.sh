@@ -66,7 +66,7 @@ status() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$HANDLER_PID/status"; }
 
 # sample: one line of samples.tsv: goroutines, open fds and the Go heap in use from the metrics
 # endpoint; OS threads and RSS split as the kernel counts it (MiB): anonymous memory (the Go heap
-# and librbd's and librados's C heaps; RssAnon) and the pages of the TCMU data areas mapped in
+# and librbd's and librados's C heaps; smaps_rollup's Anonymous) and the pages of the TCMU data areas mapped in
 # from /dev/uioN (smaps), which the kernel hands out as their blocks are first used, up to
 # max_data_area_mb per device: bounded by the kernel, not by gotcmu. The rest of RSS is
 # file-backed: the binary and the shared libraries' pages as code paths are first run.
@@ -85,7 +85,11 @@ sample() {
 	gosys=$(awk '$1 == "go_memstats_sys_bytes" { s = $2 } $1 == "go_memstats_heap_released_bytes" { r = $2 }
 		END { if (s != "") print s - r }' <<< "$M")
 	rss=$(mib "$(metric process_resident_memory_bytes)")
-	anon=$(status RssAnon); thr=$(status Threads)
+	# Anonymous memory from smaps_rollup, which walks the page tables. proc(5) calls the status
+	# fields inaccurate: the guest's 6.1 kernel keeps RssAnon in per-thread caches synced every 64
+	# page events (split RSS counting, replaced in 6.2), so with N threads it may be off by up to
+	# N x 64 pages.
+	anon=$(awk '$1 == "Anonymous:" { print $2 }' "/proc/$HANDLER_PID/smaps_rollup"); thr=$(status Threads)
 	[ -n "$anon" ] && anon=$(mib $((anon << 10)))
 	uio=$(awk '/^[0-9a-f]+-[0-9a-f]+ / { in_uio = ($6 ~ "^/dev/uio") } in_uio && $1 == "Rss:" { kb += $2 }
 		END { print kb * 1024 }' "/proc/$HANDLER_PID/smaps")

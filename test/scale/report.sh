@@ -78,6 +78,12 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 	echo "the daemon's OS threads; RADOS clients: its threads named msgr-worker-0 (one per librados"
 	echo "client). Goroutines from gotcmu's metrics endpoint (go_goroutines)."
 	echo
+	echo "RSS anon is inexact for these daemons: on the guest's 6.1 kernel /proc/PID/status sums"
+	echo "per-thread caches synced every 64 page events (proc(5) calls the fields inaccurate), up to"
+	echo "64 pages a thread off, 250 MiB at 1,000 threads. Rows with a by-kind split below (smaps,"
+	echo "which walks the page tables) have the exact total there; guest-scale.sh takes RSS anon from"
+	echo "smaps_rollup for runs after 2026-12-06."
+	echo
 	echo "Idle switches: the daemon's context switches a second (all threads) over 5 s with no IO."
 	echo
 	echo "| daemon | N | RSS anon MiB | RSS file MiB | RSS shmem MiB | threads | goroutines | fds | RADOS clients | idle switches/s |"

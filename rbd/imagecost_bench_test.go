@@ -144,10 +144,11 @@ func imageCost(b *testing.B, open func(*testing.B, string)) {
 // fdKinds counts this process's open fds by what they are ("" holds the
 // total): an anon inode by its name ([eventpoll], [eventfd], [timerfd]),
 // a socket, a pipe, or "file".
-func fdKinds(b *testing.B) map[string]int {
+func fdKinds(t testing.TB) map[string]int {
+	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	n := map[string]int{}
 	for _, e := range ents {

@@ -88,8 +88,12 @@ type Manager struct {
 	byNAA   map[[16]byte]string
 	waiting map[string]*waiter // devices whose backend has not opened, by uio name
 	opening map[string]opening // devices in their first open, by uio name
-	closed  bool               // Shutdown began: nothing new waits
-	wg      sync.WaitGroup
+	// inflight holds the backend opens running, by uio name; openSlots
+	// bounds how many run at once (opens.go).
+	inflight  map[string]*backendOpen
+	openSlots chan struct{}
+	closed    bool // Shutdown began: nothing new waits
+	wg        sync.WaitGroup
 
 	spinWait   time.Duration // SetSpinWait
 	noPollLoop bool          // SetPollLoop
@@ -116,7 +120,8 @@ type managed struct {
 
 // NewManager returns a Manager serving devices of the given handlers.
 func NewManager(log zerolog.Logger, kernel Kernel, handlers []Handler) *Manager {
-	m := &Manager{log: log, kernel: kernel, handlers: map[string]Handler{}, devices: map[string]*managed{}}
+	m := &Manager{log: log, kernel: kernel, handlers: map[string]Handler{}, devices: map[string]*managed{},
+		openSlots: make(chan struct{}, DefaultOpenConcurrency)}
 	m.reach = newReachCache(kernel.Reach, time.Now)
 	for _, h := range handlers {
 		m.handlers[h.Subtype] = h
@@ -168,7 +173,8 @@ func (m *Manager) Add(ctx context.Context, ref DeviceRef) error {
 
 // Adopt serves every TCMU device that already exists, as a restarted
 // daemon must (AdoptDevice), all at once: one device whose backend is
-// slow to open holds up no other. It returns when every device is served
+// slow to open holds up no other (their backends open at most
+// OpenConcurrency at a time, opens.go). It returns when every device is served
 // or waiting for its backend; one that gotcmu cannot serve at all is
 // logged and skipped.
 func (m *Manager) Adopt(ctx context.Context) error {
@@ -310,9 +316,7 @@ func (m *Manager) add(ctx context.Context, ref DeviceRef, reopen bool, w *waiter
 	info := DeviceInfo{Name: devName, Config: config, Size: size, BlockSize: bs, MaxSectors: maxSec, WriteCache: wc}
 	// The backend first: it may take the open timeout, and the uio device
 	// (its 1 GiB mapping) is held only once there is a backend to serve.
-	octx, cancel := context.WithTimeout(ctx, m.OpenTimeout())
-	be, err := h.Open(octx, info, log)
-	cancel()
+	be, err := m.openBackend(ctx, ref.UIOName, h, info, log, w != nil)
 	if err != nil {
 		return fmt.Errorf("open %s backend %q: %w", subtype, config, err)
 	}
@@ -490,6 +494,7 @@ func (m *Manager) Reconfigure(uioName string, config *string, size *uint64, writ
 // in the kernel; the next daemon adopts them.
 func (m *Manager) Shutdown(ctx context.Context) {
 	m.stopWaiting()
+	m.abandonAll()
 	m.mu.Lock()
 	all := make([]*managed, 0, len(m.devices))
 	for name, md := range m.devices {

@@ -10,11 +10,12 @@ import (
 	"time"
 )
 
-// DefaultOpenTimeout bounds the opening of one device's backend unless
-// SetOpenTimeout says otherwise. Without it librados may wait up to
-// client_mount_timeout (300 s) for monitors that do not answer; the rbd
-// handler turns this deadline into that timeout, so the C call itself
-// ends, not only the wait for it.
+// DefaultOpenTimeout bounds each attempt to open a device's backend
+// unless SetOpenTimeout says otherwise; the open itself may go on for
+// openRunFactor times as long, taken up by the next attempt (opens.go).
+// Without that deadline librados may wait up to client_mount_timeout
+// (300 s) for monitors that do not answer; the rbd handler turns it into
+// that timeout, so the C call itself ends, not only the wait for it.
 const DefaultOpenTimeout = 30 * time.Second
 
 // The backoff between attempts to open a waiting device's backend.
@@ -97,6 +98,9 @@ func (m *Manager) wait(ref DeviceRef, cause error, block bool) {
 	}
 	m.mu.Lock()
 	if _, taken := m.devices[ref.UIOName]; taken || m.closed {
+		if m.closed {
+			m.abandonLocked(ref.UIOName)
+		}
 		m.mu.Unlock()
 		cancel()
 		return
@@ -160,6 +164,7 @@ func (m *Manager) retry(ctx context.Context, w *waiter, block bool) {
 			if m.waiting[w.ref.UIOName] == w {
 				delete(m.waiting, w.ref.UIOName)
 				delete(m.devices, w.ref.UIOName)
+				m.abandonLocked(w.ref.UIOName)
 			}
 			m.mu.Unlock()
 			log.Info().Msg("device gone from the kernel: no longer waiting for its backend")
@@ -225,6 +230,7 @@ func (m *Manager) dropWaiting(uioName string) bool {
 	}
 	delete(m.waiting, uioName)
 	delete(m.devices, uioName)
+	m.abandonLocked(uioName)
 	m.log.Info().Str("uio", uioName).Msg("device removed while waiting for its backend")
 	return true
 }

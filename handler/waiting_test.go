@@ -25,6 +25,36 @@ type slowOpens struct {
 	gates map[string]chan struct{} // by device name; closed: opens succeed
 	fail  map[string]error         // by device name: opens fail at once
 	opens map[string]int
+	// running is the number of opens in progress, peak its maximum;
+	// succeeded and closed count backends opened and closed.
+	running, peak     int
+	succeeded, closed int
+}
+
+// backends returns how many backends opened and how many were closed.
+func (s *slowOpens) backends() (opened, closed int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.succeeded, s.closed
+}
+
+func (s *slowOpens) peakRunning() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+// countedBackend counts its Close in slowOpens.
+type countedBackend struct {
+	handler.Backend
+	s *slowOpens
+}
+
+func (b countedBackend) Close() error {
+	b.s.mu.Lock()
+	b.s.closed++
+	b.s.mu.Unlock()
+	return b.Backend.Close()
 }
 
 func newSlowOpens() *slowOpens {
@@ -60,13 +90,27 @@ func (s *slowOpens) handler() handler.Handler {
 			s.mu.Lock()
 			s.opens[info.Name]++
 			err := s.fail[info.Name]
+			s.running++
+			s.peak = max(s.peak, s.running)
 			s.mu.Unlock()
+			defer func() {
+				s.mu.Lock()
+				s.running--
+				s.mu.Unlock()
+			}()
 			if err != nil {
 				return nil, err
 			}
 			select {
 			case <-s.gate(info.Name):
-				return inner.Open(ctx, info, log)
+				be, err := inner.Open(ctx, info, log)
+				if err != nil {
+					return nil, err
+				}
+				s.mu.Lock()
+				s.succeeded++
+				s.mu.Unlock()
+				return countedBackend{be, s}, nil
 			case <-ctx.Done():
 				// What the rbd handler answers when the monitors are silent.
 				return nil, fmt.Errorf("ceph did not answer in time: %w", ctx.Err())

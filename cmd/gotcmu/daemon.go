@@ -151,6 +151,7 @@ func run(ctx context.Context, o options) error {
 	mgr.SetSpinWait(o.spinWait)
 	mgr.SetPollLoop(o.pollLoop)
 	mgr.SetOpenTimeout(cfg.OpenTimeout)
+	mgr.SetOpenConcurrency(cfg.OpenConcurrency)
 	mgr.SetBusyBounds(busyBounds(cfg))
 
 	// The bus name first: with Type=dbus systemd counts the start until
@@ -234,6 +235,7 @@ func run(ctx context.Context, o options) error {
 			c = o.apply(c)
 			logs.SetLevel(c)
 			mgr.SetOpenTimeout(c.OpenTimeout)
+			mgr.SetOpenConcurrency(c.OpenConcurrency)
 			mgr.SetBusyBounds(busyBounds(c))
 			if bus != nil {
 				bus.SetCheckTimeout(c.CheckConfigTimeout)

@@ -41,6 +41,10 @@ type Config struct {
 	// monitors, opening the image) before the device is blocked and
 	// retried in the background. Other devices never wait for it.
 	OpenTimeout time.Duration
+	// OpenConcurrency is open_concurrency: how many backend opens run at
+	// once (a restart adopting hundreds of devices opens them this many
+	// at a time, so that a slow cluster is not stampeded).
+	OpenConcurrency int
 	// BusyBoundLock, BusyBoundConn and BusyBoundTransient are
 	// busy_bound_lock, busy_bound_connection and busy_bound_transient, in
 	// seconds in the file: how long a device answers BUSY, from the first
@@ -63,6 +67,7 @@ func Default() Config {
 		RBDImagesPerClient: 1,
 		CheckConfigTimeout: 10 * time.Second,
 		OpenTimeout:        30 * time.Second,
+		OpenConcurrency:    8,
 		BusyBoundLock:      60 * time.Second,
 		BusyBoundConn:      120 * time.Second,
 		BusyBoundTransient: 30 * time.Second,
@@ -173,6 +178,13 @@ var options = map[string]option{
 			return "", fmt.Errorf("open_timeout %d is out of 1-600 seconds", v.i)
 		}
 		c.OpenTimeout = time.Duration(v.i) * time.Second
+		return "", nil
+	}},
+	"open_concurrency": {kindInt, func(c *Config, v value) (string, error) {
+		if v.i < 1 || v.i > 256 {
+			return "", fmt.Errorf("open_concurrency %d is out of 1-256", v.i)
+		}
+		c.OpenConcurrency = int(v.i)
 		return "", nil
 	}},
 	"busy_bound_lock":       busyBound("busy_bound_lock", func(c *Config) *time.Duration { return &c.BusyBoundLock }),

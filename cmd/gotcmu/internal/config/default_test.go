@@ -32,3 +32,13 @@ func TestDefaultBusyBoundsAreTheHandlers(t *testing.T) {
 		t.Errorf("default busy bounds %+v, handler's %+v", got, handler.DefaultBusyBounds)
 	}
 }
+
+// TestDefaultOpensAreTheHandlers: an empty file gives the open timeout
+// and the number of opens at once the handler uses when nothing sets them.
+func TestDefaultOpensAreTheHandlers(t *testing.T) {
+	d := Default()
+	if d.OpenTimeout != handler.DefaultOpenTimeout || d.OpenConcurrency != handler.DefaultOpenConcurrency {
+		t.Errorf("default open_timeout %v and open_concurrency %d, handler's %v and %d",
+			d.OpenTimeout, d.OpenConcurrency, handler.DefaultOpenTimeout, handler.DefaultOpenConcurrency)
+	}
+}

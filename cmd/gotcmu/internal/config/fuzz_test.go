@@ -32,6 +32,8 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("check_config_timeout %v accepted", c.CheckConfigTimeout)
 		case c.OpenTimeout <= 0:
 			t.Fatalf("open_timeout %v accepted", c.OpenTimeout)
+		case c.OpenConcurrency < 1:
+			t.Fatalf("open_concurrency %d accepted", c.OpenConcurrency)
 		case c.BusyBoundLock <= 0 || c.BusyBoundConn <= 0 || c.BusyBoundTransient <= 0:
 			t.Fatalf("busy bounds %v %v %v accepted", c.BusyBoundLock, c.BusyBoundConn, c.BusyBoundTransient)
 		}
@@ -54,8 +56,8 @@ func format(c Config) string {
 		}
 		return `"` + s + `"`
 	}
-	return fmt.Sprintf("log_level = %d\nlog_dir = %s\nmetrics_addr = %s\nrbd_images_per_client = %d\ncheck_config_timeout = %d\nopen_timeout = %d\n"+
+	return fmt.Sprintf("log_level = %d\nlog_dir = %s\nmetrics_addr = %s\nrbd_images_per_client = %d\ncheck_config_timeout = %d\nopen_timeout = %d\nopen_concurrency = %d\n"+
 		"busy_bound_lock = %d\nbusy_bound_connection = %d\nbusy_bound_transient = %d\n",
-		c.LogLevel, quote(c.LogDir), quote(c.MetricsAddr), c.RBDImagesPerClient, int(c.CheckConfigTimeout.Seconds()), int(c.OpenTimeout.Seconds()),
+		c.LogLevel, quote(c.LogDir), quote(c.MetricsAddr), c.RBDImagesPerClient, int(c.CheckConfigTimeout.Seconds()), int(c.OpenTimeout.Seconds()), c.OpenConcurrency,
 		int(c.BusyBoundLock.Seconds()), int(c.BusyBoundConn.Seconds()), int(c.BusyBoundTransient.Seconds()))
 }

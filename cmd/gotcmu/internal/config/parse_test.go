@@ -39,6 +39,9 @@ func TestParse(t *testing.T) {
 			c.OpenTimeout = 5 * time.Second
 		})},
 		{name: "open_timeout_zero", text: "open_timeout = 0\n", wantErr: "open_timeout 0 is out of 1-600 seconds"},
+		{name: "open_concurrency", text: "open_concurrency = 1\n", want: with(func(c *Config) { c.OpenConcurrency = 1 })},
+		{name: "open_concurrency_zero", text: "open_concurrency = 0\n", wantErr: "open_concurrency 0 is out of 1-256"},
+		{name: "open_concurrency_too_many", text: "open_concurrency = 257\n", wantErr: "open_concurrency 257 is out of 1-256"},
 		{name: "busy_bounds", text: "busy_bound_lock = 45\nbusy_bound_connection = 300\nbusy_bound_transient = 10\n", want: with(func(c *Config) {
 			c.BusyBoundLock = 45 * time.Second
 			c.BusyBoundConn = 300 * time.Second

@@ -1,0 +1,116 @@
+package handler_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gotcmu/gotcmu/handler"
+)
+
+// A restart adopts more devices than may open at once while the cluster
+// is slow (every open outlasts the open timeout): no more than
+// OpenConcurrency opens run at any time, each device's backend is opened
+// once (its waiter takes up the open its first attempt left running,
+// instead of starting another), and every device is served.
+func TestManagerAdoptBoundsOpensAndKeepsLateOnes(t *testing.T) {
+	const (
+		devices = 6
+		slots   = 2
+		timeout = 200 * time.Millisecond
+	)
+	m, k, s := newSlowManager(t, timeout)
+	m.SetOpenConcurrency(slots)
+	var refs []handler.DeviceRef
+	for i := range devices {
+		ref, _ := k.create(fmt.Sprintf("tcm-user/1/d%d/slow/x", i), 1<<20)
+		refs = append(refs, ref)
+	}
+	start := time.Now()
+	if err := m.Adopt(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > timeout+time.Second {
+		t.Errorf("Adopt took %v with an open timeout of %v", d, timeout)
+	}
+	// Every first attempt has timed out, the first two opens still run.
+	for i := range devices {
+		if st := state(m, fmt.Sprintf("d%d", i)); st.State != "waiting" {
+			t.Fatalf("d%d: %+v, want waiting", i, st)
+		}
+	}
+	// Each open finishes past its first attempt's deadline but within its
+	// own (openRunFactor times the timeout).
+	for i := range devices {
+		s.release(fmt.Sprintf("d%d", i))
+	}
+	for i, ref := range refs {
+		eventually(t, fmt.Sprintf("d%d served", i), func() bool { return state(m, fmt.Sprintf("d%d", i)).State == "running" })
+		if c := roundTrip(t, k.devs[ref.UIOName], tur, 0); c.Status != 0 {
+			t.Fatalf("TEST UNIT READY on d%d: status %#x", i, c.Status)
+		}
+	}
+	if p := s.peakRunning(); p > slots {
+		t.Errorf("%d opens ran at once, want at most %d", p, slots)
+	}
+	for i := range devices {
+		if n := s.opened(fmt.Sprintf("d%d", i)); n != 1 {
+			t.Errorf("d%d opened %d times, want once: a late open must be taken up, not repeated", i, n)
+		}
+	}
+	if opened, closed := s.backends(); opened != devices || closed != 0 {
+		t.Errorf("%d backends opened and %d closed, want %d and 0", opened, closed, devices)
+	}
+}
+
+// A device removed while the open its attempt left running goes on: the
+// open is cancelled, and a backend it opens anyway is closed, not leaked
+// nor served.
+func TestManagerRemoveClosesALateOpen(t *testing.T) {
+	m, k, s := newSlowManager(t, 100*time.Millisecond)
+	ref, _ := k.create("tcm-user/1/late/slow/x", 1<<20)
+	if err := m.Add(context.Background(), ref); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "waiting", func() bool { return state(m, "late").State == "waiting" })
+	// The handler ignores the cancel and opens anyway, as an rbd open
+	// that has reached librados' uncancellable calls does.
+	s.release("late")
+	prompt(t, "Remove of the waiting device", func() error { return m.Remove(context.Background(), ref.UIOName) })
+	eventually(t, "the late backend closed", func() bool {
+		opened, closed := s.backends()
+		return opened == closed
+	})
+	if st := m.Status(); len(st) != 0 {
+		t.Errorf("removed device still listed: %+v", st)
+	}
+}
+
+// The open timeout of a device's first attempt includes its wait for a
+// slot: ADDED is answered within it even while every slot is taken.
+func TestManagerAddAnsweredWhileSlotsAreTaken(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	m, k, s := newSlowManager(t, time.Hour)
+	m.SetOpenConcurrency(1)
+	busy, _ := k.create("tcm-user/1/busy/slow/x", 1<<20)
+	go func() { _ = m.Add(context.Background(), busy) }()
+	eventually(t, "the slot taken", func() bool { return s.opened("busy") == 1 })
+	m.SetOpenTimeout(timeout)
+	ref, _ := k.create("tcm-user/1/next/slow/x", 1<<20)
+	start := time.Now()
+	if err := m.Add(context.Background(), ref); err != nil {
+		t.Fatalf("Add while the slot is taken: %v, want nil (enabled, retried)", err)
+	}
+	if d := time.Since(start); d > timeout+time.Second {
+		t.Errorf("Add took %v with an open timeout of %v", d, timeout)
+	}
+	if n := s.opened("next"); n != 0 {
+		t.Errorf("next opened %d times while the one slot was taken", n)
+	}
+	s.release("next")
+	s.release("busy")
+	eventually(t, "both served", func() bool {
+		return state(m, "busy").State == "running" && state(m, "next").State == "running"
+	})
+}

@@ -14,7 +14,9 @@
 #      (series, ms) and of one `gotcmu status` (ms); for both, this run's entries in Ceph's
 #      service map (ceph-iscsi reads it) and the time of one `ceph service dump`;
 #   3. fio, one job per LUN, 4k random 70/30 read/write at iodepth 4 each for FIO_SECS after
-#      a 2 s ramp:
+#      a 2 s ramp (at most LOAD_INFLIGHT commands in all, default 256: iodepth
+#      LOAD_INFLIGHT / N at N above 64, so 1 at 256; the one memstore OSD of the emulated guest
+#      answered 1,024 in flight slower than the 30 s op timeout, 2026-12-06):
 #      total IOPS, p99 read and write latency (fio's group report), the daemon's CPU and
 #      switches per IO and the guest's busy share (/proc), RSS after the load;
 #   4. SIGKILL, start again, lunready from the start: adopt_s (first read answered on every
@@ -28,7 +30,7 @@
 #      test/scale/spec.sh), SIZE_MB (default 16), MEMSTORE_MB (default 4096), FIO_SECS
 #      (default 10), TOOLS (lunready's directory, default $REPO/build/bin), PROFILE_SECS
 #      (default 5: gotcmu's CPU profile, --debug-addr, under a second fio run of the same load;
-#      0 skips it).
+#      0 skips it), LOAD_INFLIGHT (default 256).
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
 OUT=/out/scale
@@ -44,6 +46,7 @@ NS=${NS:-1 16}
 DAEMONS=${DAEMONS:-gotcmu:1 gotcmu:8 tcmu-runner}
 SIZE_MB=${SIZE_MB:-16}
 FIO_SECS=${FIO_SECS:-10}
+LOAD_INFLIGHT=${LOAD_INFLIGHT:-256}
 PROFILE_SECS=${PROFILE_SECS:-5}
 # memstore keeps every object written to as long as its highest byte written (a 4 KiB write
 # near an object's end holds the whole 4 MiB): random writes fill it at N objects per image.
@@ -53,7 +56,7 @@ MEMSTORE_MB=${MEMSTORE_MB:-4096}
 WWN=naa.5001405000005ca1
 : > "$SUMMARY"
 ROWS=$OUT/rows.tsv
-printf 'daemon\tn\tcreate_s\tready_s\trss_anon_kib\trss_file_kib\trss_shmem_kib\tthreads\tgoroutines\tfds\trados_clients\tscrape_series\tscrape_ms\tstatus_ms\tiops\tp99_read_us\tp99_write_us\trss_load_kib\tadopt_s\tdrain_s\tfirst_write_s\tcpu_us_per_io\tswitches_per_io\tdaemon_cpus\tguest_busy\tidle_switches_per_s\tsvc_entries\tsvc_dump_ms\n' > "$ROWS"
+printf 'daemon\tn\tcreate_s\tready_s\trss_anon_kib\trss_file_kib\trss_shmem_kib\tthreads\tgoroutines\tfds\trados_clients\tscrape_series\tscrape_ms\tstatus_ms\tiops\tp99_read_us\tp99_write_us\trss_load_kib\tadopt_s\tdrain_s\tfirst_write_s\tcpu_us_per_io\tswitches_per_io\tdaemon_cpus\tguest_busy\tidle_switches_per_s\tsvc_entries\tsvc_dump_ms\tload_qd\n' > "$ROWS"
 # 256 librados clients hold some 13 fds each: above the default soft limit of 1024.
 ulimit -n 1048576
 
@@ -235,10 +238,11 @@ one() {
 	fi
 	log "$label N=$n idle: $idlesw switches/s, $fds fds, $threads threads; service map: ${svc} entries (${svcms} ms)"
 	# 3. the aggregate load
-	local jobs=()
+	local jobs=() qd=$((LOAD_INFLIGHT / n))
+	qd=$((qd > 4 ? 4 : qd < 1 ? 1 : qd))
 	for d in "${devs[@]}"; do jobs+=(--name="${d#/dev/}" --filename="$d"); done
 	c0=$(cost_snapshot "$DPID" "${devs[@]}"); t1=$(date +%s%N)
-	if fio --thread --ioengine=libaio --direct=1 --rw=randrw --rwmixread=70 --bs=4k --iodepth=4 \
+	if fio --thread --ioengine=libaio --direct=1 --rw=randrw --rwmixread=70 --bs=4k --iodepth="$qd" \
 		--size=$((SIZE_MB << 20)) --time_based --runtime="$FIO_SECS" --ramp_time=2 --randrepeat=0 --norandommap \
 		--lat_percentiles=1 --group_reporting --output-format=json --output="$L/fio.json" "${jobs[@]}" \
 		> /dev/null 2> "$L/fio.err"; then
@@ -252,11 +256,11 @@ one() {
 	cost=$(cost_per_io "$c0" "$c1" "$(secs_since "$t1")")
 	rssload=$(rollup_field "$DPID" Rss)
 	cat /proc/"$DPID"/status > "$L/status-load"
-	log "$label N=$n: $iops IOPS, p99 read $p99r us, write $p99w us; CPU us, switches per IO, daemon CPUs, guest busy: $cost"
+	log "$label N=$n: iodepth $qd: $iops IOPS, p99 read $p99r us, write $p99w us; CPU us, switches per IO, daemon CPUs, guest busy: $cost"
 	# gotcmu's CPU profile under the same load, in a run of its own (PROFILE_SECS, 0: none) so
 	# that the profiler's cost is in no figure above.
 	if [ "$name" = gotcmu ] && [ "$PROFILE_SECS" -gt 0 ]; then
-		fio --thread --ioengine=libaio --direct=1 --rw=randrw --rwmixread=70 --bs=4k --iodepth=4 \
+		fio --thread --ioengine=libaio --direct=1 --rw=randrw --rwmixread=70 --bs=4k --iodepth="$qd" \
 			--size=$((SIZE_MB << 20)) --time_based --runtime=$((PROFILE_SECS + 2)) --randrepeat=0 --norandommap \
 			"${jobs[@]}" > /dev/null 2>&1 &
 		local fpid=$!
@@ -292,9 +296,9 @@ one() {
 	done
 	rmimages "$label-n$n-" "$n" > "$L/rmimages.log" 2>&1 || log "$label N=$n: images not removed: $(tail -1 "$L/rmimages.log")"
 	ceph df > "$L/ceph-df.txt" 2>&1
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$label" "$n" "$create" "$ready" \
 		"$anon" "$file" "$shmem" "$threads" "$gor" "$fds" "$clients" "$series" "$scrape" "$status" "$iops" "$p99r" "$p99w" \
-		"$rssload" "$adopt" "$drain" "$lock" "${cost// /$'\t'}" "$idlesw" "$svc" "$svcms" >> "$ROWS"
+		"$rssload" "$adopt" "$drain" "$lock" "${cost// /$'\t'}" "$idlesw" "$svc" "$svcms" "$qd" >> "$ROWS"
 	pass "$label N=$n"
 }
 

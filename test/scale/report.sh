@@ -125,14 +125,16 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 	echo
 	echo "## Aggregate load"
 	echo
-	echo "fio, one job per LUN (libaio, O_DIRECT), 4 KiB random 70 % read / 30 % write, iodepth 4 each,"
+	echo "fio, one job per LUN (libaio, O_DIRECT), 4 KiB random 70 % read / 30 % write, iodepth 4 each"
+	echo "(at most 256 commands in flight in all: iodepth 1 at N = 256, column QD; the one memstore OSD of the"
+	echo "emulated guest answered 1,024 slower than the 30 s op timeout),"
 	echo "the run's FIO_SECS seconds after a 2 s ramp; IOPS read + write of all jobs, p99 completion latency of fio's group"
 	echo "report; RSS (VmRSS) right after."
 	echo
-	echo "| daemon | N | IOPS | p99 read ms | p99 write ms | RSS after load MiB |"
-	echo "|---|---:|---:|---:|---:|---:|"
+	echo "| daemon | N | QD | IOPS | p99 read ms | p99 write ms | RSS after load MiB |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
 	awk -F'\t' 'function ms(u) { return (u == "-" || u == "") ? "-" : sprintf("%.1f", u / 1000) }
-		{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $15, ms($16), ms($17), ($18 == "-" ? "-" : sprintf("%.1f", $18 / 1024)) }' "$W/rows"
+		{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, (NF < 29 || $29 == "") ? 4 : $29, $15, ms($16), ms($17), ($18 == "-" ? "-" : sprintf("%.1f", $18 / 1024)) }' "$W/rows"
 	echo
 	echo "The cost of that load, from /proc over the whole fio run (ramp included): the daemon's CPU"
 	echo "time (all its threads, librados' included) and context switches per IO the disks completed"
@@ -237,7 +239,7 @@ done
 	echo "set multiplot layout 2,2 title 'user:rbd LUNs per daemon, one guest boot under qemu TCG (issue 16)'"
 	echo "set logscale x 2; set xlabel 'LUNs (N)'; set grid; set key top left"
 	i=0
-	for spec in "2:OS threads" "3:RSS anonymous, MiB" "4:adopt after SIGKILL, s (all LUNs answer)" "5:aggregate IOPS (4k 70/30, QD4 per LUN)"; do
+	for spec in "2:OS threads" "3:RSS anonymous, MiB" "4:adopt after SIGKILL, s (all LUNs answer)" "5:aggregate IOPS (4k 70/30, QD4 per LUN, QD1 at 256)"; do
 		col=${spec%%:*}; title=${spec#*:}
 		echo "set title '$title'"
 		printf 'plot '

@@ -156,17 +156,18 @@ ceph_conf_from_a() {
 	timeout 60 ceph health > /dev/null
 }
 
-if [ "$ROLE" = a ]; then
+# a_gateway: guest a's part up to the target with both gateways (MEMSTORE bytes for the OSD):
+# Ceph, the handler and rbd-target-api; then, once gw-b's API answers, gwcli's target and gateways.
+a_gateway() {
 	check "gw-a: network up" net_up || finish
 	mkdir -p /out/ceph /etc/ceph
-	if ! MON_IP=$IP_A "$REPO/test/micro-ceph.sh" start "$CEPH_DIR" $((1 << 30)) > /out/ceph/start.log 2>&1; then
+	if ! MON_IP=$IP_A "$REPO/test/micro-ceph.sh" start "$CEPH_DIR" "${MEMSTORE:-$((1 << 30))}" > /out/ceph/start.log 2>&1; then
 		fail "gw-a: micro Ceph on $IP_A"; tail -20 /out/ceph/start.log; finish
 	fi
 	pass "gw-a: micro Ceph on $IP_A"
 	ceph_client_conf "$(sed -n 's/^fsid = //p' "$CEPH_DIR/ceph.conf")" "$(sed -n 's/^mon host = //p' "$CEPH_DIR/ceph.conf")"
 	cp "$CEPH_DIR/keyring" /etc/ceph/ceph.client.admin.keyring
 	cp /etc/ceph/ceph.conf "$SHARE/ceph.conf"; cp "$CEPH_DIR/keyring" "$SHARE/keyring"
-	check "gw-a: an existing image rbd/disk2" rbd create rbd/disk2 --size 128M || finish
 	check "gw-a: $HANDLER started by systemd at boot ($UNIT active, owns org.kernel.TCMUService1)" wait_until 60 handler_up || finish
 	check "gw-a: rbd-target-api answers" api_start || { tail -30 /out/rbd-target-api.log; finish; }
 	say a-ready
@@ -174,6 +175,27 @@ if [ "$ROLE" = a ]; then
 	check "gwcli: target $IQN created" gw /iscsi-targets create "$IQN" || finish
 	check "gwcli: gateway gw-a ($IP_A) created" gw "/iscsi-targets/$IQN/gateways" create gw-a "$IP_A" skipchecks=true || finish
 	check "gwcli: gateway gw-b ($IP_B) created" gw "/iscsi-targets/$IQN/gateways" create gw-b "$IP_B" skipchecks=true || finish
+}
+
+# b_gateway: guest b's part up to its rbd-target-api answering, once a's Ceph is there.
+b_gateway() {
+	check "gw-b: network up" net_up || finish
+	await a-ready 900 || { fail "gw-b: gateway gw-a ready"; finish; }
+	check "gw-b: Ceph on $IP_A reachable" ceph_conf_from_a || finish
+	check "gw-b: $HANDLER started by systemd at boot ($UNIT active, owns org.kernel.TCMUService1)" wait_until 60 handler_up || finish
+	check "gw-b: rbd-target-api answers" api_start || { tail -30 /out/rbd-target-api.log; finish; }
+	say b-api
+}
+
+# make scale-gateway: SCALE_DISKS disks through ceph-iscsi instead of the scenario below.
+if [ "${SCALE_DISKS:-0}" -gt 0 ]; then
+	# shellcheck source=test/gateway/guest-gateway-scale.sh
+	. "$HERE/guest-gateway-scale.sh"
+fi
+
+if [ "$ROLE" = a ]; then
+	a_gateway
+	check "gw-a: an existing image rbd/disk2" rbd create rbd/disk2 --size 128M || finish
 	check "gwcli: disk rbd/disk1 created (a new image)" gw /disks create pool=rbd image=disk1 size=256M || finish
 	check "gwcli: disk rbd/disk2 created (the existing image)" gw /disks create pool=rbd image=disk2 || finish
 	check "gwcli: host $CLIENT created" gw "/iscsi-targets/$IQN/hosts" create "$CLIENT" || finish
@@ -272,12 +294,7 @@ PY
 fi
 
 # Role b: gateway gw-b and the initiator.
-check "gw-b: network up" net_up || finish
-await a-ready 900 || { fail "gw-b: gateway gw-a ready"; finish; }
-check "gw-b: Ceph on $IP_A reachable" ceph_conf_from_a || finish
-check "gw-b: $HANDLER started by systemd at boot ($UNIT active, owns org.kernel.TCMUService1)" wait_until 60 handler_up || finish
-check "gw-b: rbd-target-api answers" api_start || { tail -30 /out/rbd-target-api.log; finish; }
-say b-api
+b_gateway
 await configured 1200 || { fail "gw-b: gwcli configuration on gw-a"; finish; }
 
 initiator_up "$CLIENT"

@@ -10,9 +10,13 @@
 # RESULTS/gateway-cu/HANDLER/; once both handlers have a run there, the two tables side by side
 # (RESULTS/gateway-compare.md, test/cmd/gwcompare) and the SCSI family's comparison test by test
 # (RESULTS/gateway-cu-compare.md, test/cmd/cucompare), tcmu-runner as the baseline of both.
+# With SCALE_DISKS=N (`make scale-gateway`, issue 16) the guests run guest-gateway-scale.sh's
+# scenario instead: N disks through ceph-iscsi, timed, and the table goes to
+# RESULTS/gateway-scale-HANDLER.md with the figures.
 # Usage: test-gateway.sh   Env: HANDLER, GOTCMU_DEB (`make test-gateway` builds it: make deb),
 #        OUT (default build/test-gateway-HANDLER), T (s), RESULTS, CU_TESTS (the SCSI family's
-#        suites to run, comma separated: test/vm/lib.sh's cu_suite_list; default all)
+#        suites to run, comma separated: test/vm/lib.sh's cu_suite_list; default all),
+#        SCALE_DISKS
 # Serialise with other guests on a shared machine: flock /tmp/gotcmu-vm.lock test-gateway.sh
 set -uo pipefail
 HERE=$(dirname "$(readlink -f "$0")")
@@ -29,21 +33,29 @@ fi
 for cmd in rbd-target-api gwcli tcmu-runner multipathd iscsiadm fio sg_rtpg; do
 	command -v "$cmd" >/dev/null || { echo "test-gateway: $cmd missing (test/deps.sh installs it)" >&2; exit 2; }
 done
+SCALE_DISKS=${SCALE_DISKS:-0}
+MEM_A=3072 MEM_B=2048
+if [ "$SCALE_DISKS" -gt 0 ]; then
+	# lunready, static, for the initiator's read of every LUN (guest-gateway-scale.sh).
+	(cd "$REPO" && CGO_ENABLED=0 PATH=$PATH:/usr/local/go/bin go build -o build/bin/lunready ./test/cmd/lunready) || exit 2
+	# Each guest's handler holds N images (some 4 MiB and 16 threads each); a also Ceph.
+	MEM_A=$((4096 + 8 * SCALE_DISKS)) MEM_B=$((3072 + 8 * SCALE_DISKS))
+fi
 G=$("$REPO/test/vm/build-guest.sh") || exit 2
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 rm -rf "$OUT"; mkdir -p "$OUT/a" "$OUT/b"
 START=$(date +%s)
 echo "test-gateway: $HANDLER; booting guests a and b ($G), joined on 127.0.0.1:$PORT; output in $OUT"
-ENVS=(-s -e "GOTCMU_DEB=${GOTCMU_DEB:-}" -e "HANDLER=$HANDLER" -e "CU_TESTS=${CU_TESTS:-}")
+ENVS=(-s -e "GOTCMU_DEB=${GOTCMU_DEB:-}" -e "HANDLER=$HANDLER" -e "CU_TESTS=${CU_TESTS:-}" -e "SCALE_DISKS=$SCALE_DISKS")
 NIC="-netdev socket,id=n0,listen=127.0.0.1:$PORT -device virtio-net-pci,netdev=n0,mac=52:54:00:99:00:01" \
-	MEM=3072 QUIET=1 T=$T "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/a" "$HERE/guest-gateway.sh" a &
+	MEM=$MEM_A QUIET=1 T=$T "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/a" "$HERE/guest-gateway.sh" a &
 A=$!
 for _ in $(seq 50); do
 	ss -ltn 2>/dev/null | grep -q "127.0.0.1:$PORT " && break
 	sleep 0.2
 done
 NIC="-netdev socket,id=n0,connect=127.0.0.1:$PORT -device virtio-net-pci,netdev=n0,mac=52:54:00:99:00:02" \
-	MEM=2048 QUIET=1 T=$T "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/b" "$HERE/guest-gateway.sh" b
+	MEM=$MEM_B QUIET=1 T=$T "$REPO/test/vm/run-guest.sh" "${ENVS[@]}" "$G" "$OUT/b" "$HERE/guest-gateway.sh" b
 B_RC=$?
 wait $A
 A_RC=$?
@@ -55,7 +67,11 @@ tcmu-runner) VERSION="tcmu-runner $(dpkg-query -W -f '${Version}' tcmu-runner 2>
 esac
 COMMIT=$(git -C "$REPO" describe --always --dirty 2>/dev/null)
 {
-	echo "## ceph-iscsi on two gateways: $HANDLER ($(date -u +%F), $SECS s, test/gateway/test-gateway.sh)"
+	if [ "$SCALE_DISKS" -gt 0 ]; then
+		echo "## $SCALE_DISKS disks through ceph-iscsi on two gateways: $HANDLER ($(date -u +%F), $SECS s, make scale-gateway)"
+	else
+		echo "## ceph-iscsi on two gateways: $HANDLER ($(date -u +%F), $SECS s, test/gateway/test-gateway.sh)"
+	fi
 	echo
 	echo "Harness at commit $COMMIT; $VERSION; ceph-iscsi $(dpkg-query -W -f '${Version}' ceph-iscsi 2>/dev/null)."
 	echo
@@ -65,12 +81,23 @@ COMMIT=$(git -C "$REPO" describe --always --dirty 2>/dev/null)
 		sed -n 's/^\(PASS\|FAIL\|SKIP\) \(.*\)$/| '"$g"' | \2 | \1 |/p' "$OUT/$g/summary.txt" 2>/dev/null
 	done
 	echo
+	if [ "$SCALE_DISKS" -gt 0 ]; then
+		echo
+		echo "Figures (guest-gateway-scale.sh: gw_a and gw_b are the handler on each gateway, idle with every LUN):"
+		echo
+		echo "| figure | value |"
+		echo "|---|---:|"
+		cat "$OUT"/a/scale.txt "$OUT"/b/scale.txt 2>/dev/null | awk '{ printf "| %s | %s |\n", $1, $2 }'
+		echo
+	fi
 	echo '```'
-	cat "$OUT/b/failover.txt" 2>/dev/null
-	echo
-	echo "iscsi-test-cu SCSI.MultipathIO, disk2 through $HANDLER on both gateways (the first failure of each test):"
-	grep -E '^ *Test: |^ +tests +[0-9]' "$OUT/b/cu-multipath.txt" 2>/dev/null
-	echo
+	if [ "$SCALE_DISKS" -eq 0 ]; then
+		cat "$OUT/b/failover.txt" 2>/dev/null
+		echo
+		echo "iscsi-test-cu SCSI.MultipathIO, disk2 through $HANDLER on both gateways (the first failure of each test):"
+		grep -E '^ *Test: |^ +tests +[0-9]' "$OUT/b/cu-multipath.txt" 2>/dev/null
+		echo
+	fi
 	echo "gwcli's errors (~/gwcli.log on gw-a):"
 	grep -E ' (ERROR|CRITICAL) ' "$OUT/a/gwcli.log" 2>/dev/null | sed 's/^  | //'
 	echo '```'
@@ -79,6 +106,12 @@ for g in a b; do
 	echo "--- guest $g"
 	cat "$OUT/$g/summary.txt" 2>/dev/null || tail -30 "$OUT/$g/console.log"
 done
+if [ -n "${RESULTS:-}" ]; then
+	if [ "$SCALE_DISKS" -gt 0 ]; then
+		mkdir -p "$RESULTS" && cp "$OUT/table.md" "$RESULTS/gateway-scale-$HANDLER.md"
+		RESULTS=
+	fi
+fi
 if [ -n "${RESULTS:-}" ]; then
 	mkdir -p "$RESULTS" && cp "$OUT/table.md" "$RESULTS/gateway-$HANDLER.md"
 	# The SCSI family's CUnit XML, in run_cu's layout (cucompare reads it), for the comparison.

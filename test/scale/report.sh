@@ -122,6 +122,19 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 					v["malloc-main"], v["thread-stack"], v["other"], v["total"] }' "$f"
 		done < "$W/rows"
 	fi
+	# tls-cost.txt (scale.sh's host step): test/scale/tls-cost.sh's lines.
+	if [ -s "$DIR/tls-cost.txt" ]; then
+		echo
+		echo "What a thread's stack holds when the process links librbd (test/scale/tls-cost.sh on the host: a C"
+		echo "program's idle threads, resident KiB each by smaps): the libraries' static TLS is placed in every"
+		echo "new thread's stack and zeroed there. gotcmu links librbd and librados (go-ceph's cgo), so each of"
+		echo "its threads, librados' own included, holds it; tcmu-runner dlopen()s its rbd handler, whose TLS is"
+		echo "then allocated from malloc only for the threads that use it."
+		echo
+		awk '$1 == "tls" { tls += $3; libs = libs (libs == "" ? "" : ", ") $2 " " $3 } $1 != "tls" { kib[$1] = $2 }
+			END { printf "| no librbd | librbd dlopen()ed | librbd linked | static TLS, bytes |\n|---:|---:|---:|---|\n"
+				printf "| %s | %s | %s | %d (%s) |\n", kib["plain"], kib["dlopen"], kib["linked"], tls, libs }' "$DIR/tls-cost.txt"
+	fi
 	echo
 	echo "## Aggregate load"
 	echo

@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -39,6 +40,10 @@ const DefaultOpenConcurrency = 8
 // openRunFactor times the open timeout is how long one backend open may
 // run in all, across the attempts that wait for it.
 const openRunFactor = 4
+
+// errNoOpenSlot is the cause of a first attempt that found every slot
+// taken for all of its open timeout.
+var errNoOpenSlot = errors.New("every backend open slot taken")
 
 // A backendOpen is one call of a handler's Open. It may outlive the
 // attempt that started it; the device's next attempt takes it up.
@@ -97,7 +102,7 @@ func (m *Manager) openBackend(ctx context.Context, uio string, h Handler, info D
 		select {
 		case slots <- struct{}{}:
 		case <-slotDeadline:
-			return nil, fmt.Errorf("%d backend opens ran for all of the open timeout (%s): %w", cap(slots), timeout, context.DeadlineExceeded)
+			return nil, fmt.Errorf("%w: %d opens ran for all of the open timeout (%s): %w", errNoOpenSlot, cap(slots), timeout, context.DeadlineExceeded)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}

@@ -3,6 +3,7 @@ package handler_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,6 +108,9 @@ func TestManagerAddAnsweredWhileSlotsAreTaken(t *testing.T) {
 	}
 	if n := s.opened("next"); n != 0 {
 		t.Errorf("next opened %d times while the one slot was taken", n)
+	}
+	if st := state(m, "next"); st.State != "waiting" || !strings.Contains(st.Reason, "every backend open slot taken") {
+		t.Errorf("status while waiting for a slot: %+v", st)
 	}
 	s.release("next")
 	s.release("busy")

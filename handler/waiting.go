@@ -112,8 +112,14 @@ func (m *Manager) wait(ref DeviceRef, cause error, block bool) {
 	m.waiting[ref.UIOName] = w
 	m.mu.Unlock()
 
-	m.log.Warn().Err(cause).Str("dev", t.name.Device).Str("uio", fmt.Sprintf("uio%d", ref.Minor)).
-		Dur("open_timeout", m.OpenTimeout()).Msg("backend did not open: device blocked (BUSY) and retried in the background")
+	ev := m.log.Warn()
+	msg := "backend did not open: device blocked (BUSY) and retried in the background"
+	if errors.Is(cause, errNoOpenSlot) {
+		// Many devices at once (a restart): no fault of this device's.
+		ev, msg = m.log.Info(), "every open slot taken: device blocked (BUSY) until its backend opens in turn"
+	}
+	ev.Err(cause).Str("dev", t.name.Device).Str("uio", fmt.Sprintf("uio%d", ref.Minor)).
+		Dur("open_timeout", m.OpenTimeout()).Msg(msg)
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()

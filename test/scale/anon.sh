@@ -21,8 +21,9 @@ function flush() {
 	if (start == "") return
 	kind = "other"
 	if (name == "[heap]") kind = "malloc-main"
-	else if (name == "" && length(start) >= 9 && (length(start) < 12 || substr(start, 1, 2) < "7f")) kind = "go-heap"
+	# Stacks first: with thousands of threads mmap(2) places them below 0x7f0000000000 too.
 	else if (perms ~ /^rw/ && name == "" && prev_perms == "---p" && prev_end == start && prev_size == 4) kind = "thread-stack"
+	else if (name == "" && length(start) >= 9 && (length(start) < 12 || substr(start, 1, 2) < "7f")) kind = "go-heap"
 	else if (perms ~ /^rw/ && name == "" && aligned64(start)) kind = "malloc-arena"
 	kib[kind] += anon; total += anon
 	prev_perms = perms; prev_end = end; prev_size = size

@@ -6,7 +6,8 @@
 #      adoption after SIGKILL and the SIGTERM drain (one line per daemon and N in rows.tsv).
 #   0. Before the boot, on this machine: one idle image's cost in memory, threads and RADOS clients
 #      (rbd's BenchmarkImageCost against a micro Ceph here: go-ceph alone and gotcmu's handler at
-#      rbd_images_per_client 1, 4 and 16), for the report.
+#      rbd_images_per_client 1, 4 and 16), and what linking librbd costs each thread
+#      (test/scale/tls-cost.sh), for the report.
 #   2. test/results/scale.md (the tables) and scale.png (the curves), from that file (gnuplot).
 # Usage: test/scale/scale.sh      (make scale runs it under flock /tmp/gotcmu-vm.lock)
 #        The default takes about 20 minutes under TCG: every LUN costs some 6 s of each daemon's
@@ -51,6 +52,8 @@ if [ "${GUEST:-1}" != 0 ]; then
 		echo "scale: BenchmarkImageCost could not run (see $OUT/image-cost-ceph.log)"; rc=1
 	fi
 	"$REPO/test/micro-ceph.sh" stop "$CEPHDIR" > /dev/null 2>&1; rm -rf "$CEPHDIR"
+	# What linking librbd costs each thread (static TLS), for the memory table.
+	"$HERE/tls-cost.sh" > "$OUT/tls-cost.txt" || { echo "scale: tls-cost.sh failed"; rc=1; }
 	[ -x "$GOTCMU" ] || { echo "scale: $GOTCMU missing: run 'make build'" >&2; exit 2; }
 	case $GOTCMU in /tmp/*|/run/*) echo "scale: the guest cannot see $GOTCMU" >&2; exit 2 ;; esac
 	# The guest runs it from this machine's root: a static binary.
@@ -68,7 +71,7 @@ if [ "${GUEST:-1}" != 0 ]; then
 	tail -n +1 -f --pid="$pid" "$OUT/guest/console.log" | grep --line-buffered -E '^\[[0-9:]+\] |^(PASS|FAIL|SKIP) '
 	wait "$pid" || { echo "scale: the guest run failed (see $OUT/guest/console.log)"; rc=1; }
 	mkdir -p "$OUT/guest/scale"
-	cp "$OUT/image-cost.txt" "$OUT/guest/scale/" 2>/dev/null
+	cp "$OUT/image-cost.txt" "$OUT/tls-cost.txt" "$OUT/guest/scale/" 2>/dev/null
 	{
 		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "gotcmu: $("$GOTCMU" --version 2>&1 | head -1), tree ${GOTCMU_REV:-$(git describe --always --dirty 2>/dev/null)}"

@@ -113,6 +113,9 @@ func run(ctx context.Context, o options) error {
 	for _, w := range warnings {
 		log.Warn().Str("file", o.configPath).Msg(w)
 	}
+	if err := setHugepages(cfg.TransparentHugepages); err != nil {
+		log.Warn().Err(err).Msg("transparent_hugepages not applied")
+	}
 
 	unlock, err := lockDaemon(o.lockPath)
 	if err != nil {
@@ -236,6 +239,9 @@ func run(ctx context.Context, o options) error {
 			logs.SetLevel(c)
 			mgr.SetOpenTimeout(c.OpenTimeout)
 			mgr.SetOpenConcurrency(c.OpenConcurrency)
+			if err := setHugepages(c.TransparentHugepages); err != nil {
+				log.Warn().Err(err).Msg("transparent_hugepages not applied")
+			}
 			mgr.SetBusyBounds(busyBounds(c))
 			if bus != nil {
 				bus.SetCheckTimeout(c.CheckConfigTimeout)

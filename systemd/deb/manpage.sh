@@ -82,7 +82,7 @@ Reopen the log file (for logrotate).
 .TP
 .I /etc/tcmu/tcmu.conf
 Configuration, in tcmu-runner's format (log_level, log_dir) plus gotcmu's keys (metrics_addr,
-rbd_images_per_client, check_config_timeout, open_timeout, open_concurrency, busy_bound_lock, busy_bound_connection,
+rbd_images_per_client, check_config_timeout, open_timeout, open_concurrency, transparent_hugepages, busy_bound_lock, busy_bound_connection,
 busy_bound_transient); reloaded when it changes.
 .TP
 .I /var/log/gotcmu.log

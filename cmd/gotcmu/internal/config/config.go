@@ -45,6 +45,11 @@ type Config struct {
 	// once (a restart adopting hundreds of devices opens them this many
 	// at a time, so that a slow cluster is not stampeded).
 	OpenConcurrency int
+	// TransparentHugepages is transparent_hugepages: whether the kernel
+	// may back the daemon's anonymous memory with 2 MiB pages. Off by
+	// default: librados starts some 16 threads per image, and a huge page
+	// under a thread's stack holds 2 MiB where the thread uses tens of KiB.
+	TransparentHugepages bool
 	// BusyBoundLock, BusyBoundConn and BusyBoundTransient are
 	// busy_bound_lock, busy_bound_connection and busy_bound_transient, in
 	// seconds in the file: how long a device answers BUSY, from the first
@@ -185,6 +190,10 @@ var options = map[string]option{
 			return "", fmt.Errorf("open_concurrency %d is out of 1-256", v.i)
 		}
 		c.OpenConcurrency = int(v.i)
+		return "", nil
+	}},
+	"transparent_hugepages": {kindBool, func(c *Config, v value) (string, error) {
+		c.TransparentHugepages = v.b
 		return "", nil
 	}},
 	"busy_bound_lock":       busyBound("busy_bound_lock", func(c *Config) *time.Duration { return &c.BusyBoundLock }),

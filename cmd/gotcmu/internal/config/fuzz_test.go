@@ -56,8 +56,8 @@ func format(c Config) string {
 		}
 		return `"` + s + `"`
 	}
-	return fmt.Sprintf("log_level = %d\nlog_dir = %s\nmetrics_addr = %s\nrbd_images_per_client = %d\ncheck_config_timeout = %d\nopen_timeout = %d\nopen_concurrency = %d\n"+
+	return fmt.Sprintf("log_level = %d\nlog_dir = %s\nmetrics_addr = %s\nrbd_images_per_client = %d\ncheck_config_timeout = %d\nopen_timeout = %d\nopen_concurrency = %d\ntransparent_hugepages = %t\n"+
 		"busy_bound_lock = %d\nbusy_bound_connection = %d\nbusy_bound_transient = %d\n",
-		c.LogLevel, quote(c.LogDir), quote(c.MetricsAddr), c.RBDImagesPerClient, int(c.CheckConfigTimeout.Seconds()), int(c.OpenTimeout.Seconds()), c.OpenConcurrency,
+		c.LogLevel, quote(c.LogDir), quote(c.MetricsAddr), c.RBDImagesPerClient, int(c.CheckConfigTimeout.Seconds()), int(c.OpenTimeout.Seconds()), c.OpenConcurrency, c.TransparentHugepages,
 		int(c.BusyBoundLock.Seconds()), int(c.BusyBoundConn.Seconds()), int(c.BusyBoundTransient.Seconds()))
 }

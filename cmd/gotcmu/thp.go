@@ -11,13 +11,15 @@ import (
 // heap, librados' and librbd's heap and every thread's stack; memory
 // already backed by huge pages keeps them.
 //
-// Why off by default: librados starts some 16 threads per image, each
-// with an 8 MiB stack of which it touches tens of KiB, and where the
-// kernel's THP is "always" (Debian's kernels) khugepaged collapses some of
-// those stacks into 2 MiB pages. In the 256-LUN boot of make scale of
-// 2026-12-06 04:46, 41 of gotcmu's 4,017 stacks held 82 MiB that way and
-// 24 of tcmu-runner's 4,101 held 48 MiB, against 98 and 48 MiB for all
-// the other stacks.
+// The trade, measured by make scale at 64 user:rbd LUNs in one boot
+// (2026-12-06 05:28, test/results/scale.md): with huge pages off gotcmu's
+// anonymous memory was 188.7 MiB against 221.9 with them (tcmu-runner,
+// which leaves them on, 197.0): glibc's arenas 21 MiB smaller and the
+// thread stacks 12 MiB (librados starts some 16 threads per image, and
+// khugepaged collapses some of their 8 MiB stacks into 2 MiB pages where
+// a thread touches tens of KiB). Each IO cost 7 % more of the daemon's CPU
+// (2862 us against 2664, under the aggregate load). So the default leaves
+// the kernel's policy alone, and a gateway short of memory turns them off.
 func setHugepages(on bool) error {
 	disable := uintptr(1)
 	if on {

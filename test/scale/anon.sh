@@ -13,6 +13,8 @@
 #   other         every other private anonymous or written file-backed mapping: large malloc
 #                 blocks (mmap), the Go runtime's own metadata, libraries' written data pages
 #   total
+# and two lines about the thread stacks: stack-thp, the KiB of them in transparent huge pages
+# (AnonHugePages: a 2 MiB page under a stack khugepaged collapsed), and stacks, their number.
 # Usage: test/scale/anon.sh SMAPS
 set -uo pipefail
 [ $# -eq 1 ] && [ -r "$1" ] || { echo "usage: $0 SMAPS" >&2; exit 2; }
@@ -26,6 +28,7 @@ function flush() {
 	else if (name == "" && length(start) >= 9 && (length(start) < 12 || substr(start, 1, 2) < "7f")) kind = "go-heap"
 	else if (perms ~ /^rw/ && name == "" && aligned64(start)) kind = "malloc-arena"
 	kib[kind] += anon; total += anon
+	if (kind == "thread-stack") { stacks++; stackthp += huge }
 	prev_perms = perms; prev_end = end; prev_size = size
 }
 # aligned64 HEX: whether the address is a multiple of 64 MiB (its low 26 bits zero).
@@ -36,14 +39,16 @@ function aligned64(h,   low) {
 /^[0-9a-f]+-[0-9a-f]+ / {
 	flush()
 	split($1, a, "-"); start = a[1]; end = a[2]; perms = $2; name = (NF >= 6) ? $6 : ""
-	size = 0; anon = 0
+	size = 0; anon = 0; huge = 0
 	next
 }
 $1 == "Size:" { size = $2 }
 $1 == "Anonymous:" { anon = $2 }
+$1 == "AnonHugePages:" { huge = $2 }
 END {
 	flush()
 	n = split("go-heap malloc-arena malloc-main thread-stack other", order, " ")
 	for (i = 1; i <= n; i++) printf "%s %d\n", order[i], kib[order[i]]
 	printf "total %d\n", total
+	printf "stack-thp %d\nstacks %d\n", stackthp, stacks
 }' "$1"

@@ -105,10 +105,13 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 		echo "Anonymous memory idle, by where it lives (test/scale/anon.sh over /proc/PID/smaps; MiB): the Go"
 		echo "runtime's heap arenas with the goroutine stacks, glibc malloc's thread arenas and main heap"
 		echo "(librados' and librbd's allocations, gotcmu's cgo), OS thread stacks, and the rest (large"
-		echo "malloc blocks, the Go runtime's metadata, libraries' written pages)."
+		echo "malloc blocks, the Go runtime's metadata, libraries' written pages). Of the thread stacks: the MiB"
+		echo "in transparent huge pages (stacks khugepaged collapsed into a 2 MiB page; gotcmu's"
+		echo "transparent_hugepages = false turns them off for its process), and the KiB a stack holds in 4 KiB"
+		echo "pages (all stacks but those huge pages, over the number of stacks)."
 		echo
-		echo "| daemon | N | Go heap | malloc arenas | malloc main heap | thread stacks | other | total |"
-		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+		echo "| daemon | N | Go heap | malloc arenas | malloc main heap | thread stacks | of which huge pages | KiB a stack in 4 KiB pages | other | total |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 		# anon-idle.txt: anon.sh's output kept in place of a large smaps (test/results/scale-data).
 		while IFS=$'\t' read -r d n _; do
 			f=$DIR/$d-n$n/anon-idle.txt
@@ -117,9 +120,11 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 				"$(dirname "$(readlink -f "$0")")/anon.sh" "$DIR/$d-n$n/smaps-idle" > "$W/anon" || continue
 				f=$W/anon
 			fi
-			awk -v d="$d" -v n="$n" '{ v[$1] = sprintf("%.1f", $2 / 1024) }
-				END { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", d, n, v["go-heap"], v["malloc-arena"],
-					v["malloc-main"], v["thread-stack"], v["other"], v["total"] }' "$f"
+			awk -v d="$d" -v n="$n" '{ k[$1] = $2; v[$1] = sprintf("%.1f", $2 / 1024) }
+				END { thp = ("stack-thp" in k) ? v["stack-thp"] : "-"
+					per = (k["stacks"] > 0) ? sprintf("%.1f", (k["thread-stack"] - k["stack-thp"]) / k["stacks"]) : "-"
+					printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", d, n, v["go-heap"], v["malloc-arena"],
+						v["malloc-main"], v["thread-stack"], thp, per, v["other"], v["total"] }' "$f"
 		done < "$W/rows"
 	fi
 	# tls-cost.txt (scale.sh's host step): test/scale/tls-cost.sh's lines.

@@ -46,9 +46,9 @@ type Config struct {
 	// at a time, so that a slow cluster is not stampeded).
 	OpenConcurrency int
 	// TransparentHugepages is transparent_hugepages: whether the kernel
-	// may back the daemon's anonymous memory with 2 MiB pages. Off by
-	// default: librados starts some 16 threads per image, and a huge page
-	// under a thread's stack holds 2 MiB where the thread uses tens of KiB.
+	// may back the daemon's anonymous memory with 2 MiB pages (its own
+	// policy decides; false turns them off for the daemon). Off saves
+	// memory per LUN and costs CPU per IO (cmd/gotcmu/thp.go).
 	TransparentHugepages bool
 	// BusyBoundLock, BusyBoundConn and BusyBoundTransient are
 	// busy_bound_lock, busy_bound_connection and busy_bound_transient, in
@@ -66,16 +66,17 @@ type Config struct {
 // Default returns the configuration an empty file gives.
 func Default() Config {
 	return Config{
-		LogLevel:           3,
-		LogDir:             "/var/log",
-		MetricsAddr:        "127.0.0.1:9560",
-		RBDImagesPerClient: 1,
-		CheckConfigTimeout: 10 * time.Second,
-		OpenTimeout:        30 * time.Second,
-		OpenConcurrency:    8,
-		BusyBoundLock:      60 * time.Second,
-		BusyBoundConn:      120 * time.Second,
-		BusyBoundTransient: 30 * time.Second,
+		LogLevel:             3,
+		LogDir:               "/var/log",
+		MetricsAddr:          "127.0.0.1:9560",
+		RBDImagesPerClient:   1,
+		CheckConfigTimeout:   10 * time.Second,
+		OpenTimeout:          30 * time.Second,
+		OpenConcurrency:      8,
+		TransparentHugepages: true,
+		BusyBoundLock:        60 * time.Second,
+		BusyBoundConn:        120 * time.Second,
+		BusyBoundTransient:   30 * time.Second,
 	}
 }
 

@@ -26,7 +26,7 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 	echo "target; each daemon alone, in turn, for each N. \`gotcmu-ipcK\` is gotcmu with"
 	echo "\`rbd_images_per_client = K\` (1 is the default: one RADOS client per image, as tcmu-runner);"
 	echo "\`gotcmu-ipcK-pP\` the same with the Go runtime's GOMAXPROCS set to P, \`-aA\` with glibc's"
-	echo "MALLOC_ARENA_MAX set to A."
+	echo "MALLOC_ARENA_MAX set to A, \`-nothp\` with \`transparent_hugepages = false\` (no transparent huge pages for the daemon)."
 	echo
 	echo "## Runs"
 	echo

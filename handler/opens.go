@@ -34,7 +34,7 @@ import (
 //     running and closes whatever it opens.
 
 // DefaultOpenConcurrency is how many backend opens run at once unless
-// SetOpenConcurrency says otherwise (tcm.conf open_concurrency).
+// SetOpenConcurrency says otherwise (tcmu.conf open_concurrency).
 const DefaultOpenConcurrency = 8
 
 // openRunFactor times the open timeout is how long one backend open may

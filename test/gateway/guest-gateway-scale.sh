@@ -1,11 +1,11 @@
 # Sourced by guest-gateway.sh when SCALE_DISKS is set (`make scale-gateway`, issue 16 point 1 and
 # 3): SCALE_DISKS disks of 4 MiB through ceph-iscsi on the two gateways, instead of guest-gateway.sh's
-# own scenario. Guest a (Ceph, gw-a): gwcli makes the target and both gateways, then all the disks
-# in one command (`/disks create ... count=N`: gwcli's way to make many), turns the target's host
-# ACLs off, and exports every disk as a LUN of the target through the rbd-target-api call gwcli's
-# `disks add` makes (PUT /api/targetlun: each makes the backstore, enables it, and adds the LUN
-# on both gateways; gwcli itself would start a Python process of some 15 s in the emulated guest
-# for each). Guest b (gw-b, the initiator): logs in to both portals, waits for N multipath
+# own scenario. Guest a (Ceph, gw-a): gwcli makes the target and both gateways and turns the
+# target's host ACLs off; then each disk is made and exported through the rbd-target-api calls
+# gwcli makes for `/disks create` (PUT /api/disk: the image and its entry in the gateway
+# configuration; gwcli's count= makes at most 10) and `disks add` (PUT /api/targetlun: the
+# backstore, enabled, and the LUN, on both gateways): gwcli itself starts a Python process of
+# some 15 s in the emulated guest for each command. Guest b (gw-b, the initiator): logs in to both portals, waits for N multipath
 # devices, reads 4 KiB from each (test/cmd/lunready). Then on a: `gwcli ls` (timed, every disk
 # Online), the service map (ceph service status: an entry for every disk on both gateways, and
 # what one `ceph service dump` costs), and on each gateway its handler's OS threads, fds and
@@ -37,14 +37,19 @@ handler_figures() {
 : > /out/scale.txt
 if [ "$ROLE" = a ]; then
 	a_gateway
-	t0=$(date +%s%N)
-	check "gwcli: $N disks rbd/s1..s$N created in one command (count=$N)" gw /disks create pool=rbd image=s size=4M "count=$N" || finish
-	figure disks_create_ms "$(ms_since "$t0")"
 	check "gwcli: the target's host ACLs off (any initiator sees its LUNs)" gw "/iscsi-targets/$IQN/hosts" auth disable_acl || finish
+	t0=$(date +%s%N)
+	made=0
+	for ((i = 1; i <= N; i++)); do
+		curl -s --fail-with-body -u admin:admin -X PUT -d mode=create -d size=4M -d pool=rbd -d count=1 \
+			"http://127.0.0.1:5000/api/disk/rbd/s$i" >> /out/disk-create.txt 2>&1 && made=$((made + 1))
+	done
+	figure disks_create_ms "$(ms_since "$t0")"
+	check "rbd-target-api: $made of $N disks rbd/s1..s$N created" [ "$made" -eq "$N" ] || finish
 	t0=$(date +%s%N)
 	added=0
 	for ((i = 1; i <= N; i++)); do
-		curl -sf -u admin:admin -X PUT -d "disk=rbd/s$i" "http://127.0.0.1:5000/api/targetlun/$IQN" >> /out/targetlun.txt 2>&1 &&
+		curl -s --fail-with-body -u admin:admin -X PUT -d "disk=rbd/s$i" "http://127.0.0.1:5000/api/targetlun/$IQN" >> /out/targetlun.txt 2>&1 &&
 			added=$((added + 1))
 	done
 	figure luns_add_ms "$(ms_since "$t0")"

@@ -69,7 +69,7 @@ func (m *Manager) SetOpenConcurrency(n int) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.openSlots == nil || cap(m.openSlots) != n {
+	if cap(m.openSlots) != n {
 		m.openSlots = make(chan struct{}, n)
 	}
 }

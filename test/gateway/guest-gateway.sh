@@ -187,6 +187,14 @@ b_gateway() {
 	say b-api
 }
 
+# a_end SECS: guest a's last step: waits up to SECS for the initiator's b-done, then stops Ceph.
+a_end() {
+	await b-done "$1" || log "gw-a: no b-done from the initiator: stopping Ceph anyway"
+	"$REPO/test/micro-ceph.sh" stop "$CEPH_DIR" >/dev/null 2>&1
+	cp "$CEPH_DIR"/*.log /out/ceph/ 2>/dev/null
+	finish
+}
+
 # make scale-gateway: SCALE_DISKS disks through ceph-iscsi instead of the scenario below.
 if [ "${SCALE_DISKS:-0}" -gt 0 ]; then
 	# shellcheck source=test/gateway/guest-gateway-scale.sh
@@ -287,10 +295,7 @@ PY
 	# power-off (make test-gateway of 22:41, 2026-12-05: b stopped by hand after the SCSI family).
 	# Bounded: b may say b-done and power off before a hears it.
 	say a-done
-	await b-done 300 || log "gw-a: no b-done from the initiator: stopping Ceph anyway"
-	"$REPO/test/micro-ceph.sh" stop "$CEPH_DIR" >/dev/null 2>&1
-	cp "$CEPH_DIR"/*.log /out/ceph/ 2>/dev/null
-	finish
+	a_end 300
 fi
 
 # Role b: gateway gw-b and the initiator.

@@ -11,9 +11,9 @@
 #   2. test/results/scale.md (the tables) and scale.png (the curves), from that file (gnuplot).
 # Usage: test/scale/scale.sh      (make scale runs it under flock /tmp/gotcmu-vm.lock)
 #        The default takes about 20 minutes under TCG: every LUN costs some 6 s of each daemon's
-#        turn (created one after the other, adopted, removed). NS=256 ran once (2026-12-06, SIZE_MB=4
-#        so that the images fit the memstore OSD): 8 minutes to serve 256 LUNs per daemon, and the
-#        aggregate load overran the emulated cluster (test/results/scale-data/run7/notes.md).
+#        turn (created one after the other, adopted, removed). NS=256 (SIZE_MB=4, so that the
+#        images fit the memstore OSD) took 39 minutes for gotcmu and tcmu-runner together
+#        (2026-12-06 04:46; test/results/scale-data/run8).
 # Env:   OUT (default build/scale), RESULTS (default test/results), GOTCMU (default bin/gotcmu),
 #        NS (default "1 16 64"), DAEMONS (default "gotcmu:1 gotcmu:8@1,16 tcmu-runner": gotcmu at
 #        rbd_images_per_client 1 and 8, the second at N = 1 and 16 only), SIZE_MB (default 16), MEMSTORE_MB (default 4096),

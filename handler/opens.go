@@ -121,8 +121,8 @@ func (m *Manager) openBackend(ctx context.Context, uio string, h Handler, info D
 		delete(m.inflight, uio)
 		return o.be, o.err
 	case <-deadline.C:
-		return nil, fmt.Errorf("backend open running for %s, past the open timeout (%s): the next attempt takes it up: %w",
-			time.Since(o.since).Round(time.Second), timeout, context.DeadlineExceeded)
+		return nil, fmt.Errorf("backend open timed out (open_timeout %s, running for %s); it goes on and the next attempt takes it up: %w",
+			timeout, time.Since(o.since).Round(time.Second), context.DeadlineExceeded)
 	case <-ctx.Done():
 		m.abandon(uio)
 		return nil, ctx.Err()

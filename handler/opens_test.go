@@ -35,11 +35,23 @@ func TestManagerAdoptBoundsOpensAndKeepsLateOnes(t *testing.T) {
 	if d := time.Since(start); d > timeout+time.Second {
 		t.Errorf("Adopt took %v with an open timeout of %v", d, timeout)
 	}
-	// Every first attempt has timed out, the first two opens still run.
+	// Every first attempt has timed out, the first two opens still run,
+	// and status says which timed out and which found no slot.
+	timedOut := 0
 	for i := range devices {
-		if st := state(m, fmt.Sprintf("d%d", i)); st.State != "waiting" {
+		st := state(m, fmt.Sprintf("d%d", i))
+		if st.State != "waiting" {
 			t.Fatalf("d%d: %+v, want waiting", i, st)
 		}
+		switch {
+		case strings.Contains(st.Reason, "backend open timed out"):
+			timedOut++
+		case !strings.Contains(st.Reason, "every backend open slot taken"):
+			t.Errorf("d%d waits for %q, want a timed out open or no free slot", i, st.Reason)
+		}
+	}
+	if timedOut != slots {
+		t.Errorf("%d devices' opens timed out, want %d (one per slot)", timedOut, slots)
 	}
 	// Each open finishes past its first attempt's deadline but within its
 	// own (openRunFactor times the timeout).

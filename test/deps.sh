@@ -21,6 +21,8 @@ PKGS=(
 	ceph-mon ceph-osd ceph-mgr ceph-common librbd-dev librados-dev
 	# the cgo build, the bench charts, systemd-analyze verify, make check
 	gcc libc6-dev pkg-config make gnuplot-nox systemd shellcheck
+	# make scale: perf samples both daemons' threads, C and Go alike
+	linux-perf
 	# make deb and test-deb: dpkg-shlibdeps, strip, lintian (apt-get, unshare and chroot are always here)
 	dpkg-dev binutils lintian
 	# test-systemd: ceph-iscsi's rbd-target-api.service, ordered After=tcmu-runner.service (the

@@ -29,8 +29,10 @@
 #      MALLOC_ARENA_MAX=A (- for the default), gotcmu:K:P:A:nothp with transparent_hugepages = false; a spec ending in @N,N... runs at those N only:
 #      test/scale/spec.sh), SIZE_MB (default 16), MEMSTORE_MB (default 4096), FIO_SECS
 #      (default 10), TOOLS (lunready's directory, default $REPO/build/bin), PROFILE_SECS
-#      (default 5: gotcmu's CPU profile, --debug-addr, under a second fio run of the same load;
-#      0 skips it), LOAD_INFLIGHT (default 256).
+#      (default 5: the daemon's CPU profile under a second fio run of the same load, perf's for
+#      either daemon and Go's for gotcmu (--debug-addr); 0 skips it), LOAD_INFLIGHT (default 256).
+#      After the load, threads-load.txt: the daemon's CPU and switches per IO by kind of thread;
+#      procs-load.txt: the whole guest's CPU per IO by process.
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
 OUT=/out/scale
@@ -156,6 +158,44 @@ cost_snapshot() {
 	echo "$ticks $sw $cpu $ios"
 }
 
+# thread_ticks PID: one line "tid kind cpu_ns runs" per thread of PID: its kind is its name
+# (comm) with digits as N, so librados' msgr-worker-0..2 are one kind and the Go runtime's
+# threads are "gotcmu"; its CPU time and the times it was scheduled in
+# (/proc/PID/task/TID/schedstat; the name, which may hold spaces, from .../stat).
+thread_ticks() {
+	ls /proc/"$1"/task 2>/dev/null | awk -v p="/proc/$1/task/" '{
+		f = p $1 "/stat"; g = p $1 "/schedstat"; l = ""; ss = ""
+		getline l < f; close(f); getline ss < g; close(g)
+		if (l == "" || ss == "") next
+		o = index(l, "("); c = length(l); while (c > o && substr(l, c, 1) != ")") c--
+		kind = substr(l, o + 1, c - o - 1); gsub(/[0-9]+/, "N", kind); gsub(/ /, "_", kind)
+		split(ss, x, " "); print $1, kind, x[1], x[3] }'
+}
+
+# thread_cost BEFORE AFTER IOS: from two thread_ticks files, what each kind of thread did
+# between them, the most CPU first: "kind threads cpu_ms cpu_us_per_io runs_per_io" (runs: the
+# times its threads were scheduled in, each a switch to them; a thread started in between
+# counts from zero, one that ended is missing).
+thread_cost() {
+	awk -v ios="$3" 'NR == FNR { c0[$1] = $3; r0[$1] = $4; next }
+		{ n[$2]++; ns[$2] += $3 - c0[$1]; rn[$2] += $4 - r0[$1]; all += $3 - c0[$1]; allr += $4 - r0[$1] }
+		END { if (ios <= 0) ios = -1
+			for (k in n) printf "%s %d %.0f %.0f %.2f\n", k, n[k], ns[k] / 1e6, ns[k] / 1e3 / ios, rn[k] / ios
+			printf "all %d %.0f %.0f %.2f\n", FNR, all / 1e6, all / 1e3 / ios, allr / ios }' "$1" "$2" | sort -k3,3nr
+}
+
+# proc_ticks: thread_ticks for every process of the guest, kernel threads included, by process
+# name (/proc/PID/stat and schedstat sum all of a process's threads): "pid kind cpu_ns runs"
+# (runs 0: /proc/PID/schedstat is the main thread's alone, so no switch counts here).
+proc_ticks() {
+	ls /proc | awk '/^[0-9]+$/ {
+		f = "/proc/" $1 "/stat"; l = ""; getline l < f; close(f)
+		if (l == "") next
+		o = index(l, "("); c = length(l); while (c > o && substr(l, c, 1) != ")") c--
+		kind = substr(l, o + 1, c - o - 1); gsub(/[0-9]+/, "N", kind); gsub(/ /, "_", kind)
+		split(substr(l, c + 2), x, " "); printf "%s %s %.0f 0\n", $1, kind, (x[12] + x[13]) * 1e7 }'
+}
+
 # cost_per_io BEFORE AFTER SECONDS: "cpu_us_per_io switches_per_io daemon_cpus guest_busy"
 # from two cost_snapshot lines SECONDS apart (USER_HZ 100: a tick is 10 ms).
 cost_per_io() {
@@ -243,6 +283,8 @@ one() {
 	local jobs=() qd=$((LOAD_INFLIGHT / n))
 	qd=$((qd > 4 ? 4 : qd < 1 ? 1 : qd))
 	for d in "${devs[@]}"; do jobs+=(--name="${d#/dev/}" --filename="$d"); done
+	thread_ticks "$DPID" > "$L/threads-before"
+	proc_ticks > "$L/procs-before"
 	c0=$(cost_snapshot "$DPID" "${devs[@]}"); t1=$(date +%s%N)
 	if fio --thread --ioengine=libaio --direct=1 --rw=randrw --rwmixread=70 --bs=4k --iodepth="$qd" \
 		--size=$((SIZE_MB << 20)) --time_based --runtime="$FIO_SECS" --ramp_time=2 --randrepeat=0 --norandommap \
@@ -255,21 +297,43 @@ one() {
 		fail "$label N=$n: fio: $(head -3 "$L/fio.err")"
 	fi
 	c1=$(cost_snapshot "$DPID" "${devs[@]}")
+	thread_ticks "$DPID" > "$L/threads-after"
+	proc_ticks > "$L/procs-after"
 	cost=$(cost_per_io "$c0" "$c1" "$(secs_since "$t1")")
+	# Where the daemon's CPU went under the load, by kind of thread (its own, librados', librbd's).
+	thread_cost "$L/threads-before" "$L/threads-after" "$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[5] - x[5] }')" > "$L/threads-load.txt"
+	# and the whole guest's, by process (the OSD, fio, the kernel's threads): what an IO costs
+	# outside the daemon too.
+	thread_cost "$L/procs-before" "$L/procs-after" "$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[5] - x[5] }')" > "$L/procs-load.txt"
+	rm -f "$L/threads-before" "$L/threads-after" "$L/procs-before" "$L/procs-after"
 	rssload=$(rollup_field "$DPID" Rss)
 	cat /proc/"$DPID"/status > "$L/status-load"
 	log "$label N=$n: iodepth $qd: $iops IOPS, p99 read $p99r us, write $p99w us; CPU us, switches per IO, daemon CPUs, guest busy: $cost"
-	# gotcmu's CPU profile under the same load, in a run of its own (PROFILE_SECS, 0: none) so
-	# that the profiler's cost is in no figure above.
-	if [ "$name" = gotcmu ] && [ "$PROFILE_SECS" -gt 0 ]; then
+	# The daemon's profile under the same load, in a run of its own (PROFILE_SECS, 0: none) so
+	# that the profiler's cost is in no figure above: perf samples every thread of either daemon
+	# (C and Go; perf-dso.txt and perf-sym.txt, by the shared object and the function), and Go's
+	# profiler gotcmu's Go threads (cpu.pprof).
+	if [ "$PROFILE_SECS" -gt 0 ]; then
 		fio --thread --ioengine=libaio --direct=1 --rw=randrw --rwmixread=70 --bs=4k --iodepth="$qd" \
 			--size=$((SIZE_MB << 20)) --time_based --runtime=$((PROFILE_SECS + 2)) --randrepeat=0 --norandommap \
 			"${jobs[@]}" > /dev/null 2>&1 &
-		local fpid=$!
+		local fpid=$! ppid=
 		sleep 1
-		curl -s -o "$L/cpu.pprof" "http://127.0.0.1:9198/debug/pprof/profile?seconds=$PROFILE_SECS" ||
-			log "$label N=$n: no CPU profile"
+		if command -v perf > /dev/null; then
+			perf record -q -F 499 -p "$DPID" -o "$L/perf.data" -- sleep "$PROFILE_SECS" > "$L/perf.err" 2>&1 &
+			ppid=$!
+		fi
+		if [ "$name" = gotcmu ]; then
+			curl -s -o "$L/cpu.pprof" "http://127.0.0.1:9198/debug/pprof/profile?seconds=$PROFILE_SECS" ||
+				log "$label N=$n: no CPU profile"
+		fi
+		[ -z "$ppid" ] || wait "$ppid"
 		wait "$fpid"
+		if [ -s "$L/perf.data" ]; then
+			perf report -i "$L/perf.data" --stdio --sort dso --percent-limit 0.5 > "$L/perf-dso.txt" 2>> "$L/perf.err"
+			perf report -i "$L/perf.data" --stdio --sort dso,sym --percent-limit 0.3 > "$L/perf-sym.txt" 2>> "$L/perf.err"
+			rm -f "$L/perf.data"
+		fi
 	fi
 	# 4. SIGKILL, restart, every LUN answers again
 	kill -KILL "$DPID"; wait "$DPID" 2>/dev/null

@@ -82,6 +82,7 @@ func (d *Device) runPolled(ctx context.Context, w EventWaiter, p Poller) error {
 		}
 	}()
 	timeout := PollInterval
+	lastPoll := time.Now()
 	for {
 		ev, err := w.WaitEvents(ctx, timeout)
 		if err != nil {
@@ -90,23 +91,29 @@ func (d *Device) runPolled(ctx context.Context, w EventWaiter, p Poller) error {
 			}
 			return fmt.Errorf("wait for commands: %w", err)
 		}
-		if ev&uio.EventWatched != 0 || ev == 0 {
+		// Poll when the backend signalled, when the timer found the
+		// device quiet, and at least every PollInterval while IOs are in
+		// flight: a device kept busy by new commands is not woken by the
+		// timer (uio.Device.WaitEvents), so its sweep and the settling
+		// of IOs answered in C come with a wake-up it has anyway.
+		if ev&uio.EventWatched != 0 || ev == 0 || (timeout > 0 && time.Since(lastPoll) >= PollInterval) {
 			if err := d.reap(p, ev&uio.EventRing == 0); err != nil {
 				return err
 			}
+			lastPoll = time.Now()
 		}
 		if ev&uio.EventRing != 0 {
 			if err := d.drain(); err != nil {
 				return err
 			}
 		}
-		// The tick is for IOs in flight (the stuck-IO sweep, and IOs
+		// The timer is for IOs in flight (the stuck-IO sweep, and IOs
 		// answered in C that wait to be settled): with none, the loop
 		// sleeps until the kernel or the backend signals it, so that an
 		// idle device costs no wake-ups (a gateway's hundreds of idle LUNs
 		// would otherwise wake it hundreds of times a second). Arming
 		// and disarming cost a system call each, at the edges of an idle
-		// spell only.
+		// spell, and under load at most one per PollInterval/2.
 		if d.inflight.load() == 0 {
 			timeout = -1
 		} else {

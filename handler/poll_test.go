@@ -199,6 +199,39 @@ func TestIdlePolledLoopSleeps(t *testing.T) {
 	be.mu.Unlock()
 }
 
+// TestBusyPolledLoopStillPolls: a device kept busy by commands (one every
+// PollInterval/4, never a quiet spell) is not woken by its timer, yet it
+// still polls at least every PollInterval while an IO is in flight: an
+// IO whose completion is never signalled (as one answered in C, or a
+// stuck one for the sweep) is delivered by the wake-up of a later command.
+func TestBusyPolledLoopStillPolls(t *testing.T) {
+	k, be := pollDevice(t, true)
+	l := lun{t, k}
+	l.write(0, blockData(0, 0)) // the loop is up, the IO settled
+	be.hold(true)
+	wid := l.submit(uiotest.Request{CDB: rw10(0x2a, 1), DataOut: blockData(1, 1)})
+	start := time.Now()
+	for time.Since(start) < 3*handler.PollInterval {
+		time.Sleep(handler.PollInterval / 4)
+		id := l.submit(uiotest.Request{CDB: make([]byte, 6)}) // TEST UNIT READY
+		for {
+			c := l.next()
+			if c.Status != 0 {
+				t.Fatalf("status %#x", c.Status)
+			}
+			if c.ID == wid {
+				t.Logf("the unsignalled write was delivered after %v", time.Since(start).Round(time.Millisecond))
+				be.hold(false)
+				return
+			}
+			if c.ID == id {
+				break
+			}
+		}
+	}
+	t.Fatalf("an unsignalled IO was not delivered in %v of commands every %v", 3*handler.PollInterval, handler.PollInterval/4)
+}
+
 // TestPolledLoopCostPerBatch holds what the polled design relies on: a
 // batch of 32 commands queued with one notification, whose IOs finish
 // together, costs the loop at most three wake-ups (the ring, the

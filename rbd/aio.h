@@ -7,9 +7,10 @@
 //     (slot.ring, set by the handler through uio.FastAnswer) is answered
 //     there: GOOD in the TCMU ring and the doorbell (uio/cring.h), as
 //     tcmu-runner completes on librbd's thread. The slot is then linked
-//     into the image's answered list, which the device's loop takes the
-//     next time it wakes anyway (its bookkeeping: the slot, the in-flight
-//     count, the latency), so such an IO wakes no Go thread at all; the
+//     into the image's answered list, which the device's loop takes at
+//     its next Poll, with a wake-up it has anyway (its bookkeeping: the
+//     slot, the in-flight count, the latency), so such an IO wakes no Go
+//     thread at all; the
 //     eventfd is written only while someone waits for it (cbq.wake: the
 //     loop is not running, or the device waits for its IO to drain).
 //   - every other completion (a failure, which fencing and the lock gate

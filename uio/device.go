@@ -109,9 +109,9 @@ type Device struct {
 	epollFn func(uintptr) bool // epollWait, bound once
 	nev     int                // what epollWait found
 	everr   error
-	tfd     int           // timerfd: WaitEvents' periodic timeout
-	tick    time.Duration // its period, 0 when disarmed
-	watched int           // the fd Watch added, or -1
+	tfd     int       // timerfd: WaitEvents' timeout, one-shot
+	tickAt  time.Time // when it fires; zero when disarmed
+	watched int       // the fd Watch added, or -1
 	primed  bool
 	ack     [4]byte // filled by the event count read
 	count   [8]byte // an eventfd's or timerfd's count, read and dropped

@@ -423,3 +423,88 @@ func TestWaitEvents(t *testing.T) {
 		t.Errorf("WaitEvents: %v allocations per call, want 0", allocs)
 	}
 }
+
+// A positive timeout bounds a quiet spell, not each wait: a loop woken
+// more often than timeout/2 is never woken by the timer (each of a
+// gateway's busy LUNs would otherwise wake once a period for nothing), and
+// once the calls stop coming, a wait returns 0 events between timeout/2
+// and timeout after the last call that armed it. A negative timeout drops
+// an expiry the timer had pending.
+func TestWaitEventsTimeoutIsAQuietSpell(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	d, peer := socketDevice(t)
+	ctx := context.Background()
+	if ev, err := d.WaitEvents(ctx, -1); err != nil || ev != EventRing {
+		t.Fatalf("first WaitEvents = %v, %v; want EventRing", ev, err)
+	}
+	// Busy: a command every timeout/4 for 5 timeouts.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(timeout / 4)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+				unix.Write(peer, []byte{0, 0, 0, 0})
+			}
+		}
+	}()
+	deadline := time.Now().Add(5 * timeout)
+	rings := 0
+	for time.Now().Before(deadline) {
+		ev, err := d.WaitEvents(ctx, timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev == 0 {
+			t.Fatalf("the timer woke a wait that was called every %v (after %d commands)", timeout/4, rings)
+		}
+		rings++
+	}
+	close(stop)
+	<-done
+	for ev, _ := d.WaitEvents(ctx, 0); ev != 0; ev, _ = d.WaitEvents(ctx, 0) {
+	}
+	// Quiet: the wait returns once the timer fires, no sooner than
+	// timeout/2 after this call, no later than timeout (with slack for a
+	// loaded machine).
+	start := time.Now()
+	if ev, err := d.WaitEvents(ctx, timeout); err != nil || ev != 0 {
+		t.Fatalf("WaitEvents with nothing coming = %v, %v; want 0", ev, err)
+	}
+	if el := time.Since(start); el < timeout/2 || el > timeout+2*time.Second {
+		t.Errorf("a quiet wait with a timeout of %v returned after %v", timeout, el)
+	}
+	// One-shot: the next call arms it again.
+	start = time.Now()
+	if ev, err := d.WaitEvents(ctx, timeout); err != nil || ev != 0 {
+		t.Fatalf("second quiet WaitEvents = %v, %v; want 0", ev, err)
+	}
+	if el := time.Since(start); el < timeout-10*time.Millisecond {
+		t.Errorf("the re-armed timer fired after %v, want %v", el, timeout)
+	}
+	// Armed, then left to expire unread: a negative timeout drops it.
+	signal(t, peer, 4)
+	if ev, err := d.WaitEvents(ctx, timeout); err != nil || ev != EventRing {
+		t.Fatalf("WaitEvents with a command = %v, %v; want EventRing", ev, err)
+	}
+	time.Sleep(timeout + 50*time.Millisecond)
+	got := make(chan Events, 1)
+	go func() {
+		ev, _ := d.WaitEvents(ctx, -1)
+		got <- ev
+	}()
+	select {
+	case ev := <-got:
+		t.Fatalf("an untimed wait returned %v: the expired timer woke it", ev)
+	case <-time.After(timeout):
+	}
+	signal(t, peer, 4)
+	if ev := <-got; ev != EventRing {
+		t.Fatalf("untimed wait = %v, want EventRing", ev)
+	}
+}

@@ -91,14 +91,17 @@ func (d *Device) Watch(fd int) error {
 }
 
 // WaitEvents blocks until the kernel signals the ring, the watched fd is
-// readable, a tick of timeout passes (0 events), or ctx is done, and says
-// which. A positive timeout is a periodic timer (a timerfd in the epoll
-// set, re-armed only when timeout changes), so a loop that always passes
-// the same timeout is woken at least that often without a system call
-// per wait; 0 only looks; a negative one never times out. Like Wait, the
-// first call reports EventRing at once. It returns ctx.Err() when ctx is
-// done, an error wrapping os.ErrClosed after Close, and one wrapping
-// ErrDeviceGone once the device was removed. It does not allocate.
+// readable, the timeout passes (0 events), or ctx is done, and says
+// which. A positive timeout bounds a quiet spell, not each wait: the
+// wait returns 0 events once no call of WaitEvents has come for between
+// timeout/2 and timeout, so a loop that is woken more often than that is
+// never woken by the timer (a one-shot timerfd in the epoll set, re-armed
+// at most once per timeout/2 of calls, a system call then and none per
+// wait otherwise); 0 only looks; a negative one never times out. Like
+// Wait, the first call reports EventRing at once. It returns ctx.Err()
+// when ctx is done, an error wrapping os.ErrClosed after Close, and one
+// wrapping ErrDeviceGone once the device was removed. It does not
+// allocate.
 //
 // The goroutine parks in Go's netpoller on the epoll fd rather than
 // blocking its thread in epoll_wait: a thread blocked in a system call
@@ -122,13 +125,18 @@ func (d *Device) WaitEvents(ctx context.Context, timeout time.Duration) (Events,
 		return EventRing, nil
 	}
 	if timeout > 0 {
-		if err := d.setTick(timeout); err != nil {
-			return 0, err
+		// Re-armed only when it would fire sooner than timeout/2 from now.
+		if now := time.Now(); d.tickAt.IsZero() || d.tickAt.Sub(now) < timeout/2 {
+			if err := d.setTick(timeout); err != nil {
+				return 0, err
+			}
+			d.tickAt = now.Add(timeout)
 		}
-	} else if timeout < 0 && d.tick != 0 {
+	} else if timeout < 0 && !d.tickAt.IsZero() {
 		if err := d.setTick(0); err != nil {
 			return 0, err
 		}
+		d.tickAt = time.Time{}
 	}
 	for {
 		var n int
@@ -160,6 +168,7 @@ func (d *Device) WaitEvents(ctx context.Context, timeout time.Duration) (Events,
 			case tagTick:
 				unix.Read(d.tfd, d.count[:])
 				ticked = true
+				d.tickAt = time.Time{} // it fired: one-shot, disarmed
 			case tagWatched:
 				ev |= EventWatched
 			case tagUIO:
@@ -191,16 +200,13 @@ func (d *Device) epollWait(fd uintptr) bool {
 	return n > 0 || err != nil
 }
 
-// setTick arms the periodic timer (0 disarms it). Called with waitMu held.
-func (d *Device) setTick(every time.Duration) error {
-	if every == d.tick {
-		return nil
-	}
-	ts := unix.NsecToTimespec(int64(every))
-	if err := unix.TimerfdSettime(d.tfd, 0, &unix.ItimerSpec{Interval: ts, Value: ts}, nil); err != nil {
+// setTick arms the one-shot timer to fire after a (0 disarms it; a
+// pending expiry is dropped either way). Called with waitMu held.
+func (d *Device) setTick(after time.Duration) error {
+	ts := unix.NsecToTimespec(int64(after))
+	if err := unix.TimerfdSettime(d.tfd, 0, &unix.ItimerSpec{Value: ts}, nil); err != nil {
 		return fmt.Errorf("wait for uio%d: arm timer: %w", d.minor, err)
 	}
-	d.tick = every
 	return nil
 }
 

@@ -32,7 +32,9 @@
 #      (default 5: the daemon's CPU profile under a second fio run of the same load, perf's for
 #      either daemon and Go's for gotcmu (--debug-addr); 0 skips it), LOAD_INFLIGHT (default 256).
 #      After the load, threads-load.txt: the daemon's CPU and switches per IO by kind of thread;
-#      procs-load.txt: the whole guest's CPU per IO by process.
+#      procs-load.txt: the whole guest's CPU per IO by process; the OSD's threads
+#      (osd-threads-load.txt), client ops per IO (osd-load.txt) and the kinds of op it served
+#      (osd-ops.txt, from its op history).
 HERE=$(dirname "$(readlink -f "$0")")
 REPO=$(readlink -f "$HERE/../..")
 OUT=/out/scale
@@ -196,6 +198,17 @@ proc_ticks() {
 		split(substr(l, c + 2), x, " "); printf "%s %s %.0f 0\n", $1, kind, (x[12] + x[13]) * 1e7 }'
 }
 
+# osd_asok: the admin socket of the guest's OSD (micro-ceph.sh names it by its pid).
+osd_asok() { ls /tmp/ceph/run/osd.0.*.asok 2> /dev/null | head -1; }
+
+# osd_cost BEFORE AFTER IOS: from two `perf dump`s of the OSD, its client ops per IO of the
+# disks: "counter per_io" for the op counts (reads, writes, read-modify-writes) and bytes.
+osd_cost() {
+	jq -rn --slurpfile a "$1" --slurpfile b "$2" --argjson ios "$3" '
+		["op", "op_r", "op_w", "op_rw", "op_in_bytes", "op_out_bytes"][] as $k
+		| "\($k) \((($b[0].osd[$k] // 0) - ($a[0].osd[$k] // 0)) / (if $ios > 0 then $ios else 1 end) * 100 | round / 100)"'
+}
+
 # cost_per_io BEFORE AFTER SECONDS: "cpu_us_per_io switches_per_io daemon_cpus guest_busy"
 # from two cost_snapshot lines SECONDS apart (USER_HZ 100: a tick is 10 ms).
 cost_per_io() {
@@ -285,6 +298,13 @@ one() {
 	for d in "${devs[@]}"; do jobs+=(--name="${d#/dev/}" --filename="$d"); done
 	thread_ticks "$DPID" > "$L/threads-before"
 	proc_ticks > "$L/procs-before"
+	local osdpid asok
+	osdpid=$(cat /tmp/ceph/run/osd.0.pid 2> /dev/null); asok=$(osd_asok)
+	[ -z "$osdpid" ] || thread_ticks "$osdpid" > "$L/osd-threads-before"
+	if [ -n "$asok" ]; then
+		ceph daemon "$asok" config set osd_op_history_size 2000 > /dev/null 2>&1
+		ceph daemon "$asok" perf dump > "$L/osd-perf-before.json" 2> /dev/null
+	fi
 	c0=$(cost_snapshot "$DPID" "${devs[@]}"); t1=$(date +%s%N)
 	if fio --thread --ioengine=libaio --direct=1 --rw=randrw --rwmixread=70 --bs=4k --iodepth="$qd" \
 		--size=$((SIZE_MB << 20)) --time_based --runtime="$FIO_SECS" --ramp_time=2 --randrepeat=0 --norandommap \
@@ -305,7 +325,21 @@ one() {
 	# and the whole guest's, by process (the OSD, fio, the kernel's threads): what an IO costs
 	# outside the daemon too.
 	thread_cost "$L/procs-before" "$L/procs-after" "$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[5] - x[5] }')" > "$L/procs-load.txt"
-	rm -f "$L/threads-before" "$L/threads-after" "$L/procs-before" "$L/procs-after"
+	# and the OSD's: its threads, its client ops per IO, and what those ops were (the op vectors
+	# of the last 2,000, offsets and lengths masked).
+	local ios
+	ios=$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[5] - x[5] }')
+	if [ -n "$osdpid" ]; then
+		thread_ticks "$osdpid" > "$L/osd-threads-after"
+		thread_cost "$L/osd-threads-before" "$L/osd-threads-after" "$ios" > "$L/osd-threads-load.txt"
+	fi
+	if [ -n "$asok" ] && ceph daemon "$asok" perf dump > "$L/osd-perf-after.json" 2> /dev/null; then
+		osd_cost "$L/osd-perf-before.json" "$L/osd-perf-after.json" "$ios" > "$L/osd-load.txt"
+		ceph daemon "$asok" dump_historic_ops 2> /dev/null | jq -r '.ops[].description' |
+			sed -E 's/^osd_op\(client\.[0-9]+\.[0-9]+:[0-9]+ [0-9.a-f]+ [^ ]+ //; s/[0-9]+~[0-9]+/N~N/g; s/ e[0-9]+\)$//; s/snapc [0-9a-f]+=\[[^]]*\]/snapc/' |
+			sort | uniq -c | sort -rn > "$L/osd-ops.txt"
+	fi
+	rm -f "$L/threads-before" "$L/threads-after" "$L/procs-before" "$L/procs-after" "$L"/osd-threads-before "$L"/osd-threads-after
 	rssload=$(rollup_field "$DPID" Rss)
 	cat /proc/"$DPID"/status > "$L/status-load"
 	log "$label N=$n: iodepth $qd: $iops IOPS, p99 read $p99r us, write $p99w us; CPU us, switches per IO, daemon CPUs, guest busy: $cost"

@@ -1,9 +1,11 @@
 # shellcheck shell=bash
 # Sourced by test/scale/guest-scale.sh and report.sh: what a DAEMONS spec means.
-# A spec is NAME[:K[:P[:A[:H]]]][@N,N...]: NAME gotcmu or tcmu-runner; for gotcmu, K is
+# A spec is NAME[:K[:P[:A[:H]]]][#TAG][@N,N...]: NAME gotcmu or tcmu-runner; for gotcmu, K is
 # rbd_images_per_client (default 1), P the Go runtime's GOMAXPROCS and A glibc's
 # MALLOC_ARENA_MAX (- or absent: the default), H nothp for transparent_hugepages = false (gotcmu's
-# default is true); @N,N... limits the spec to those N.
+# default is true); #TAG tells apart two turns of the same daemon in one boot (its label gets
+# -TAG: DAEMONS="tcmu-runner gotcmu:1 gotcmu:1#2 tcmu-runner#2" runs each twice, in an order that
+# cancels a drift of the guest over the boot); @N,N... limits the spec to those N.
 
 # spec_at SPEC N: true when SPEC runs at N.
 spec_at() {
@@ -12,10 +14,13 @@ spec_at() {
 
 # spec_fields SPEC: prints "NAME K P A LABEL H" (P, A and H are - when not given); LABEL names
 # the rows (gotcmu-ipcK, gotcmu-ipcK-pP, gotcmu-ipcK-aA, gotcmu-ipcK-pP-aA, with -nothp after any
-# of them; tcmu-runner).
+# of them; tcmu-runner; then -TAG).
 spec_fields() {
-	local name k p a h label
-	IFS=: read -r name k p a h <<< "${1%%@*}"
+	local name k p a h label spec=${1%%@*} tag=
+	if [[ $spec == *#* ]]; then
+		tag=${spec#*#} spec=${spec%%#*}
+	fi
+	IFS=: read -r name k p a h <<< "$spec"
 	k=${k:-1} p=${p:--} a=${a:--} h=${h:--}
 	label=$name
 	if [ "$name" = gotcmu ]; then
@@ -24,5 +29,6 @@ spec_fields() {
 		[ "$a" = - ] || label=$label-a$a
 		[ "$h" = - ] || label=$label-$h
 	fi
+	[ -z "$tag" ] || label=$label-$tag
 	echo "$name $k $p $a $label $h"
 }

@@ -31,7 +31,9 @@ int main(int argc, char **argv) {
 C
 cc -O2 -o "$W/plain" "$W/t.c" -ldl -lpthread
 cc -O2 -o "$W/linked" "$W/t.c" -Wl,--no-as-needed -lrbd -lrados -ldl -lpthread
-lib=$(ldconfig -p | awk '$1 == "librbd.so.1" { print $NF; exit }')
+# awk reads all of ldconfig's list: leaving early would kill ldconfig with SIGPIPE, which
+# pipefail turns into this script's failure (seen once in some runs, 2026-12-06 08:28).
+lib=$(ldconfig -p | awk '$1 == "librbd.so.1" && p == "" { p = $NF } END { print p }')
 for v in plain dlopen linked; do
 	case $v in
 	plain) "$W/plain" "$THREADS" "$W/smaps" ;;
@@ -41,7 +43,7 @@ for v in plain dlopen linked; do
 	awk -v v="$v" -v n="$THREADS" '$1 == "thread-stack" { printf "%s %.1f\n", v, $2 / n }' <("$HERE/anon.sh" "$W/smaps")
 done
 for f in librbd.so.1 librados.so.2 libceph-common.so.2; do
-	p=$(ldconfig -p | awk -v f="$f" '$1 == f { print $NF; exit }')
+	p=$(ldconfig -p | awk -v f="$f" '$1 == f && p == "" { p = $NF } END { print p }')
 	[ -n "$p" ] || p=$(find /usr/lib -name "$f" -print -quit)
 	m=$(readelf -lW "$p" | awk '$1 == "TLS" { print $6 }')
 	echo "tls $f $((m))"

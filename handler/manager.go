@@ -411,16 +411,18 @@ func (m *Manager) Remove(ctx context.Context, uioName string) error {
 	if !ok || md == nil {
 		return fmt.Errorf("remove %s: %w", uioName, syscall.ENODEV)
 	}
-	return m.stop(ctx, md, false)
+	return m.stop(ctx, md, false, nil)
 }
 
 // stop ends a device's command loop, waits for the backend to finish what
 // is in flight (its completions write into the mapping, which must outlive
 // them), and closes backend and uio device. With block, new commands are
 // held off by block_dev and the ring is drained first, so nothing the
-// kernel queued is left unanswered (daemon shutdown).
-func (m *Manager) stop(ctx context.Context, md *managed, block bool) error {
+// kernel queued is left unanswered (daemon shutdown). With slots, the
+// close takes one of them (closeSlots).
+func (m *Manager) stop(ctx context.Context, md *managed, block bool, slots *closeSlots) error {
 	log := md.dev.log
+	start := time.Now()
 	if block {
 		if err := md.files.BlockDev(true); err != nil {
 			log.Warn().Err(err).Msg("block device for shutdown")
@@ -446,13 +448,17 @@ drained:
 	// A backend bounds every operation (osd_op_timeout for rbd), so this
 	// ends; until it does the mapping must stay.
 	md.dev.WaitIdle(context.Background())
+	release := slots.take()
+	closing := time.Now()
 	err := errors.Join(md.dev.Close(), md.port.Close())
+	closed := time.Since(closing)
+	release()
 	if block {
 		if uerr := md.files.BlockDev(false); uerr != nil {
 			log.Warn().Err(uerr).Msg("unblock device")
 		}
 	}
-	log.Info().Bool("drained", block).Msg("device closed")
+	log.Info().Bool("drained", block).Dur("close", closed).Dur("took", time.Since(start)).Msg("device closed")
 	return err
 }
 
@@ -490,8 +496,9 @@ func (m *Manager) Reconfigure(uioName string, config *string, size *uint64, writ
 	return fmt.Errorf("reconfigure %s: nothing to change: %w", uioName, syscall.EINVAL)
 }
 
-// Shutdown blocks, drains and closes every device (SIGTERM). Devices stay
-// in the kernel; the next daemon adopts them.
+// Shutdown blocks, drains and closes every device (SIGTERM), at most
+// open_concurrency backend closes at a time (closeSlots). Devices stay in
+// the kernel; the next daemon adopts them.
 func (m *Manager) Shutdown(ctx context.Context) {
 	m.stopWaiting()
 	m.abandonAll()
@@ -503,13 +510,14 @@ func (m *Manager) Shutdown(ctx context.Context) {
 			delete(m.devices, name)
 		}
 	}
+	slots := newCloseSlots(cap(m.openSlots))
 	m.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, md := range all {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := m.stop(ctx, md, true); err != nil {
+			if err := m.stop(ctx, md, true, slots); err != nil {
 				md.dev.log.Error().Err(err).Msg("close device")
 			}
 		}()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -205,5 +206,43 @@ func (m *Manager) abandonAll() {
 	defer m.mu.Unlock()
 	for uio := range m.inflight {
 		m.abandonLocked(uio)
+	}
+}
+
+// Closing backends when many devices close at once.
+//
+// A daemon stopping closes every device. Closing an rbd backend is the
+// reverse of its open (the exclusive lock released and its watchers told,
+// the watch removed, the client's sessions ended and its threads joined):
+// at 256 devices all closed at once on the emulated cluster of make scale
+// (2026-12-06 04:46) SIGTERM took 31 s to exit, tcmu-runner, which closes
+// one after the other, 13 s. So a shutdown runs at most OpenConcurrency
+// closes at once; one that takes longer than closeSlotHold (a cluster that
+// does not answer: rbd_close waits for up to the op timeout) gives its slot
+// to the next, so a dead cluster does not make the closes wait in line.
+
+// closeSlotHold is how long one close holds its slot.
+const closeSlotHold = 2 * time.Second
+
+// closeSlots bounds the closes of a shutdown; a nil *closeSlots does not.
+type closeSlots struct{ c chan struct{} }
+
+func newCloseSlots(n int) *closeSlots {
+	return &closeSlots{c: make(chan struct{}, max(n, 1))}
+}
+
+// take waits for a slot and returns its release, which the caller calls
+// once the close is done; the slot is released after closeSlotHold anyway.
+func (s *closeSlots) take() (release func()) {
+	if s == nil {
+		return func() {}
+	}
+	s.c <- struct{}{}
+	var once sync.Once
+	give := func() { once.Do(func() { <-s.c }) }
+	t := time.AfterFunc(closeSlotHold, give)
+	return func() {
+		t.Stop()
+		give()
 	}
 }

@@ -130,3 +130,71 @@ func TestManagerAddAnsweredWhileSlotsAreTaken(t *testing.T) {
 		return state(m, "busy").State == "running" && state(m, "next").State == "running"
 	})
 }
+
+// servedSlow adds n devices of the slow handler, named prefix0.., and
+// waits until each is served.
+func servedSlow(t *testing.T, m *handler.Manager, k *fakeKernel, s *slowOpens, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		name := fmt.Sprintf("%s%d", prefix, i)
+		s.release(name)
+		ref, _ := k.create("tcm-user/1/"+name+"/slow/x", 1<<20)
+		if err := m.Add(context.Background(), ref); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, name+" served", func() bool { return state(m, name).State == "running" })
+	}
+}
+
+// A shutdown closes at most OpenConcurrency backends at once (256 rbd
+// closes at once took SIGTERM 2.4 times tcmu-runner's serial closes in
+// the guest), and uses that many.
+func TestManagerShutdownBoundsCloses(t *testing.T) {
+	const devices, slots = 6, 2
+	m, k, s := newSlowManager(t, 5*time.Second)
+	m.SetOpenConcurrency(slots)
+	servedSlow(t, m, k, s, "c", devices)
+	s.mu.Lock()
+	s.closeDelay = 100 * time.Millisecond
+	s.mu.Unlock()
+	start := time.Now()
+	m.Shutdown(context.Background())
+	took := time.Since(start)
+	if _, closed := s.backends(); closed != devices {
+		t.Fatalf("%d backends closed, want %d", closed, devices)
+	}
+	if _, peak := s.closes(); peak != slots {
+		t.Errorf("%d closes ran at once, want %d (open_concurrency)", peak, slots)
+	}
+	if min := devices / slots * 100 * time.Millisecond; took < min {
+		t.Errorf("Shutdown took %v, less than %d rounds of %d closes of 100ms", took, devices/slots, slots)
+	}
+}
+
+// A close that does not return (a cluster that does not answer) gives
+// its slot to the next after a while: the closes of a dead cluster run
+// side by side, not one op timeout after another.
+func TestManagerShutdownHungCloseGivesUpItsSlot(t *testing.T) {
+	m, k, s := newSlowManager(t, 5*time.Second)
+	m.SetOpenConcurrency(1)
+	servedSlow(t, m, k, s, "h", 2)
+	hang := make(chan struct{})
+	s.mu.Lock()
+	s.closeHangs["h0"], s.closeHangs["h1"] = hang, hang
+	s.mu.Unlock()
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		m.Shutdown(context.Background())
+		close(done)
+	}()
+	eventually(t, "both closes running", func() bool { now, _ := s.closes(); return now == 2 })
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("the second close began %v after the first, within its hold of the only slot", took)
+	}
+	close(hang)
+	<-done
+	if _, closed := s.backends(); closed != 2 {
+		t.Errorf("%d backends closed, want 2", closed)
+	}
+}

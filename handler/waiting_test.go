@@ -29,6 +29,12 @@ type slowOpens struct {
 	// succeeded and closed count backends opened and closed.
 	running, peak     int
 	succeeded, closed int
+	// closeDelay is how long each Close takes; a Close of a device in
+	// closeHangs waits until its channel is closed. closing counts the
+	// Closes in progress, closePeak its maximum.
+	closeDelay         time.Duration
+	closeHangs         map[string]chan struct{}
+	closing, closePeak int
 }
 
 // backends returns how many backends opened and how many were closed.
@@ -44,21 +50,41 @@ func (s *slowOpens) peakRunning() int {
 	return s.peak
 }
 
-// countedBackend counts its Close in slowOpens.
+// countedBackend counts its Close in slowOpens, and takes as long as it
+// says.
 type countedBackend struct {
 	handler.Backend
-	s *slowOpens
+	s    *slowOpens
+	name string
 }
 
 func (b countedBackend) Close() error {
-	b.s.mu.Lock()
-	b.s.closed++
-	b.s.mu.Unlock()
+	s := b.s
+	s.mu.Lock()
+	s.closing++
+	s.closePeak = max(s.closePeak, s.closing)
+	delay, hang := s.closeDelay, s.closeHangs[b.name]
+	s.mu.Unlock()
+	time.Sleep(delay)
+	if hang != nil {
+		<-hang
+	}
+	s.mu.Lock()
+	s.closing--
+	s.closed++
+	s.mu.Unlock()
 	return b.Backend.Close()
 }
 
+// closes returns the Closes in progress and their peak.
+func (s *slowOpens) closes() (now, peak int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing, s.closePeak
+}
+
 func newSlowOpens() *slowOpens {
-	return &slowOpens{gates: map[string]chan struct{}{}, fail: map[string]error{}, opens: map[string]int{}}
+	return &slowOpens{gates: map[string]chan struct{}{}, fail: map[string]error{}, opens: map[string]int{}, closeHangs: map[string]chan struct{}{}}
 }
 
 func (s *slowOpens) gate(name string) chan struct{} {
@@ -110,7 +136,7 @@ func (s *slowOpens) handler() handler.Handler {
 				s.mu.Lock()
 				s.succeeded++
 				s.mu.Unlock()
-				return countedBackend{be, s}, nil
+				return countedBackend{be, s, info.Name}, nil
 			case <-ctx.Done():
 				// What the rbd handler answers when the monitors are silent.
 				return nil, fmt.Errorf("ceph did not answer in time: %w", ctx.Err())

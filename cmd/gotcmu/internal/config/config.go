@@ -43,7 +43,8 @@ type Config struct {
 	OpenTimeout time.Duration
 	// OpenConcurrency is open_concurrency: how many backend opens run at
 	// once (a restart adopting hundreds of devices opens them this many
-	// at a time, so that a slow cluster is not stampeded).
+	// at a time, so that a slow cluster is not stampeded), and how many
+	// backend closes a shutdown runs at once.
 	OpenConcurrency int
 	// TransparentHugepages is transparent_hugepages: whether the kernel
 	// may back the daemon's anonymous memory with 2 MiB pages (its own

@@ -11,15 +11,18 @@ import (
 // heap, librados' and librbd's heap and every thread's stack; memory
 // already backed by huge pages keeps them.
 //
-// The trade, measured by make scale at 64 user:rbd LUNs in one boot
-// (2026-12-06 05:28, test/results/scale.md): with huge pages off gotcmu's
-// anonymous memory was 188.7 MiB against 221.9 with them (tcmu-runner,
-// which leaves them on, 197.0): glibc's arenas 21 MiB smaller and the
-// thread stacks 12 MiB (librados starts some 16 threads per image, and
-// khugepaged collapses some of their 8 MiB stacks into 2 MiB pages where
-// a thread touches tens of KiB). Each IO cost 7 % more of the daemon's CPU
-// (2862 us against 2664, under the aggregate load). So the default leaves
-// the kernel's policy alone, and a gateway short of memory turns them off.
+// Off is the default, measured by make scale at 64 user:rbd LUNs: with
+// huge pages off gotcmu's anonymous memory was 188.7 MiB against 221.9
+// with them (tcmu-runner, which leaves them on, 197.0; boot of 2026-12-06
+// 05:28): glibc's arenas 21 MiB smaller and the thread stacks 12 MiB
+// (librados starts some 16 threads per image, and khugepaged collapses
+// some of their 8 MiB stacks into 2 MiB pages where a thread touches tens
+// of KiB). What it costs per IO: nothing measurable. Each setting ran
+// twice in one boot, in ABBA order (2026-12-06 08:47): off 1,968 and 1,836
+// us of the daemon's CPU per IO, on 1,693 and 2,116 (means 1,902 and
+// 1,905), 191 and 193 MiB against 222 and 225. (The 05:28 boot's 7 % more
+// CPU with them off was one turn each, the off one first: every boot's
+// IOPS rise with a turn's place, test/results/scale.md.)
 func setHugepages(on bool) error {
 	disable := uintptr(1)
 	if on {

@@ -39,7 +39,7 @@ func TestParse(t *testing.T) {
 			c.OpenTimeout = 5 * time.Second
 		})},
 		{name: "open_timeout_zero", text: "open_timeout = 0\n", wantErr: "open_timeout 0 is out of 1-600 seconds"},
-		{name: "transparent_hugepages", text: "transparent_hugepages = false\n", want: with(func(c *Config) { c.TransparentHugepages = false })},
+		{name: "transparent_hugepages", text: "transparent_hugepages = true\n", want: with(func(c *Config) { c.TransparentHugepages = true })},
 		{name: "open_concurrency", text: "open_concurrency = 1\n", want: with(func(c *Config) { c.OpenConcurrency = 1 })},
 		{name: "open_concurrency_zero", text: "open_concurrency = 0\n", wantErr: "open_concurrency 0 is out of 1-256"},
 		{name: "open_concurrency_too_many", text: "open_concurrency = 257\n", wantErr: "open_concurrency 257 is out of 1-256"},

@@ -26,7 +26,7 @@
 # One line per (daemon, N) in /out/scale/rows.tsv (header in its first line); logs beside it.
 # Env: GOTCMU, NS (default "1 16"), DAEMONS (default "gotcmu:1 gotcmu:8 tcmu-runner"; gotcmu:K
 #      runs gotcmu with rbd_images_per_client = K, gotcmu:K:P:A also with GOMAXPROCS=P and
-#      MALLOC_ARENA_MAX=A (- for the default), gotcmu:K:P:A:nothp with transparent_hugepages = false; a spec ending in @N,N... runs at those N only:
+#      MALLOC_ARENA_MAX=A (- for the default), gotcmu:K:P:A:thp with transparent_hugepages = true (:nothp: false); #TAG a second turn; a spec ending in @N,N... runs at those N only:
 #      test/scale/spec.sh), SIZE_MB (default 16), MEMSTORE_MB (default 4096), FIO_SECS
 #      (default 10), TOOLS (lunready's directory, default $REPO/build/bin), PROFILE_SECS
 #      (default 5: the daemon's CPU profile under a second fio run of the same load, perf's for
@@ -111,8 +111,8 @@ rollup_field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/smaps_rollup"; 
 rados_clients() { grep -lx 'msgr-worker-0' /proc/"$1"/task/*/comm 2>/dev/null | wc -l; }
 
 # start_daemon NAME IPC PROCS ARENAS THP LOG: start the daemon in the background (PROCS: gotcmu's
-# GOMAXPROCS, ARENAS its MALLOC_ARENA_MAX, - for the default; THP nothp for gotcmu's
-# transparent_hugepages = false); sets DPID.
+# GOMAXPROCS, ARENAS its MALLOC_ARENA_MAX, - for the default; THP thp or nothp for gotcmu's
+# transparent_hugepages = true or false); sets DPID.
 start_daemon() {
 	local name=$1 ipc=$2 procs=$3 arenas=$4 thp=$5 out=$6 env=()
 	[ "$procs" = - ] || env+=("GOMAXPROCS=$procs")
@@ -120,7 +120,10 @@ start_daemon() {
 	case $name in
 	gotcmu)
 		printf 'rbd_images_per_client = %s\n' "$ipc" > /tmp/scale-tcmu.conf
-		[ "$thp" = nothp ] && echo "transparent_hugepages = false" >> /tmp/scale-tcmu.conf
+		case $thp in
+		thp) echo "transparent_hugepages = true" >> /tmp/scale-tcmu.conf ;;
+		nothp) echo "transparent_hugepages = false" >> /tmp/scale-tcmu.conf ;;
+		esac
 		env "${env[@]}" "$GOTCMU" --config /tmp/scale-tcmu.conf -l "" --metrics-addr 127.0.0.1:9560 --debug-addr 127.0.0.1:9198 > "$out" 2>&1 & ;;
 	tcmu-runner)
 		mkdir -p "$out.d"
@@ -339,7 +342,7 @@ one() {
 			sed -E 's/^osd_op\(client\.[0-9]+\.[0-9]+:[0-9]+ [0-9.a-f]+ [^ ]+ //; s/[0-9]+~[0-9]+/N~N/g; s/ e[0-9]+\)$//; s/snapc [0-9a-f]+=\[[^]]*\]/snapc/' |
 			sort | uniq -c | sort -rn > "$L/osd-ops.txt"
 	fi
-	rm -f "$L/threads-before" "$L/threads-after" "$L/procs-before" "$L/procs-after" "$L"/osd-threads-before "$L"/osd-threads-after
+	rm -f "$L/procs-before" "$L/procs-after" "$L"/osd-threads-before "$L"/osd-threads-after
 	rssload=$(rollup_field "$DPID" Rss)
 	cat /proc/"$DPID"/status > "$L/status-load"
 	log "$label N=$n: iodepth $qd: $iops IOPS, p99 read $p99r us, write $p99w us; CPU us, switches per IO, daemon CPUs, guest busy: $cost"

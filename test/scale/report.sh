@@ -26,18 +26,25 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 	echo "target; each daemon alone, in turn, for each N. \`gotcmu-ipcK\` is gotcmu with"
 	echo "\`rbd_images_per_client = K\` (1 is the default: one RADOS client per image, as tcmu-runner);"
 	echo "\`gotcmu-ipcK-pP\` the same with the Go runtime's GOMAXPROCS set to P, \`-aA\` with glibc's"
-	echo "MALLOC_ARENA_MAX set to A, \`-nothp\` with \`transparent_hugepages = false\` (no transparent huge pages for the daemon)."
+	echo "MALLOC_ARENA_MAX set to A, \`-thp\` with \`transparent_hugepages = true\` (the kernel's policy; \`false\`, no"
+	echo "transparent huge pages for the daemon, is the default since 1f3b2f8: rows of earlier runs are relabelled)."
 	echo
 	echo "## Runs"
 	echo
 	for m in "$DIR"/meta*; do sed 's/^/    /' "$m"; echo; done
 	# What the run was asked for and has no line for, and what failed.
-	missing=$(for m in "$DIR"/meta*; do sed -n 's/^run: NS=\(.*\) DAEMONS=\(.*\) SIZE_MB=.*/\1|\2/p' "$m"; done |
-		while IFS='|' read -r ns daemons; do
+	# relabel.txt (written with the data set): "TAG LABEL@N NEWLABEL" for rows of meta-TAG's run
+	# renamed since (a default that changed).
+	missing=$(for m in "$DIR"/meta*; do
+			tag=${m##*/meta}; tag=${tag#-}
+			sed -n "s/^run: NS=\(.*\) DAEMONS=\(.*\) SIZE_MB=.*/$tag|\1|\2/p" "$m"
+		done |
+		while IFS='|' read -r tag ns daemons; do
 			for n in $ns; do
 				for spec in $daemons; do
 					spec_at "$spec" "$n" || continue
 					d=$(spec_fields "$spec" | cut -d' ' -f5)
+					[ -s "$DIR/relabel.txt" ] && d=$(awk -v t="$tag" -v k="$d@$n" -v d="$d" '$1 == t && $2 == k { d = $3 } END { print d }' "$DIR/relabel.txt")
 					awk -F'\t' -v d="$d" -v n="$n" '$1 == d && $2 == n { f = 1 } END { exit !f }' "$W/rows" || echo "$d N=$n"
 				done
 			done
@@ -165,6 +172,57 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 	awk -F'\t' 'function v(i) { return (i > NF || $i == "") ? "-" : $i }
 		{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, v(22), v(23), v(24), v(25) }' "$W/rows"
 	echo
+	# Each row's place in its boot (its line in its rows file): the guest drifts over a boot.
+	awk -F'\t' 'FNR == 1 { f++; next } { print $1 "\t" $2 "\t" f "\t" FNR - 1 }' "${files[@]}" > "$W/turns"
+	# A daemon measured twice in one boot (spec #2: label-2), the turns in ABBA order.
+	if awk -F'\t' '$1 ~ /-2$/ { f = 1 } END { exit !f }' "$W/rows"; then
+		echo "### The same daemons twice in one boot"
+		echo
+		echo "In every boot the aggregate IOPS rose with a turn's place in it, whichever daemon ran (the"
+		echo "guest's OSD spent less CPU per IO turn after turn: the per-IO tables below), so one turn per"
+		echo "daemon measures the order as much as the daemon. A label ending in -2 is the same daemon's"
+		echo "second turn in that boot; the turns ran in ABBA order (turn: its place in the boot), so the"
+		echo "mean of a daemon's two turns is compared with the other's."
+		echo
+		echo "| daemon | N | turns | IOPS of each turn | mean IOPS | daemon CPU µs per IO, each turn | mean |"
+		echo "|---|---:|---|---|---:|---|---:|"
+		awk -F'\t' 'NR == FNR { turn[$1 SUBSEP $2] = $4; next }
+			{ d = $1; sub(/-2$/, "", d); k = d SUBSEP $2; if (!(k in seen)) order[++n] = k; seen[k] = 1
+				t[k] = t[k] (t[k] == "" ? "" : ", ") turn[$1 SUBSEP $2]; io[k] = io[k] (io[k] == "" ? "" : ", ") $15
+				c[k] = c[k] (c[k] == "" ? "" : ", ") $22; m[k] += $15; cm[k] += $22; cnt[k]++ }
+			END { for (i = 1; i <= n; i++) { k = order[i]; if (cnt[k] < 2) continue; split(k, a, SUBSEP)
+				printf "| %s | %s | %s | %s | %.0f | %s | %.0f |\n", a[1], a[2], t[k], io[k], m[k] / cnt[k], c[k], cm[k] / cnt[k] } }' \
+			"$W/turns" "$W/rows"
+		echo
+	fi
+	# threads-load.txt, procs-load.txt, osd-*.txt (guest-scale.sh): where an IO's CPU went.
+	if compgen -G "$DIR/*/threads-load.txt" > /dev/null; then
+		echo "### Where an IO's CPU goes"
+		echo
+		echo "Over the same load, CPU µs per IO (and, in brackets, times scheduled in per IO) by kind of"
+		echo "thread, from /proc/PID/task/*/schedstat: the daemon's own (gotcmu: every Go runtime thread;"
+		echo "tcmu-runner: its cmdproc-uio device threads), librados' messengers (msgr-worker), librbd's and"
+		echo "librados' completions (io_context_pool), their timers (safe_timer); the daemon in all; the"
+		echo "guest's OSD in all and its op threads (tp_osd_tp), and its client ops per IO (perf dump)."
+		echo
+		echo "| daemon | N | turn | own | msgr-worker | io_context_pool | safe_timer | daemon | OSD | OSD tp_osd_tp | OSD ops per IO |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		while IFS=$'\t' read -r d n _; do
+			L=$DIR/$d-n$n
+			[ -s "$L/threads-load.txt" ] || continue
+			tn=$(awk -F'\t' -v d="$d" -v n="$n" '$1 == d && $2 == n { t = $4 } END { print t }' "$W/turns")
+			awk -v d="$d" -v n="$n" -v tn="$tn" -v osdt="$L/osd-threads-load.txt" -v osd="$L/osd-load.txt" -v procs="$L/procs-load.txt" '
+				function cell(k) { return (k in us) ? sprintf("%s (%.2f)", us[k], runs[k]) : "-" }
+				{ k = $1; if (k == "gotcmu" || k ~ /^cmdproc-uio/) k = "own"; us[k] = $4; runs[k] = $5 }
+				END { while ((getline l < osdt) > 0) { split(l, x, " "); if (x[1] == "tp_osd_tp") tp = sprintf("%s (%.2f)", x[4], x[5]) }
+					while ((getline l < osd) > 0) { split(l, x, " "); if (x[1] == "op") ops = x[2] }
+					while ((getline l < procs) > 0) { split(l, x, " "); if (x[1] == "ceph-osd") o = x[4] }
+					printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", d, n, tn, cell("own"), cell("msgr-worker-N"),
+						cell("io_context_pool"), cell("safe_timer"), cell("all"), (o == "" ? "-" : o), (tp == "" ? "-" : tp), (ops == "" ? "-" : ops) }' \
+				"$L/threads-load.txt"
+		done < "$W/rows"
+		echo
+	fi
 	# image-cost.txt (scale.sh's host step): BenchmarkImageCost's lines.
 	if [ -s "$DIR/image-cost.txt" ]; then
 		echo "## One idle image's cost, on this machine (not the guest)"

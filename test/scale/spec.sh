@@ -2,8 +2,8 @@
 # Sourced by test/scale/guest-scale.sh and report.sh: what a DAEMONS spec means.
 # A spec is NAME[:K[:P[:A[:H]]]][#TAG][@N,N...]: NAME gotcmu or tcmu-runner; for gotcmu, K is
 # rbd_images_per_client (default 1), P the Go runtime's GOMAXPROCS and A glibc's
-# MALLOC_ARENA_MAX (- or absent: the default), H nothp for transparent_hugepages = false (gotcmu's
-# default is true); #TAG tells apart two turns of the same daemon in one boot (its label gets
+# MALLOC_ARENA_MAX (- or absent: the default), H thp for transparent_hugepages = true (nothp: false,
+# gotcmu's default since 1f3b2f8); #TAG tells apart two turns of the same daemon in one boot (its label gets
 # -TAG: DAEMONS="tcmu-runner gotcmu:1 gotcmu:1#2 tcmu-runner#2" runs each twice, in an order that
 # cancels a drift of the guest over the boot); @N,N... limits the spec to those N.
 
@@ -13,8 +13,8 @@ spec_at() {
 }
 
 # spec_fields SPEC: prints "NAME K P A LABEL H" (P, A and H are - when not given); LABEL names
-# the rows (gotcmu-ipcK, gotcmu-ipcK-pP, gotcmu-ipcK-aA, gotcmu-ipcK-pP-aA, with -nothp after any
-# of them; tcmu-runner; then -TAG).
+# the rows (gotcmu-ipcK, gotcmu-ipcK-pP, gotcmu-ipcK-aA, gotcmu-ipcK-pP-aA, with -thp or -nothp
+# after any of them; tcmu-runner; then -TAG).
 spec_fields() {
 	local name k p a h label spec=${1%%@*} tag=
 	if [[ $spec == *#* ]]; then

@@ -200,8 +200,9 @@ func (d *Device) epollWait(fd uintptr) bool {
 	return n > 0 || err != nil
 }
 
-// setTick arms the one-shot timer to fire after a (0 disarms it; a
-// pending expiry is dropped either way). Called with waitMu held.
+// setTick arms the one-shot timer to fire once, after the given time (0
+// disarms it; a pending expiry is dropped either way). Called with waitMu
+// held.
 func (d *Device) setTick(after time.Duration) error {
 	ts := unix.NsecToTimespec(int64(after))
 	if err := unix.TimerfdSettime(d.tfd, 0, &unix.ItimerSpec{Value: ts}, nil); err != nil {

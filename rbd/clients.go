@@ -41,6 +41,7 @@ type clientPool struct {
 
 	mu      sync.Mutex
 	clients map[connKey][]*client
+	trim    *time.Timer // the C heap's trim after the last client shut down
 }
 
 func newClientPool(perClient int) *clientPool {
@@ -81,7 +82,7 @@ func (p *clientPool) get(ctx context.Context, key connKey) (*client, error) {
 func (p *clientPool) exclusive() bool { return p.perClient == 1 }
 
 // put releases one image's use of c and shuts c down after the last one,
-// then hands the C heap's freed pages back (trimCHeap).
+// then has the C heap's freed pages handed back (scheduleTrim).
 func (p *clientPool) put(c *client) {
 	p.mu.Lock()
 	c.images--
@@ -103,9 +104,30 @@ func (p *clientPool) put(c *client) {
 	p.mu.Unlock()
 	if last {
 		c.conn.Shutdown()
-		// Rarely: a reopen or a device going away.
-		trimCHeap()
+		p.scheduleTrim()
 	}
+}
+
+// trimDelay is how long the C heap's trim waits for the next client to
+// shut down; a variable, so tests can shorten it.
+var trimDelay = time.Second
+
+// scheduleTrim trims the C heap (trimCHeap) once no client has shut down
+// for trimDelay: one trim for a burst of closes. malloc_trim walks every
+// arena, each under its lock, and gives free pages back page range by page
+// range; a daemon stopping with 256 LUNs shut 256 clients down and walked
+// them 256 times (SIGTERM took 22.9 s against tcmu-runner's 12.0, make
+// scale 2026-12-06 08:47; how much of that the trims were is not
+// measured). A process that exits within trimDelay of its last close does
+// not trim at all.
+func (p *clientPool) scheduleTrim() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.trim != nil && p.trim.Stop() {
+		p.trim.Reset(trimDelay)
+		return
+	}
+	p.trim = time.AfterFunc(trimDelay, trimCHeap)
 }
 
 // markBroken stops c from being handed to new images: after a blocklisting

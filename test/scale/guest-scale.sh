@@ -323,15 +323,15 @@ one() {
 	thread_ticks "$DPID" > "$L/threads-after"
 	proc_ticks > "$L/procs-after"
 	cost=$(cost_per_io "$c0" "$c1" "$(secs_since "$t1")")
-	# Where the daemon's CPU went under the load, by kind of thread (its own, librados', librbd's).
-	thread_cost "$L/threads-before" "$L/threads-after" "$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[5] - x[5] }')" > "$L/threads-load.txt"
-	# and the whole guest's, by process (the OSD, fio, the kernel's threads): what an IO costs
-	# outside the daemon too.
-	thread_cost "$L/procs-before" "$L/procs-after" "$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[5] - x[5] }')" > "$L/procs-load.txt"
-	# and the OSD's: its threads, its client ops per IO, and what those ops were (the op vectors
-	# of the last 2,000, offsets and lengths masked).
 	local ios
 	ios=$(awk -v a="$c0" -v b="$c1" 'BEGIN { split(a, x, " "); split(b, y, " "); print y[5] - x[5] }')
+	# Where the daemon's CPU went under the load, by kind of thread (its own, librados', librbd's),
+	thread_cost "$L/threads-before" "$L/threads-after" "$ios" > "$L/threads-load.txt"
+	# the whole guest's, by process (the OSD, the kernel's threads; fio has exited by now): what
+	# an IO costs outside the daemon too,
+	thread_cost "$L/procs-before" "$L/procs-after" "$ios" > "$L/procs-load.txt"
+	# and the OSD's: its threads, its client ops per IO, and what those ops were (the op vectors
+	# of the last 2,000, offsets and lengths masked).
 	if [ -n "$osdpid" ]; then
 		thread_ticks "$osdpid" > "$L/osd-threads-after"
 		thread_cost "$L/osd-threads-before" "$L/osd-threads-after" "$ios" > "$L/osd-threads-load.txt"

@@ -292,7 +292,7 @@ func (lk *leanKernel) Watch(fd int) error {
 	return unix.EpollCtl(lk.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: 1})
 }
 
-func (lk *leanKernel) WaitEvents(ctx context.Context, timeout time.Duration) (uio.Events, error) {
+func (lk *leanKernel) WaitEvents(ctx context.Context, timeout time.Duration, _ time.Time) (uio.Events, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return 0, err

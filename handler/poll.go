@@ -17,8 +17,9 @@ type EventWaiter interface {
 	// Watch adds fd to what WaitEvents waits for; -1 removes it.
 	Watch(fd int) error
 	// WaitEvents blocks until the ring is signalled (its event count
-	// read), the watched fd is readable, timeout passes, or ctx is done.
-	WaitEvents(ctx context.Context, timeout time.Duration) (uio.Events, error)
+	// read), the watched fd is readable, timeout passes, or ctx is done;
+	// now is the caller's latest clock read (see uio.Device.WaitEvents).
+	WaitEvents(ctx context.Context, timeout time.Duration, now time.Time) (uio.Events, error)
 }
 
 // Poller is a backend whose completions the device's command loop
@@ -82,28 +83,33 @@ func (d *Device) runPolled(ctx context.Context, w EventWaiter, p Poller) error {
 		}
 	}()
 	timeout := PollInterval
-	lastPoll := time.Now()
+	// One clock read per wake-up, shared by the poll's schedule, the
+	// batch's start time and the next wait's timer (a vDSO read on real
+	// hardware, a system call in a guest whose clocksource is not the TSC).
+	now := time.Now()
+	lastPoll := now
 	for {
-		ev, err := w.WaitEvents(ctx, timeout)
+		ev, err := w.WaitEvents(ctx, timeout, now)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("wait for commands: %w", err)
 		}
+		now = time.Now()
 		// Poll when the backend signalled, when the timer found the
 		// device quiet, and at least every PollInterval while IOs are in
 		// flight: a device kept busy by new commands is not woken by the
 		// timer (uio.Device.WaitEvents), so its sweep and the settling
 		// of IOs answered in C come with a wake-up it has anyway.
-		if ev&uio.EventWatched != 0 || ev == 0 || (timeout > 0 && time.Since(lastPoll) >= PollInterval) {
+		if ev&uio.EventWatched != 0 || ev == 0 || (timeout > 0 && now.Sub(lastPoll) >= PollInterval) {
 			if err := d.reap(p, ev&uio.EventRing == 0); err != nil {
 				return err
 			}
-			lastPoll = time.Now()
+			lastPoll = now
 		}
 		if ev&uio.EventRing != 0 {
-			if err := d.drain(); err != nil {
+			if err := d.drain(now); err != nil {
 				return err
 			}
 		}

@@ -368,7 +368,7 @@ func TestScan(t *testing.T) {
 func TestWaitEvents(t *testing.T) {
 	d, peer := socketDevice(t)
 	ctx := context.Background()
-	if ev, err := d.WaitEvents(ctx, -1); err != nil || ev != EventRing {
+	if ev, err := d.WaitEvents(ctx, -1, time.Time{}); err != nil || ev != EventRing {
 		t.Fatalf("first WaitEvents = %v, %v; want EventRing", ev, err)
 	}
 	efd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
@@ -380,7 +380,7 @@ func TestWaitEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if ev, err := d.WaitEvents(ctx, 30*time.Millisecond); err != nil || ev != 0 {
+	if ev, err := d.WaitEvents(ctx, 30*time.Millisecond, time.Time{}); err != nil || ev != 0 {
 		t.Fatalf("WaitEvents with nothing to see = %v, %v; want 0", ev, err)
 	}
 	if el := time.Since(start); el < 30*time.Millisecond || el > 2*time.Second {
@@ -388,36 +388,36 @@ func TestWaitEvents(t *testing.T) {
 	}
 	one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
 	unix.Write(efd, one)
-	if ev, err := d.WaitEvents(ctx, -1); err != nil || ev != EventWatched {
+	if ev, err := d.WaitEvents(ctx, -1, time.Time{}); err != nil || ev != EventWatched {
 		t.Fatalf("WaitEvents after a completion = %v, %v; want EventWatched", ev, err)
 	}
 	// Level-triggered: the caller reads the fd; until then it is seen.
-	if ev, _ := d.WaitEvents(ctx, 0); ev != EventWatched {
+	if ev, _ := d.WaitEvents(ctx, 0, time.Time{}); ev != EventWatched {
 		t.Fatalf("watched fd not read: %v, want EventWatched again", ev)
 	}
 	var b [8]byte
 	unix.Read(efd, b[:])
 	signal(t, peer, 4)
 	unix.Write(efd, one)
-	if ev, err := d.WaitEvents(ctx, -1); err != nil || ev != EventRing|EventWatched {
+	if ev, err := d.WaitEvents(ctx, -1, time.Time{}); err != nil || ev != EventRing|EventWatched {
 		t.Fatalf("WaitEvents with both = %v, %v; want both", ev, err)
 	}
 	unix.Read(efd, b[:])
 	// The ring's event count was read: nothing is left to see.
-	if ev, _ := d.WaitEvents(ctx, 0); ev != 0 {
+	if ev, _ := d.WaitEvents(ctx, 0, time.Time{}); ev != 0 {
 		t.Fatalf("after both were consumed: %v, want 0", ev)
 	}
 	if err := d.Watch(-1); err != nil {
 		t.Fatal(err)
 	}
 	unix.Write(efd, one)
-	if ev, _ := d.WaitEvents(ctx, 0); ev != 0 {
+	if ev, _ := d.WaitEvents(ctx, 0, time.Time{}); ev != 0 {
 		t.Fatalf("an unwatched fd woke WaitEvents: %v", ev)
 	}
 	ev4 := make([]byte, 4)
 	allocs := testing.AllocsPerRun(100, func() {
 		unix.Write(peer, ev4)
-		d.WaitEvents(ctx, -1)
+		d.WaitEvents(ctx, -1, time.Time{})
 	})
 	if allocs != 0 {
 		t.Errorf("WaitEvents: %v allocations per call, want 0", allocs)
@@ -434,7 +434,7 @@ func TestWaitEventsTimeoutIsAQuietSpell(t *testing.T) {
 	const timeout = 200 * time.Millisecond
 	d, peer := socketDevice(t)
 	ctx := context.Background()
-	if ev, err := d.WaitEvents(ctx, -1); err != nil || ev != EventRing {
+	if ev, err := d.WaitEvents(ctx, -1, time.Time{}); err != nil || ev != EventRing {
 		t.Fatalf("first WaitEvents = %v, %v; want EventRing", ev, err)
 	}
 	// Busy: a command every timeout/4 for 5 timeouts.
@@ -456,7 +456,7 @@ func TestWaitEventsTimeoutIsAQuietSpell(t *testing.T) {
 	deadline := time.Now().Add(5 * timeout)
 	rings := 0
 	for time.Now().Before(deadline) {
-		ev, err := d.WaitEvents(ctx, timeout)
+		ev, err := d.WaitEvents(ctx, timeout, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -467,13 +467,13 @@ func TestWaitEventsTimeoutIsAQuietSpell(t *testing.T) {
 	}
 	close(stop)
 	<-done
-	for ev, _ := d.WaitEvents(ctx, 0); ev != 0; ev, _ = d.WaitEvents(ctx, 0) {
+	for ev, _ := d.WaitEvents(ctx, 0, time.Time{}); ev != 0; ev, _ = d.WaitEvents(ctx, 0, time.Time{}) {
 	}
 	// Quiet: the wait returns once the timer fires, no sooner than
 	// timeout/2 after this call, no later than timeout (with slack for a
 	// loaded machine).
 	start := time.Now()
-	if ev, err := d.WaitEvents(ctx, timeout); err != nil || ev != 0 {
+	if ev, err := d.WaitEvents(ctx, timeout, time.Time{}); err != nil || ev != 0 {
 		t.Fatalf("WaitEvents with nothing coming = %v, %v; want 0", ev, err)
 	}
 	if el := time.Since(start); el < timeout/2 || el > timeout+2*time.Second {
@@ -481,7 +481,7 @@ func TestWaitEventsTimeoutIsAQuietSpell(t *testing.T) {
 	}
 	// One-shot: the next call arms it again.
 	start = time.Now()
-	if ev, err := d.WaitEvents(ctx, timeout); err != nil || ev != 0 {
+	if ev, err := d.WaitEvents(ctx, timeout, time.Time{}); err != nil || ev != 0 {
 		t.Fatalf("second quiet WaitEvents = %v, %v; want 0", ev, err)
 	}
 	if el := time.Since(start); el < timeout-10*time.Millisecond {
@@ -489,13 +489,13 @@ func TestWaitEventsTimeoutIsAQuietSpell(t *testing.T) {
 	}
 	// Armed, then left to expire unread: a negative timeout drops it.
 	signal(t, peer, 4)
-	if ev, err := d.WaitEvents(ctx, timeout); err != nil || ev != EventRing {
+	if ev, err := d.WaitEvents(ctx, timeout, time.Time{}); err != nil || ev != EventRing {
 		t.Fatalf("WaitEvents with a command = %v, %v; want EventRing", ev, err)
 	}
 	time.Sleep(timeout + 50*time.Millisecond)
 	got := make(chan Events, 1)
 	go func() {
-		ev, _ := d.WaitEvents(ctx, -1)
+		ev, _ := d.WaitEvents(ctx, -1, time.Time{})
 		got <- ev
 	}()
 	select {

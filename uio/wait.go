@@ -57,7 +57,7 @@ func (d *Device) doorbell() error {
 // between (tcmu-runner PR #30).
 func (d *Device) Wait(ctx context.Context) error {
 	for {
-		ev, err := d.WaitEvents(ctx, -1)
+		ev, err := d.WaitEvents(ctx, -1, time.Time{})
 		if err != nil || ev&EventRing != 0 {
 			return err
 		}
@@ -97,7 +97,11 @@ func (d *Device) Watch(fd int) error {
 // timeout/2 and timeout, so a loop that is woken more often than that is
 // never woken by the timer (a one-shot timerfd in the epoll set, re-armed
 // at most once per timeout/2 of calls, a system call then and none per
-// wait otherwise); 0 only looks; a negative one never times out. Like
+// wait otherwise); 0 only looks; a negative one never times out. now is
+// the caller's latest clock read, from which the timer's re-arming is
+// decided (a loop takes one per wake-up and shares it; the zero Time has
+// WaitEvents read the clock): one taken before the loop's work of its last
+// wake-up makes the timer fire up to that work's time early, never late. Like
 // Wait, the first call reports EventRing at once. It returns ctx.Err()
 // when ctx is done, an error wrapping os.ErrClosed after Close, and one
 // wrapping ErrDeviceGone once the device was removed. It does not
@@ -108,7 +112,7 @@ func (d *Device) Watch(fd int) error {
 // keeps its P, which keeps the runtime's sysmon thread from its deep
 // sleep and has it wake every few tens of microseconds, measured as a
 // dozen context switches per IO at queue depth 1 in the guest.
-func (d *Device) WaitEvents(ctx context.Context, timeout time.Duration) (Events, error) {
+func (d *Device) WaitEvents(ctx context.Context, timeout time.Duration, now time.Time) (Events, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
@@ -126,7 +130,10 @@ func (d *Device) WaitEvents(ctx context.Context, timeout time.Duration) (Events,
 	}
 	if timeout > 0 {
 		// Re-armed only when it would fire sooner than timeout/2 from now.
-		if now := time.Now(); d.tickAt.IsZero() || d.tickAt.Sub(now) < timeout/2 {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		if d.tickAt.IsZero() || d.tickAt.Sub(now) < timeout/2 {
 			if err := d.setTick(timeout); err != nil {
 				return 0, err
 			}

@@ -445,7 +445,7 @@ func (k *Kernel) Watch(fd int) error {
 // on the watched fd, so a benchmark over the fake pays what the real
 // device's loop pays; it looks at ctx, Close and Remove at least every
 // 10ms.
-func (k *Kernel) WaitEvents(ctx context.Context, timeout time.Duration) (uio.Events, error) {
+func (k *Kernel) WaitEvents(ctx context.Context, timeout time.Duration, _ time.Time) (uio.Events, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}

@@ -6,8 +6,9 @@
 #   tcmu-runner user:rbd (Debian's), user:zbc (file_zbc, host-aware) if it takes random writes
 #   fio's rbd engine on the same image (librbd direct)
 #   LIO         rd_mcp (ramdisk) and fileio on the same tmpfs
-# all of it ROUNDS times in that order (gotcmu, tcmu-runner, fio-rbd, LIO, gotcmu, ...; the
-# zbc probe in the first round only), each handler started afresh every round.
+# all of it ROUNDS times, in that order in odd rounds and in the reverse order in even ones (ABBA:
+# gotcmu, tcmu-runner, fio-rbd, LIO, then LIO, fio-rbd, tcmu-runner, gotcmu, ...; the zbc probe
+# in the first round only), each handler started afresh every round.
 # Every fio result lands in /out/bench/<lun>/r<round>/<row>.json. The cost per IO beside it:
 #   - a daemon-served LUN: <row>.pre and <row>.post, test/cmd/procstat snapshots taken right
 #     before fio starts and right after it exits: the daemon's utime+stime (/proc/PID/stat, all
@@ -154,9 +155,8 @@ variant() {
 	fi
 }
 
-# one_round: every LUN once, in the order of the header, into r$ROUND.
-one_round() {
-	# ---- gotcmu
+# The turns of a round, one function each; one_round runs them.
+turn_gotcmu() {
 	if want gotcmu-rbd || want gotcmu-mem || want gotcmu-file; then
 		MODE=gotcmu; select_handler
 		if start_handler "/out/bench/gotcmu.r$ROUND.log"; then
@@ -180,20 +180,25 @@ one_round() {
 			fail "gotcmu did not start"; handler_log "/out/bench/gotcmu.r$ROUND.log" | tail -20
 		fi
 	fi
+}
 
-	# ---- experiments, not in the default LUNS: gotcmu again on the same image, with
-	#   gotcmu-rbd-gomaxprocs1  GOMAXPROCS=1: the Go scheduler's cost beside librbd's threads;
-	#   gotcmu-rbd-base         another build, GOTCMU_BASE (e.g. the commit before a change to the
-	#                           data path): a before and after in one boot;
-	#   gotcmu-rbd-sysmon       the Go runtime's own sysmon (GODEBUG=schedtrace=0;
-	#                           cmd/gotcmu/sysmon.go keeps it awake otherwise).
+# Experiments, not in the default LUNS: gotcmu again on the same image, with
+#   gotcmu-rbd-gomaxprocs1  GOMAXPROCS=1: the Go scheduler's cost beside librbd's threads;
+#   gotcmu-rbd-base         another build, GOTCMU_BASE (e.g. the commit before a change to the
+#                           data path): a before and after in one boot;
+#   gotcmu-rbd-sysmon       the Go runtime's own sysmon (GODEBUG=schedtrace=0;
+#                           cmd/gotcmu/sysmon.go keeps it awake otherwise).
+turn_variants() {
 	want gotcmu-rbd-gomaxprocs1 && variant gotcmu-rbd-gomaxprocs1 grbd1 naa.5001405000000b04 GOMAXPROCS=1
 	want gotcmu-rbd-base && [ -x "${GOTCMU_BASE:-}" ] &&
 		variant gotcmu-rbd-base grbdb naa.5001405000000b07 "GOTCMU=$GOTCMU_BASE"
 	want gotcmu-rbd-sysmon && variant gotcmu-rbd-sysmon grbdm naa.5001405000000b08 GODEBUG=schedtrace=0
+	return 0
+}
 
-	# ---- gotcmu-rbd-spin, gotcmu-mem-spin (not in the default LUNS): gotcmu again with
-	# --spin-wait SPIN (default 500us), spin-then-block on the uio fd, an experiment (issue 7 point 4).
+# gotcmu-rbd-spin, gotcmu-mem-spin (not in the default LUNS): gotcmu again with --spin-wait SPIN
+# (default 500us), spin-then-block on the uio fd, an experiment (issue 7 point 4).
+turn_spin() {
 	if want gotcmu-rbd-spin || want gotcmu-mem-spin; then
 		MODE=gotcmu; select_handler
 		if GOTCMU_ARGS="${GOTCMU_ARGS:-} --spin-wait ${SPIN:-500us}" start_handler "/out/bench/gotcmu-spin.r$ROUND.log"; then
@@ -211,8 +216,10 @@ one_round() {
 			fail "gotcmu (spin-wait) did not start"
 		fi
 	fi
+}
 
-	# ---- tcmu-runner (Debian's), after gotcmu has gone
+# tcmu-runner (Debian's); its zbc probe in the first round only.
+turn_tcmu_runner() {
 	if want tcmu-runner-rbd || want tcmu-runner-zbc; then
 		MODE=tcmu-runner; select_handler
 		if start_handler "/out/bench/tcmu-runner.r$ROUND.log"; then
@@ -248,8 +255,10 @@ one_round() {
 			fail "tcmu-runner did not start"; handler_log "/out/bench/tcmu-runner.r$ROUND.log" | tail -20
 		fi
 	fi
+}
 
-	# ---- fio's own librbd engine on the same image: the ceiling for any librbd client
+# fio's own librbd engine on the same image: the ceiling for any librbd client.
+turn_fio_rbd() {
 	if want fio-rbd; then
 		RBDARGS=(--ioengine=rbd --clientname=admin --pool=rbd --rbdname="$IMAGE" --size="$SIZE")
 		mkdir -p "/out/bench/fio-rbd/r$ROUND"
@@ -259,8 +268,10 @@ one_round() {
 		done
 		COST_RUSAGE=1 fio_rows fio-rbd "${RBDARGS[@]}"
 	fi
+}
 
-	# ---- LIO's own backstores: no userspace hop
+# LIO's own backstores: no userspace hop.
+turn_lio() {
 	if want rd_mcp; then
 		dir=$CFG/core/rd_mcp_10/rd
 		if mkdir -p "$dir" && put "rd_pages=$((SIZE / 4096))" "$dir/control" && put 1 "$dir/enable" &&
@@ -278,6 +289,20 @@ one_round() {
 			fail "fileio backstore"
 		fi
 		rm -f /tmp/fileio.img
+	fi
+}
+
+# one_round: every LUN once into r$ROUND, the turns in the order of the header in odd rounds and
+# in the reverse order in even ones (ABBA): the guest's Ceph gets cheaper per IO over a boot
+# (make scale's per-thread figures, 2026-12-06), which would favour whichever turn comes later in
+# every round.
+TURNS=(turn_gotcmu turn_variants turn_spin turn_tcmu_runner turn_fio_rbd turn_lio)
+one_round() {
+	local i
+	if [ $((ROUND % 2)) = 1 ]; then
+		for i in "${TURNS[@]}"; do "$i"; done
+	else
+		for ((i = ${#TURNS[@]} - 1; i >= 0; i--)); do "${TURNS[i]}"; done
 	fi
 }
 

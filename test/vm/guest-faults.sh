@@ -51,6 +51,16 @@ export HARDFAULTS=${HARDFAULTS:-$TOOLS/hardfaults}
 for tool in guest.test test2json testsummary; do
 	[ -x "$TOOLS/$tool" ] || { fail "faults: $TOOLS/$tool not found (test-vm.sh builds it)"; exit 1; }
 done
+# The guest's memory every 10 s (two Ceph clusters, tmpfs images and the daemons share it): a
+# guest that runs short stalls whole instead of failing a check, and this log says so.
+mkdir -p /out/faults
+(while :; do
+	printf '%s %s\n' "$(date +%T)" "$(awk '/^(MemAvailable|Shmem|AnonPages):/ { printf "%s %d MiB  ", $1, $2 / 1024 }' /proc/meminfo)"
+	ps -eo rss=,comm= --sort=-rss | head -6 | awk '{ printf "  %s %d MiB", $2, $1 / 1024 } END { print "" }'
+	sleep 10
+done > /out/faults/meminfo.log 2>&1) &
+MEMLOG=$!
+trap 'kill $MEMLOG 2>/dev/null' EXIT
 # The faults are bounded inside; -test.timeout bounds the whole below the guest's own timeout.
 "$TOOLS/test2json" -t -p faults "$TOOLS/guest.test" -test.v=test2json -test.run '^TestFaults$' -test.timeout 35m |
 	"$TOOLS/testsummary" -summary "$SUMMARY"

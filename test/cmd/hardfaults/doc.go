@@ -16,7 +16,8 @@
 // before the fault; the longest time no write was acknowledged; when the
 // rate was back to full speed (3/4 of the rate before, over 5 s); what the
 // initiator saw (write errors returned to ackwriter, SCSI completions other
-// than GOOD from the kernel's scsi trace events, kernel log lines); what
+// than GOOD and midlayer timeouts from the disk's counters in sysfs, kernel
+// log lines); what
 // gotcmu answered (gotcmu_status_total by status); and ackwriter verify's
 // count of lost writes. Every fault is bounded: a writer that does not
 // recover, a cluster that does not come back, is a FAIL with the time it

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -103,9 +102,8 @@ func contains(list []string, s string) bool {
 type suite struct {
 	cfg    config
 	c      *cluster
-	trace  *scsiTrace // nil without tracefs
-	res    io.Writer  // PASS/FAIL lines
-	fig    io.Writer  // FAULT lines
+	res    io.Writer // PASS/FAIL lines
+	fig    io.Writer // FAULT lines
 	failed int
 }
 
@@ -135,12 +133,6 @@ type fault struct {
 	what   string
 	inject func(r *faultRun) (time.Time, error)
 	after  func(r *faultRun) error
-	// noTrace leaves the kernel's SCSI trace off for this fault (gotcmu's
-	// metrics still count what it answered other than GOOD): under the
-	// BUSY storm of below-min-size, reading the trace held a guest CPU in
-	// the kernel for minutes (soft lockups under TCG, 2026-12-05) and the
-	// run never ended.
-	noTrace bool
 }
 
 // faultRun is one fault as it happens.
@@ -208,8 +200,7 @@ func (s *suite) faults() map[string]fault {
 			},
 		},
 		"below-min-size": {
-			noTrace: true,
-			what:    "two of three OSDs SIGKILLed (pool below min_size 2) for 3 x osd_op_timeout, then one restarted, later the other",
+			what: "two of three OSDs SIGKILLed (pool below min_size 2) for 3 x osd_op_timeout, then one restarted, later the other",
 			inject: func(r *faultRun) (time.Time, error) {
 				if err := kill(r, osd(1), osd(2)); err != nil {
 					return time.Now(), err
@@ -275,13 +266,6 @@ func (s *suite) faults() map[string]fault {
 // runAll runs the faults one after the other, each on a region of its
 // own, with the cluster clean before each.
 func (s *suite) runAll(names []string) {
-	host, err := scsiHost(s.cfg.dev)
-	if err == nil {
-		s.trace, err = newSCSITrace(host)
-	}
-	if err != nil {
-		s.logf("no SCSI trace: %v", err)
-	}
 	all := s.faults()
 	for i, n := range names {
 		f := all[n]
@@ -292,19 +276,6 @@ func (s *suite) runAll(names []string) {
 	}
 	took, st, ok := s.c.waitClean(s.cfg.osds, 180*time.Second)
 	s.check(fmt.Sprintf("hard faults: the cluster is clean again after them (%.0f s: %s)", took.Seconds(), st), ok, "not within 180 s")
-}
-
-// scsiHost returns the SCSI host number of a /dev/sdX.
-func scsiHost(dev string) (int, error) {
-	p, err := filepath.EvalSymlinks(filepath.Join("/sys/block", filepath.Base(dev), "device"))
-	if err != nil {
-		return 0, err
-	}
-	var h, c, t, l int
-	if _, err := fmt.Sscanf(filepath.Base(p), "%d:%d:%d:%d", &h, &c, &t, &l); err != nil {
-		return 0, fmt.Errorf("scsi address of %s (%s): %w", dev, p, err)
-	}
-	return h, nil
 }
 
 const (
@@ -337,10 +308,9 @@ func (s *suite) run(f fault, offset int64) {
 	if merr != nil {
 		s.logf("metrics: %v", merr)
 	}
-	if s.trace != nil && !f.noTrace {
-		if err := s.trace.start(); err != nil {
-			s.logf("trace: %v", err)
-		}
+	sc0, scerr := readSCSICounts(s.cfg.dev)
+	if scerr != nil {
+		s.logf("SCSI counters: %v", scerr)
 	}
 	km, kerr := observe.OpenKmsg()
 	if kerr != nil {
@@ -380,6 +350,10 @@ func (s *suite) run(f fault, offset int64) {
 		km.Close()
 	}
 	after, _ := observe.StatusCounts(s.cfg.metrics, s.cfg.device)
+	var sc1 scsiCounts
+	if scerr == nil {
+		sc1, scerr = readSCSICounts(s.cfg.dev)
+	}
 	s.finish(f, st, t1)
 
 	samples := st.Snapshot()
@@ -399,10 +373,8 @@ func (s *suite) run(f fault, offset int64) {
 	}
 	s.figure(f.name, "200 writes acknowledged again %s; full speed (%.0f%% of the rate before, over %.0f s) %s",
 		res, speedFraction*100, speedWindow.Seconds(), fs)
-	if s.trace != nil && !f.noTrace {
-		if tc, ok := s.trace.stop(); ok {
-			s.figure(f.name, "SCSI completions the initiator got during the fault and recovery: %s", tc)
-		}
+	if scerr == nil {
+		s.figure(f.name, "SCSI completions the initiator got during the fault and recovery: %s", sc1.since(sc0))
 	}
 	if merr == nil {
 		s.figure(f.name, "gotcmu answered other than GOOD: %s", observe.StatusDelta(before, after))

@@ -15,6 +15,7 @@ import (
 	"github.com/ceph/go-ceph/rados"
 	cephrbd "github.com/ceph/go-ceph/rbd"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkImageCost measures what an open, idle image costs the process
@@ -197,4 +198,91 @@ func processCost(b *testing.B) (anonKiB, threads, clients int) {
 		}
 	}
 	return anonKiB, len(tasks), clients
+}
+
+// BenchmarkImageClose measures what closing one open, idle image costs
+// (issue 16: stopping with 256 LUNs took gotcmu 1.9x tcmu-runner's time in
+// the guest): the wall time and this process's CPU time (getrusage) of each
+// of imageCostN closes, one after the other, for tcmu-runner's layout on
+// go-ceph (rbd_close, the service-map entry's client shut down with the
+// image's own: rados_shutdown) and for gotcmu's Image.Close, which the
+// manager's shutdown calls, at rbd_images_per_client 1 and 4. Run each in
+// a process of its own, as BenchmarkImageCost.
+func BenchmarkImageClose(b *testing.B) {
+	b.Run("go-ceph-registered", func(b *testing.B) {
+		closeCost(b, func(b *testing.B, name string) func() {
+			conn, err := rados.NewConn()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := conn.ReadConfigFile(cluster.conf); err != nil {
+				b.Fatal(err)
+			}
+			if err := conn.SetConfigOption("rbd_cache", "false"); err != nil {
+				b.Fatal(err)
+			}
+			if err := conn.Connect(); err != nil {
+				b.Fatal(err)
+			}
+			ioctx, err := conn.OpenIOContext("rbd")
+			if err != nil {
+				b.Fatal(err)
+			}
+			im, err := cephrbd.OpenImage(ioctx, name, cephrbd.NoSnapshot)
+			if err != nil {
+				b.Fatal(err)
+			}
+			id, err := im.GetId()
+			if err != nil {
+				b.Fatal(err)
+			}
+			svc, err := registerService(conn, nil, zerolog.Nop(), "bench", Config{Pool: "rbd", Image: name}, id)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return func() {
+				svc.close()
+				im.Close()
+				ioctx.Destroy()
+				conn.Shutdown()
+			}
+		})
+	})
+	for _, ipc := range []int{1, 4} {
+		b.Run("images-per-client-"+strconv.Itoa(ipc), func(b *testing.B) {
+			h := Handler(Options{ImagesPerClient: ipc})
+			closeCost(b, func(b *testing.B, name string) func() {
+				im := openDevice(b, h, "rbd/"+name, imageCostSize)
+				return func() { im.Close() }
+			})
+		})
+	}
+}
+
+func closeCost(b *testing.B, open func(*testing.B, string) func()) {
+	needCeph(b)
+	closers := make([]func(), imageCostN)
+	for i := range closers {
+		closers[i] = open(b, newImage(b, "rbd", imageCostSize, 22))
+	}
+	processCost(b) // settled: librados' threads started
+	var wall, cpu, worst time.Duration
+	for _, c := range closers {
+		t0, c0 := time.Now(), cpuTime(b)
+		c()
+		w := time.Since(t0)
+		wall, cpu, worst = wall+w, cpu+cpuTime(b)-c0, max(worst, w)
+	}
+	b.ReportMetric(float64(wall.Microseconds())/1000/imageCostN, "close-ms/image")
+	b.ReportMetric(float64(cpu.Microseconds())/1000/imageCostN, "close-cpu-ms/image")
+	b.ReportMetric(float64(worst.Microseconds())/1000, "slowest-close-ms")
+}
+
+// cpuTime is this process's user and system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

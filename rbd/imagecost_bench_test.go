@@ -203,7 +203,7 @@ func processCost(b *testing.B) (anonKiB, threads, clients int) {
 // BenchmarkImageClose measures what closing one open, idle image costs
 // (issue 16: stopping with 256 LUNs took gotcmu 1.9x tcmu-runner's time in
 // the guest): the wall time and this process's CPU time (getrusage) of each
-// of imageCostN closes, one after the other, for tcmu-runner's layout on
+// of imageCostN closes (CLOSE_IMAGES), one after the other, for tcmu-runner's layout on
 // go-ceph (rbd_close, the service-map entry's client shut down with the
 // image's own: rados_shutdown) and for gotcmu's Image.Close, which the
 // manager's shutdown calls, at rbd_images_per_client 1 and 4. Run each in
@@ -257,11 +257,28 @@ func BenchmarkImageClose(b *testing.B) {
 			})
 		})
 	}
+	// The C heap trimmed after every client's shutdown, as before
+	// 7878e45: what that cost grows with the number of clients.
+	b.Run("images-per-client-1-trim-each", func(b *testing.B) {
+		defer func(d time.Duration) { trimDelay = d }(trimDelay)
+		trimDelay = 0
+		h := Handler(Options{ImagesPerClient: 1})
+		closeCost(b, func(b *testing.B, name string) func() {
+			im := openDevice(b, h, "rbd/"+name, imageCostSize)
+			return func() { im.Close() }
+		})
+	})
 }
 
+// closeCost opens CLOSE_IMAGES images (default imageCostN) with open and
+// reports what closing them one after the other cost.
 func closeCost(b *testing.B, open func(*testing.B, string) func()) {
 	needCeph(b)
-	closers := make([]func(), imageCostN)
+	n := imageCostN
+	if v, err := strconv.Atoi(os.Getenv("CLOSE_IMAGES")); err == nil && v > 0 {
+		n = v
+	}
+	closers := make([]func(), n)
 	for i := range closers {
 		closers[i] = open(b, newImage(b, "rbd", imageCostSize, 22))
 	}
@@ -273,8 +290,8 @@ func closeCost(b *testing.B, open func(*testing.B, string) func()) {
 		w := time.Since(t0)
 		wall, cpu, worst = wall+w, cpu+cpuTime(b)-c0, max(worst, w)
 	}
-	b.ReportMetric(float64(wall.Microseconds())/1000/imageCostN, "close-ms/image")
-	b.ReportMetric(float64(cpu.Microseconds())/1000/imageCostN, "close-cpu-ms/image")
+	b.ReportMetric(float64(wall.Microseconds())/1000/float64(n), "close-ms/image")
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(n), "close-cpu-ms/image")
 	b.ReportMetric(float64(worst.Microseconds())/1000, "slowest-close-ms")
 }
 

@@ -26,7 +26,7 @@
 # One line per (daemon, N) in /out/scale/rows.tsv (header in its first line); logs beside it.
 # Env: GOTCMU, NS (default "1 16"), DAEMONS (default "gotcmu:1 gotcmu:8 tcmu-runner"; gotcmu:K
 #      runs gotcmu with rbd_images_per_client = K, gotcmu:K:P:A also with GOMAXPROCS=P and
-#      MALLOC_ARENA_MAX=A (- for the default), gotcmu:K:P:A:thp with transparent_hugepages = true (:nothp: false); #TAG a second turn; a spec ending in @N,N... runs at those N only:
+#      MALLOC_ARENA_MAX=A (- for the default), gotcmu:K:P:A:thp with transparent_hugepages = true (:nothp: false), gotcmu:K:P:A:H:sysmon with the Go runtime's own sysmon (GODEBUG=schedtrace=0); #TAG a second turn; a spec ending in @N,N... runs at those N only:
 #      test/scale/spec.sh), SIZE_MB (default 16), MEMSTORE_MB (default 4096), FIO_SECS
 #      (default 10), TOOLS (lunready's directory, default $REPO/build/bin), PROFILE_SECS
 #      (default 5: the daemon's CPU profile under a second fio run of the same load, perf's for
@@ -110,13 +110,15 @@ rollup_field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/smaps_rollup"; 
 # rados_clients PID: threads named msgr-worker-0, one per librados client.
 rados_clients() { grep -lx 'msgr-worker-0' /proc/"$1"/task/*/comm 2>/dev/null | wc -l; }
 
-# start_daemon NAME IPC PROCS ARENAS THP LOG: start the daemon in the background (PROCS: gotcmu's
-# GOMAXPROCS, ARENAS its MALLOC_ARENA_MAX, - for the default; THP thp or nothp for gotcmu's
-# transparent_hugepages = true or false); sets DPID.
+# start_daemon NAME IPC PROCS ARENAS THP SYSMON LOG: start the daemon in the background (PROCS:
+# gotcmu's GOMAXPROCS, ARENAS its MALLOC_ARENA_MAX, - for the default; THP thp or nothp for
+# gotcmu's transparent_hugepages = true or false; SYSMON sysmon for the Go runtime's own sysmon);
+# sets DPID.
 start_daemon() {
-	local name=$1 ipc=$2 procs=$3 arenas=$4 thp=$5 out=$6 env=()
+	local name=$1 ipc=$2 procs=$3 arenas=$4 thp=$5 sysmon=$6 out=$7 env=()
 	[ "$procs" = - ] || env+=("GOMAXPROCS=$procs")
 	[ "$arenas" = - ] || env+=("MALLOC_ARENA_MAX=$arenas")
+	[ "$sysmon" != sysmon ] || env+=("GODEBUG=schedtrace=0")
 	case $name in
 	gotcmu)
 		printf 'rbd_images_per_client = %s\n' "$ipc" > /tmp/scale-tcmu.conf
@@ -222,14 +224,14 @@ cost_per_io() {
 
 # one NAME IPC PROCS ARENAS LABEL THP N: the five steps for one daemon at N LUNs; appends its row.
 one() {
-	local name=$1 ipc=$2 procs=$3 arenas=$4 label=$5 thp=$6 n=$7 i dir t0 create ready lock adopt drain addr devs=() d
+	local name=$1 ipc=$2 procs=$3 arenas=$4 label=$5 thp=$6 sysmon=$7 n=$8 i dir t0 create ready lock adopt drain addr devs=() d
 	local anon file shmem threads gor=- fds clients series=- scrape=- status=- iops=- p99r=- p99w=- rssload=-
 	local c0 c1 t1 cost="- - - -" idlesw=- svc=- svcms=-
 	local L=$OUT/$label-n$n
 	mkdir -p "$L"
 	log "scale: $label, N=$n"
 	mkimages "$label-n$n-" "$n" || { fail "$label N=$n: rbd images not created"; return 1; }
-	start_daemon "$name" "$ipc" "$procs" "$arenas" "$thp" "$L/daemon.log"
+	start_daemon "$name" "$ipc" "$procs" "$arenas" "$thp" "$sysmon" "$L/daemon.log"
 	# Started before any device exists: give it the time to join the netlink family, as
 	# start_handler does (an ADDED event nobody hears would block its enable write).
 	sleep 3
@@ -375,7 +377,7 @@ one() {
 	# 4. SIGKILL, restart, every LUN answers again
 	kill -KILL "$DPID"; wait "$DPID" 2>/dev/null
 	t0=$(date +%s%N)
-	start_daemon "$name" "$ipc" "$procs" "$arenas" "$thp" "$L/daemon-adopt.log"
+	start_daemon "$name" "$ipc" "$procs" "$arenas" "$thp" "$sysmon" "$L/daemon-adopt.log"
 	adopt=$("$TOOLS/lunready" -since "$t0" -timeout 300s "${devs[@]}" 2> "$L/adopt.err" | cut -d' ' -f1)
 	[ -s "$L/adopt.err" ] && fail "$label N=$n: adopt: $(cat "$L/adopt.err")"
 	log "$label N=$n: adopted in $adopt s"

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -224,7 +225,7 @@ func run(ctx context.Context, o options) error {
 			log.Warn().Err(err).Str("file", o.configPath).Msg("configuration file not watched")
 		}
 	}()
-	log.Info().Str("version", version).Msg("gotcmu running")
+	log.Info().Str("version", version).Int("gomaxprocs", runtime.GOMAXPROCS(0)).Msg("gotcmu running")
 	for {
 		select {
 		case <-hup:

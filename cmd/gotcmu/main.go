@@ -57,6 +57,7 @@ Flags:
 	}
 	o.set = map[string]bool{}
 	keepSysmonAwake()
+	raiseProcs()
 	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -184,12 +184,15 @@ turn_gotcmu() {
 
 # Experiments, not in the default LUNS: gotcmu again on the same image, with
 #   gotcmu-rbd-gomaxprocs1  GOMAXPROCS=1: the Go scheduler's cost beside librbd's threads;
+#   gotcmu-rbd-gomaxprocs8  GOMAXPROCS=8, more Ps than the guest's CPUs (sysmon takes a P back
+#                           from a loop in a long cgo call less often when some are idle);
 #   gotcmu-rbd-base         another build, GOTCMU_BASE (e.g. the commit before a change to the
 #                           data path): a before and after in one boot;
 #   gotcmu-rbd-sysmon       the Go runtime's own sysmon (GODEBUG=schedtrace=0;
 #                           cmd/gotcmu/sysmon.go keeps it awake otherwise).
 turn_variants() {
 	want gotcmu-rbd-gomaxprocs1 && variant gotcmu-rbd-gomaxprocs1 grbd1 naa.5001405000000b04 GOMAXPROCS=1
+	want gotcmu-rbd-gomaxprocs8 && variant gotcmu-rbd-gomaxprocs8 grbd8 naa.5001405000000b09 GOMAXPROCS=8
 	want gotcmu-rbd-base && [ -x "${GOTCMU_BASE:-}" ] &&
 		variant gotcmu-rbd-base grbdb naa.5001405000000b07 "GOTCMU=$GOTCMU_BASE"
 	want gotcmu-rbd-sysmon && variant gotcmu-rbd-sysmon grbdm naa.5001405000000b08 GODEBUG=schedtrace=0

@@ -561,7 +561,7 @@ func (r *report) markdown(w io.Writer) {
 	fmt.Fprintf(w, "fio libaio O_DIRECT on the tcm_loop disk, each LUN written end to end first, %s s a row, ramp %s s. ",
 		orDash(r.secs), orDash(r.ramp))
 	fmt.Fprintf(w, "Control knobs of both handlers' user backstores: `%s`; emulate_write_cache left at 0. ", orDash(r.knobs))
-	fmt.Fprintf(w, "Every LUN served in %s rounds, one after the other in each (gotcmu, tcmu-runner, fio-rbd, LIO), "+
+	fmt.Fprintf(w, "Every LUN served in %s rounds, one after the other in each (gotcmu, tcmu-runner, fio-rbd, LIO in odd rounds, the reverse in even ones), "+
 		"each handler started afresh: a figure is the lowest-highest over the rounds, a ratio pairs the two LUNs of the same round.\n\n",
 		orDash(r.rounds))
 

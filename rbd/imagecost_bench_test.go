@@ -69,11 +69,19 @@ type rawImage struct {
 // configures one (rbd_cache off) and with the options of extra, closing
 // both at the end of the benchmark.
 func openRaw(b *testing.B, name string, extra ...[2]string) rawImage {
+	conn, ioctx, im := openRawImage(b, name, extra...)
+	b.Cleanup(conn.Shutdown)
+	b.Cleanup(ioctx.Destroy)
+	b.Cleanup(func() { im.Close() })
+	return rawImage{conn, im}
+}
+
+// openRawImage is openRaw without the clean-ups: the caller closes.
+func openRawImage(b *testing.B, name string, extra ...[2]string) (*rados.Conn, *rados.IOContext, *cephrbd.Image) {
 	conn, err := rados.NewConn()
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(conn.Shutdown)
 	if err := conn.ReadConfigFile(cluster.conf); err != nil {
 		b.Fatal(err)
 	}
@@ -89,13 +97,11 @@ func openRaw(b *testing.B, name string, extra ...[2]string) rawImage {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(ioctx.Destroy)
 	im, err := cephrbd.OpenImage(ioctx, name, cephrbd.NoSnapshot)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { im.Close() })
-	return rawImage{conn, im}
+	return conn, ioctx, im
 }
 
 // registered adds the image to Ceph's service map on its client, as
@@ -211,27 +217,7 @@ func processCost(b *testing.B) (anonKiB, threads, clients int) {
 func BenchmarkImageClose(b *testing.B) {
 	b.Run("go-ceph-registered", func(b *testing.B) {
 		closeCost(b, func(b *testing.B, name string) func() {
-			conn, err := rados.NewConn()
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := conn.ReadConfigFile(cluster.conf); err != nil {
-				b.Fatal(err)
-			}
-			if err := conn.SetConfigOption("rbd_cache", "false"); err != nil {
-				b.Fatal(err)
-			}
-			if err := conn.Connect(); err != nil {
-				b.Fatal(err)
-			}
-			ioctx, err := conn.OpenIOContext("rbd")
-			if err != nil {
-				b.Fatal(err)
-			}
-			im, err := cephrbd.OpenImage(ioctx, name, cephrbd.NoSnapshot)
-			if err != nil {
-				b.Fatal(err)
-			}
+			conn, ioctx, im := openRawImage(b, name)
 			id, err := im.GetId()
 			if err != nil {
 				b.Fatal(err)

@@ -24,7 +24,8 @@ const minProcs = 8
 
 // raiseProcs sets GOMAXPROCS to procsFor's choice.
 func raiseProcs() {
-	if n := procsFor(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n != runtime.GOMAXPROCS(0) {
+	cur := runtime.GOMAXPROCS(0)
+	if n := procsFor(os.Getenv("GOMAXPROCS"), cur); n != cur {
 		runtime.GOMAXPROCS(n)
 	}
 }

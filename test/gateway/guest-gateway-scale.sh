@@ -90,7 +90,7 @@ figure initiator_maps_ms "$(ms_since "$t0")"
 paths=$(ls -d /sys/class/scsi_disk/* 2>/dev/null | wc -l)
 check "initiator: two paths to each disk ($paths)" [ "$paths" -eq $((2 * N)) ]
 mapfile -t devs < <(dmsetup ls --target multipath | awk '{ print "/dev/mapper/" $1 }')
-read -r secs answered < <("$LUNREADY" -timeout 600s "${devs[@]}" 2> /out/lunready.err)
+read -r secs answered _ < <("$LUNREADY" -timeout 600s "${devs[@]}" 2> /out/lunready.err)
 figure initiator_read_all_s "$secs"
 check "initiator: 4 KiB read from each of the $N disks (${answered:-0} answered in ${secs:-?} s)" [ "${answered:-0}" -eq "$N" ]
 say read-all

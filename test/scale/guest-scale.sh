@@ -20,17 +20,21 @@
 #      total IOPS, p99 read and write latency (fio's group report), the daemon's CPU and
 #      switches per IO and the guest's busy share (/proc), RSS after the load;
 #   4. SIGKILL, start again, lunready from the start: adopt_s (first read answered on every
-#      LUN; a read needs no exclusive lock, so no lock takeover is in this figure);
+#      LUN; a read needs no exclusive lock, so no lock takeover is in this figure); ADOPTS
+#      times (default 1): adopt_s is their median, adopts.txt in the turn's directory has each.
+#      ADOPT_OPENS, one word per adoption (ADOPTS is then their number), runs gotcmu's with
+#      that open_concurrency (- for the spec's own): adopt_s is the median of the - ones;
 #   5. the LUNs leave the target, then SIGTERM: drain_s until the daemon has exited with its N
 #      devices open; then the backstores are removed with no daemon running.
 # One line per (daemon, N) in /out/scale/rows.tsv (header in its first line); logs beside it.
 # Env: GOTCMU, NS (default "1 16"), DAEMONS (default "gotcmu:1 gotcmu:8 tcmu-runner"; gotcmu:K
 #      runs gotcmu with rbd_images_per_client = K, gotcmu:K:P:A also with GOMAXPROCS=P and
-#      MALLOC_ARENA_MAX=A (- for the default), gotcmu:K:P:A:thp with transparent_hugepages = true (:nothp: false), gotcmu:K:P:A:H:sysmon with the Go runtime's own sysmon (GODEBUG=schedtrace=0); #TAG a second turn; a spec ending in @N,N... runs at those N only:
+#      MALLOC_ARENA_MAX=A (- for the default), gotcmu:K:P:A:thp with transparent_hugepages = true (:nothp: false), gotcmu:K:P:A:H:sysmon with the Go runtime's own sysmon (GODEBUG=schedtrace=0), gotcmu:K:P:A:H:S:O with open_concurrency = O; #TAG a second turn; a spec ending in @N,N... runs at those N only:
 #      test/scale/spec.sh), SIZE_MB (default 16), MEMSTORE_MB (default 4096), FIO_SECS
 #      (default 10), TOOLS (lunready's directory, default $REPO/build/bin), PROFILE_SECS
 #      (default 5: the daemon's CPU profile under a second fio run of the same load, perf's for
-#      either daemon and Go's for gotcmu (--debug-addr); 0 skips it), LOAD_INFLIGHT (default 256).
+#      either daemon and Go's for gotcmu (--debug-addr); 0 skips it), LOAD_INFLIGHT (default 256),
+#      ADOPTS (default 1), ADOPT_OPENS (default none).
 #      After the load, threads-load.txt: the daemon's CPU and switches per IO by kind of thread;
 #      procs-load.txt: the whole guest's CPU per IO by process; the OSD's threads
 #      (osd-threads-load.txt), client ops per IO (osd-load.txt) and the kinds of op it served
@@ -52,6 +56,7 @@ SIZE_MB=${SIZE_MB:-16}
 FIO_SECS=${FIO_SECS:-10}
 LOAD_INFLIGHT=${LOAD_INFLIGHT:-256}
 PROFILE_SECS=${PROFILE_SECS:-5}
+ADOPTS=${ADOPTS:-1}
 # memstore keeps every object written to as long as its highest byte written (a 4 KiB write
 # near an object's end holds the whole 4 MiB): random writes fill it at N objects per image.
 # A full OSD stops every write (and then tcmu-runner's commands time out after 30 s): each
@@ -110,12 +115,12 @@ rollup_field() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/smaps_rollup"; 
 # rados_clients PID: threads named msgr-worker-0, one per librados client.
 rados_clients() { grep -lx 'msgr-worker-0' /proc/"$1"/task/*/comm 2>/dev/null | wc -l; }
 
-# start_daemon NAME IPC PROCS ARENAS THP SYSMON LOG: start the daemon in the background (PROCS:
-# gotcmu's GOMAXPROCS, ARENAS its MALLOC_ARENA_MAX, - for the default; THP thp or nothp for
-# gotcmu's transparent_hugepages = true or false; SYSMON sysmon for the Go runtime's own sysmon);
-# sets DPID.
+# start_daemon NAME IPC PROCS ARENAS THP SYSMON OPENS LOG: start the daemon in the background
+# (PROCS: gotcmu's GOMAXPROCS, ARENAS its MALLOC_ARENA_MAX, OPENS its open_concurrency, - for the
+# default; THP thp or nothp for gotcmu's transparent_hugepages = true or false; SYSMON sysmon for
+# the Go runtime's own sysmon); sets DPID.
 start_daemon() {
-	local name=$1 ipc=$2 procs=$3 arenas=$4 thp=$5 sysmon=$6 out=$7 env=()
+	local name=$1 ipc=$2 procs=$3 arenas=$4 thp=$5 sysmon=$6 opens=$7 out=$8 env=()
 	[ "$procs" = - ] || env+=("GOMAXPROCS=$procs")
 	[ "$arenas" = - ] || env+=("MALLOC_ARENA_MAX=$arenas")
 	[ "$sysmon" != sysmon ] || env+=("GODEBUG=schedtrace=0")
@@ -126,6 +131,7 @@ start_daemon() {
 		thp) echo "transparent_hugepages = true" >> /tmp/scale-tcmu.conf ;;
 		nothp) echo "transparent_hugepages = false" >> /tmp/scale-tcmu.conf ;;
 		esac
+		[ "$opens" = - ] || echo "open_concurrency = $opens" >> /tmp/scale-tcmu.conf
 		env "${env[@]}" "$GOTCMU" --config /tmp/scale-tcmu.conf -l "" --metrics-addr 127.0.0.1:9560 --debug-addr 127.0.0.1:9198 > "$out" 2>&1 & ;;
 	tcmu-runner)
 		mkdir -p "$out.d"
@@ -146,6 +152,24 @@ wait_exit() {
 }
 
 secs_since() { awk -v a="$1" -v b="$(date +%s%N)" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'; }
+
+# midlayer DEV...: the disks' SCSI midlayer counters, summed: "DONE ERR TMO" (commands
+# completed, completed other than GOOD: BUSY, CHECK CONDITION or a host error, timed out).
+midlayer() {
+	local d f v sum=(0 0 0) i
+	for d in "$@"; do
+		i=0
+		for f in iodone_cnt ioerr_cnt iotmo_cnt; do
+			v=$(cat "/sys/block/${d#/dev/}/device/$f" 2> /dev/null) || v=0
+			sum[i]=$((sum[i] + v)) i=$((i + 1))
+		done
+	done
+	echo "${sum[*]}"
+}
+
+# cpu_split: the guest's CPU time so far from /proc/stat, "USER SYSTEM SOFTIRQ IDLE" in ticks
+# (user with nice, system with irq; idle with iowait).
+cpu_split() { awk '$1 == "cpu" { print $2 + $3, $4 + $7, $8, $5 + $6; exit }' /proc/stat; }
 
 # cost_snapshot PID DEV...: one line "daemon_ticks daemon_switches guest_busy_ticks
 # guest_ticks ios": the daemon's CPU (utime + stime of all its threads, /proc/PID/stat), its
@@ -224,14 +248,14 @@ cost_per_io() {
 
 # one NAME IPC PROCS ARENAS LABEL THP N: the five steps for one daemon at N LUNs; appends its row.
 one() {
-	local name=$1 ipc=$2 procs=$3 arenas=$4 label=$5 thp=$6 sysmon=$7 n=$8 i dir t0 create ready lock adopt drain addr devs=() d
+	local name=$1 ipc=$2 procs=$3 arenas=$4 label=$5 thp=$6 sysmon=$7 opens=$8 n=$9 i dir t0 create ready lock adopt drain addr devs=() d
 	local anon file shmem threads gor=- fds clients series=- scrape=- status=- iops=- p99r=- p99w=- rssload=-
 	local c0 c1 t1 cost="- - - -" idlesw=- svc=- svcms=-
 	local L=$OUT/$label-n$n
 	mkdir -p "$L"
 	log "scale: $label, N=$n"
 	mkimages "$label-n$n-" "$n" || { fail "$label N=$n: rbd images not created"; return 1; }
-	start_daemon "$name" "$ipc" "$procs" "$arenas" "$thp" "$sysmon" "$L/daemon.log"
+	start_daemon "$name" "$ipc" "$procs" "$arenas" "$thp" "$sysmon" "$opens" "$L/daemon.log"
 	# Started before any device exists: give it the time to join the netlink family, as
 	# start_handler does (an ADDED event nobody hears would block its enable write).
 	sleep 3
@@ -374,13 +398,38 @@ one() {
 			rm -f "$L/perf.data"
 		fi
 	fi
-	# 4. SIGKILL, restart, every LUN answers again
-	kill -KILL "$DPID"; wait "$DPID" 2>/dev/null
-	t0=$(date +%s%N)
-	start_daemon "$name" "$ipc" "$procs" "$arenas" "$thp" "$sysmon" "$L/daemon-adopt.log"
-	adopt=$("$TOOLS/lunready" -since "$t0" -timeout 300s "${devs[@]}" 2> "$L/adopt.err" | cut -d' ' -f1)
-	[ -s "$L/adopt.err" ] && fail "$label N=$n: adopt: $(cat "$L/adopt.err")"
-	log "$label N=$n: adopted in $adopt s"
+	# 4. SIGKILL, restart, every LUN answers again: ADOPTS times, or once per word of
+	# ADOPT_OPENS; adopts.txt has a line for each (header in its first), adopt_s is the median
+	# of the spec's own (WORD -): the reads lunready saw fail before every LUN answered, the
+	# disks' completions other than GOOD and timeouts (midlayer), and the guest's CPU over the
+	# adoption, by user, system and softirq time, in % of all its CPUs' time.
+	local plan=() o lerrs m0 m1 s0 s1
+	if [ -n "${ADOPT_OPENS:-}" ]; then
+		read -ra plan <<< "$ADOPT_OPENS"
+	else
+		for ((i = 0; i < ADOPTS; i++)); do plan+=(-); done
+	fi
+	echo "word open_concurrency adopt_s read_errors not_good timeouts user_pct system_pct softirq_pct" > "$L/adopts.txt"
+	for ((i = 0; i < ${#plan[@]}; i++)); do
+		o=${plan[i]}
+		[ "$o" != - ] || o=$opens
+		m0=$(midlayer "${devs[@]}"); s0=$(cpu_split)
+		kill -KILL "$DPID"; wait "$DPID" 2>/dev/null
+		t0=$(date +%s%N)
+		start_daemon "$name" "$ipc" "$procs" "$arenas" "$thp" "$sysmon" "$o" "$L/daemon-adopt$( ((i == 0)) || echo "-$((i + 1))").log"
+		adopt=- lerrs=-
+		# (A file, not a process substitution: the guest has no /dev/fd.)
+		"$TOOLS/lunready" -since "$t0" -timeout 300s "${devs[@]}" > "$L/adopt.out" 2> "$L/adopt.err"
+		read -r adopt _ lerrs < "$L/adopt.out"
+		m1=$(midlayer "${devs[@]}"); s1=$(cpu_split)
+		[ -s "$L/adopt.err" ] && fail "$label N=$n: adopt: $(cat "$L/adopt.err")"
+		echo "${plan[i]} $o ${adopt:--} ${lerrs:--} $(awk -v a="$m0 $s0" -v b="$m1 $s1" 'BEGIN {
+			split(a, x, " "); split(b, y, " "); for (j = 1; j <= 7; j++) d[j] = y[j] - x[j]
+			t = d[4] + d[5] + d[6] + d[7]; if (t == 0) t = 1
+			printf "%d %d %.0f %.0f %.0f", d[2], d[3], 100 * d[4] / t, 100 * d[5] / t, 100 * d[6] / t }')" >> "$L/adopts.txt"
+		log "$label N=$n: adopted in $adopt s$([ "$name" != gotcmu ] || echo " (open_concurrency ${o/#-/default})"): $(tail -1 "$L/adopts.txt" | cut -d' ' -f4-) (read errors, not GOOD, timeouts, guest user/system/softirq %)"
+	done
+	adopt=$(awk 'NR > 1 && $1 == "-" && $3 != "-" { print $3 }' "$L/adopts.txt" | sort -n | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }')
 	# 5. unexport, SIGTERM with N devices open, remove with no daemon
 	for ((i = 0; i < n; i++)); do
 		rm -f "$CFG/loopback/$WWN/tpgt_1/lun/lun_$i/s$i"; rmdir "$CFG/loopback/$WWN/tpgt_1/lun/lun_$i"
@@ -411,7 +460,7 @@ start_dbus || log "no system D-Bus: gotcmu status is not measured"
 for n in $NS; do
 	for spec in $DAEMONS; do
 		spec_at "$spec" "$n" || continue
-		# shellcheck disable=SC2046 # six words
+		# shellcheck disable=SC2046 # eight words
 		one $(spec_fields "$spec") "$n"
 	done
 done

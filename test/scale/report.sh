@@ -70,13 +70,32 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 	echo "first write: then 4 KiB written to every LUN at once, until the last answered (user:rbd takes"
 	echo "each image's exclusive lock on its first write; every daemon and N has fresh images);"
 	echo "adopt: from starting the daemon again after SIGKILL until every LUN has answered a read (no"
-	echo "exclusive lock is taken over for a read); SIGTERM: until the daemon exited, with its N devices"
-	echo "open and idle (the LUNs already out of the target)."
+	echo "exclusive lock is taken over for a read; with ADOPTS above 1, the median of that many, each in"
+	echo "the turn's adopts.txt); SIGTERM: until the daemon exited, with its N devices open and idle (the"
+	echo "LUNs already out of the target)."
 	echo
 	echo "| daemon | N | create s | all answer s | first write s | adopt after SIGKILL s | SIGTERM to exit s |"
 	echo "|---|---:|---:|---:|---:|---:|---:|"
 	awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, ($21 == "" ? "-" : $21), $19, $20 }' "$W/rows"
 	echo
+	if compgen -G "$DIR/*/adopts.txt" > /dev/null; then
+		echo "Each adoption after SIGKILL (the turn's adopts.txt; runs after 2026-12-06 15:00): gotcmu's"
+		echo "open_concurrency for it (default 8; - for tcmu-runner), the time until every LUN answered, the reads"
+		echo "lunready saw fail before that (errors an application gets), the disks' completions other than"
+		echo "GOOD (BUSY, CHECK CONDITION, host errors) and commands timed out, from the SCSI midlayer's"
+		echo "counters (sysfs ioerr_cnt, iotmo_cnt), and the guest's CPU time over the adoption by user, system"
+		echo "and softirq, in % of both CPUs."
+		echo
+		echo "| daemon | N | open_concurrency | adopt s | read errors | not GOOD | timed out | user % | system % | softirq % |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+		while IFS=$'\t' read -r d n _; do
+			f=$DIR/$d-n$n/adopts.txt
+			[ -s "$f" ] || continue
+			awk -v d="$d" -v n="$n" 'NR > 1 { o = (d ~ /^gotcmu/) ? ($2 == "-" ? "8" : $2) : "-"
+				printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", d, n, o, $3, $4, $5, $6, $7, $8, $9 }' "$f"
+		done < "$W/rows"
+		echo
+	fi
 	echo "## Resources, idle, all LUNs served"
 	echo
 	echo "RSS from /proc/PID/status: anonymous (heaps, thread stacks), file (the program and its"

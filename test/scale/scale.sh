@@ -18,7 +18,7 @@
 #        NS (default "1 16 64"), DAEMONS (default "tcmu-runner gotcmu:1 gotcmu:8@1,16 gotcmu:1#2
 #        tcmu-runner#2": gotcmu at rbd_images_per_client 1 and 8, the second at N = 1 and 16 only;
 #        gotcmu:1 and tcmu-runner twice each, in ABBA order, since a boot's IOPS drift with the turn), SIZE_MB (default 16), MEMSTORE_MB (default 4096),
-#        FIO_SECS (default 10), LOAD_INFLIGHT (default 256: guest-scale.sh), MEM (guest MiB, default 10240), T (guest seconds, default 2400), GOTCMU_REV (the commit GOTCMU was built from, for the record; default
+#        FIO_SECS (default 10), LOAD_INFLIGHT (default 256: guest-scale.sh), ADOPTS (default 1: adoptions per turn), ADOPT_OPENS (gotcmu's open_concurrency for each adoption: guest-scale.sh), MEM (guest MiB, default 10240), T (guest seconds, default 2400), GOTCMU_REV (the commit GOTCMU was built from, for the record; default
 #        git describe of this tree), REPORT=0 (only the guest run), GUEST=0 (only the report, from OUT),
 #        IMAGE_COST=0 (no step 0: for a run that only compares daemons in the guest).
 # Exit status: 0 when every measurement ran; 1 if one failed (the tables show what there is).
@@ -62,7 +62,7 @@ if [ "${GUEST:-1}" != 0 ]; then
 	G=$("$REPO/test/vm/build-guest.sh") || exit 2
 	rm -rf "$OUT/guest"; mkdir -p "$OUT/guest"
 	ENVS=(-e "GOTCMU=$GOTCMU" -e "NS=${NS:-1 16 64}" -e "DAEMONS=${DAEMONS:-tcmu-runner gotcmu:1 gotcmu:8@1,16 gotcmu:1#2 tcmu-runner#2}")
-	for v in SIZE_MB MEMSTORE_MB FIO_SECS PROFILE_SECS LOAD_INFLIGHT; do
+	for v in SIZE_MB MEMSTORE_MB FIO_SECS PROFILE_SECS LOAD_INFLIGHT ADOPTS ADOPT_OPENS; do
 		[ -n "${!v:-}" ] && ENVS+=(-e "$v=${!v}")
 	done
 	echo "==== scale 1/2: one guest boot (MEM ${MEM:-10240} MiB)"
@@ -77,7 +77,7 @@ if [ "${GUEST:-1}" != 0 ]; then
 		echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo "gotcmu: $("$GOTCMU" --version 2>&1 | head -1), tree ${GOTCMU_REV:-$(git describe --always --dirty 2>/dev/null)}"
 		echo "guest: ${MEM:-10240} MiB, $(cat "$OUT/guest/scale/nproc" 2>/dev/null) CPUs under qemu TCG, kernel $(cat "$OUT/guest/scale/guest-kernel" 2>/dev/null)"
-		echo "run: NS=${NS:-1 16 64} DAEMONS=${DAEMONS:-tcmu-runner gotcmu:1 gotcmu:8@1,16 gotcmu:1#2 tcmu-runner#2} SIZE_MB=${SIZE_MB:-16} MEMSTORE_MB=${MEMSTORE_MB:-4096} FIO_SECS=${FIO_SECS:-10} LOAD_INFLIGHT=${LOAD_INFLIGHT:-256}"
+		echo "run: NS=${NS:-1 16 64} DAEMONS=${DAEMONS:-tcmu-runner gotcmu:1 gotcmu:8@1,16 gotcmu:1#2 tcmu-runner#2} SIZE_MB=${SIZE_MB:-16} MEMSTORE_MB=${MEMSTORE_MB:-4096} FIO_SECS=${FIO_SECS:-10} LOAD_INFLIGHT=${LOAD_INFLIGHT:-256} ADOPTS=${ADOPTS:-1} ADOPT_OPENS=${ADOPT_OPENS:-} PROFILE_SECS=${PROFILE_SECS:-5}"
 	} > "$OUT/guest/scale/meta"
 fi
 

@@ -11,9 +11,10 @@
 // until every LUN can be written.
 //
 // Usage: lunready [-write] [-since UNIX-NANOSECONDS] [-timeout DURATION] DEVICE...
-// Output: one line "SECONDS N" (seconds with millisecond precision, N the
-// devices that answered); exit status 1 if any device did not answer in
-// time (the line names them on stderr).
+// Output: one line "SECONDS N FAILED" (seconds with millisecond precision,
+// N the devices that answered, FAILED the reads or writes that failed
+// before the answers: errors an application would have seen); exit status
+// 1 if any device did not answer in time (the line names them on stderr).
 package main
 
 import (
@@ -63,6 +64,7 @@ func run(args []string, stdout, stderr io.Writer, read, write ioFunc) int {
 		mu     sync.Mutex
 		last   time.Time
 		failed []string
+		errs   int
 		wg     sync.WaitGroup
 	)
 	for _, d := range devs {
@@ -79,10 +81,14 @@ func run(args []string, stdout, stderr io.Writer, read, write ioFunc) int {
 					mu.Unlock()
 					return
 				}
-				if time.Now().After(deadline) {
-					mu.Lock()
+				mu.Lock()
+				errs++
+				late := time.Now().After(deadline)
+				if late {
 					failed = append(failed, fmt.Sprintf("%s (%v)", d, err))
-					mu.Unlock()
+				}
+				mu.Unlock()
+				if late {
 					return
 				}
 				time.Sleep(*retry)
@@ -90,7 +96,7 @@ func run(args []string, stdout, stderr io.Writer, read, write ioFunc) int {
 		}(d)
 	}
 	wg.Wait()
-	fmt.Fprintf(stdout, "%.3f %d\n", last.Sub(start).Seconds(), len(devs)-len(failed))
+	fmt.Fprintf(stdout, "%.3f %d %d\n", last.Sub(start).Seconds(), len(devs)-len(failed), errs)
 	if len(failed) > 0 {
 		sort.Strings(failed)
 		fmt.Fprintf(stderr, "lunready: %d of %d devices did not answer: %v\n", len(failed), len(devs), failed)

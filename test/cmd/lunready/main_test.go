@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// A device that fails a few times before it answers is retried; one that
-// never answers makes the run fail and is named.
+// A device that fails a few times before it answers is retried, and its
+// failures counted; one that never answers makes the run fail and is named.
 func TestRun(t *testing.T) {
 	var mu sync.Mutex
 	tries := map[string]int{}
@@ -29,7 +29,7 @@ func TestRun(t *testing.T) {
 	if rc := run([]string{"-retry", "1ms", "-timeout", "1s", "ok", "late"}, &out, &errb, read, nil); rc != 0 {
 		t.Fatalf("rc %d, stderr %q", rc, errb.String())
 	}
-	if !strings.HasSuffix(out.String(), " 2\n") || tries["late"] != 3 {
+	if !strings.HasSuffix(out.String(), " 2 2\n") || tries["late"] != 3 {
 		t.Errorf("output %q, tries %v", out.String(), tries)
 	}
 	out.Reset()
@@ -37,7 +37,7 @@ func TestRun(t *testing.T) {
 	if rc := run([]string{"-retry", "1ms", "-timeout", "50ms", "ok", "never"}, &out, &errb, read, nil); rc != 1 {
 		t.Errorf("rc %d with a device that never answers", rc)
 	}
-	if !strings.HasSuffix(out.String(), " 1\n") || !strings.Contains(errb.String(), "never") {
+	if fields := strings.Fields(out.String()); len(fields) != 3 || fields[1] != "1" || fields[2] == "0" || !strings.Contains(errb.String(), "never") {
 		t.Errorf("output %q, stderr %q", out.String(), errb.String())
 	}
 }

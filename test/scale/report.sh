@@ -17,6 +17,14 @@ W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = k; row[k] = $0 }
 	END { for (i = 1; i <= n; i++) print row[order[i]] }' "${files[@]}" | sort -t$'\t' -k1,1 -k2,2n > "$W/rows"
 
+# turns_with NAME: "DAEMON N PATH" for each row whose turn directory holds a non-empty NAME.
+turns_with() {
+	local d n
+	while IFS=$'\t' read -r d n _; do
+		[ ! -s "$DIR/$d-n$n/$1" ] || echo "$d $n $DIR/$d-n$n/$1"
+	done < "$W/rows"
+}
+
 {
 	echo "# gotcmu and tcmu-runner with N user:rbd LUNs (issue 16)"
 	echo
@@ -88,12 +96,10 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 		echo
 		echo "| daemon | N | open_concurrency | adopt s | read errors | not GOOD | timed out | user % | system % | softirq % |"
 		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-		while IFS=$'\t' read -r d n _; do
-			f=$DIR/$d-n$n/adopts.txt
-			[ -s "$f" ] || continue
+		turns_with adopts.txt | while read -r d n f; do
 			awk -v d="$d" -v n="$n" 'NR > 1 { o = (d ~ /^gotcmu/) ? ($2 == "-" ? "8" : $2) : "-"
 				printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", d, n, o, $3, $4, $5, $6, $7, $8, $9 }' "$f"
-		done < "$W/rows"
+		done
 		echo
 	fi
 	echo "## Resources, idle, all LUNs served"
@@ -302,9 +308,7 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 		echo
 		echo "| daemon | N | busy CPUs | handler + uio | rbd (Go) | Go runtime, syscalls | C libraries | other |"
 		echo "|---|---:|---:|---:|---:|---:|---:|---:|"
-		while IFS=$'\t' read -r d n _; do
-			f=$DIR/$d-n$n/cpu.pprof
-			[ -s "$f" ] || continue
+		turns_with cpu.pprof | while read -r d n f; do
 			go tool pprof -top -nodecount=100000 "$f" 2> /dev/null | awk -v d="$d" -v n="$n" '
 				/^Duration:/ { dur = $2 + 0; tot = $6; t = 1; if (tot ~ /ms$/) t = 0.001; sub(/m?s$/, "", tot); tot *= t }
 				$1 ~ /s$/ && $2 ~ /%$/ && NF >= 6 { v = $1; u = 1; if (v ~ /ms$/) u = 0.001; sub(/m?s$/, "", v); v *= u
@@ -316,7 +320,7 @@ awk -F'\t' 'FNR == 1 { next } { k = $1 SUBSEP $2; if (!(k in row)) order[++n] = 
 					else c["o"] += v }
 				function pc(x) { return tot > 0 ? sprintf("%.0f %%", 100 * x / tot) : "-" }
 				END { if (dur > 0) printf "| %s | %s | %.2f | %s | %s | %s | %s | %s |\n", d, n, tot / dur, pc(c["hu"]), pc(c["rbd"]), pc(c["rt"]), pc(c["c"]), pc(c["o"]) }'
-		done < "$W/rows"
+		done
 	fi
 	echo
 	echo "The curves: $(basename "$PNG")."

@@ -21,7 +21,8 @@
 #      switches per IO and the guest's busy share (/proc), RSS after the load;
 #   4. SIGKILL, start again, lunready from the start: adopt_s (first read answered on every
 #      LUN; a read needs no exclusive lock, so no lock takeover is in this figure); ADOPTS
-#      times (default 1): adopt_s is their median, adopts.txt in the turn's directory has each.
+#      times (default 1): adopt_s is their median (the lower middle one of an even count),
+#      adopts.txt in the turn's directory has each.
 #      ADOPT_OPENS, one word per adoption (ADOPTS is then their number), runs gotcmu's with
 #      that open_concurrency (- for the spec's own): adopt_s is the median of the - ones;
 #   5. the LUNs leave the target, then SIGTERM: drain_s until the daemon has exited with its N

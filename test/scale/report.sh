@@ -78,7 +78,7 @@ turns_with() {
 	echo "first write: then 4 KiB written to every LUN at once, until the last answered (user:rbd takes"
 	echo "each image's exclusive lock on its first write; every daemon and N has fresh images);"
 	echo "adopt: from starting the daemon again after SIGKILL until every LUN has answered a read (no"
-	echo "exclusive lock is taken over for a read; with ADOPTS above 1, the median of that many, each in"
+	echo "exclusive lock is taken over for a read; with several adoptions a turn, their median, the lower of the middle two of an even count; each in"
 	echo "the turn's adopts.txt); SIGTERM: until the daemon exited, with its N devices open and idle (the"
 	echo "LUNs already out of the target)."
 	echo

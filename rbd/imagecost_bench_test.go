@@ -314,7 +314,9 @@ func BenchmarkImageOpen(b *testing.B) {
 }
 
 // openCost creates OPEN_IMAGES images, then opens them with open,
-// OPEN_PARALLEL at a time, and reports the wall and CPU time per open.
+// OPEN_PARALLEL at a time, and reports the wall and CPU time per open. The
+// opens run on worker goroutines: an open that fails ends its worker
+// (b.Fatal there stops only that goroutine) and fails the benchmark.
 func openCost(b *testing.B, open func(*testing.B, string)) {
 	needCeph(b)
 	n, par := envInt("OPEN_IMAGES", imageCostN), envInt("OPEN_PARALLEL", 1)

@@ -81,9 +81,9 @@ func run(args []string, stdout, stderr io.Writer, read, write ioFunc) int {
 					mu.Unlock()
 					return
 				}
+				late := time.Now().After(deadline)
 				mu.Lock()
 				errs++
-				late := time.Now().After(deadline)
 				if late {
 					failed = append(failed, fmt.Sprintf("%s (%v)", d, err))
 				}
